@@ -1,0 +1,258 @@
+//! The container side of create: runs in the cloned child, builds the
+//! container's view, reports ready, waits for `start`, and execs the process.
+
+use std::convert::Infallible;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use berth_cgroups::Hierarchy;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{Process, Spec};
+
+use crate::error::{IoContext, Result, RuntimeError};
+use crate::process::{self, ExecArgs};
+use crate::rootfs::{self, RootfsPlan};
+use crate::sync::SyncChannel;
+use crate::sys;
+
+/// What the child inherits from `create`.
+pub struct InitContext<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub rootfs: PathBuf,
+    pub bundle: PathBuf,
+    pub sync: SyncChannel,
+    /// `start` connects here; the accept is the signal to exec.
+    pub start_listener: UnixListener,
+    /// Connected to `--console-socket` when the process wants a terminal.
+    pub console_socket: Option<UnixStream>,
+    /// Namespaces to join, in the order to join them.
+    pub join_namespaces: Vec<(CloneFlags, OwnedFd)>,
+    pub new_cgroup_ns: bool,
+    pub new_user_ns: bool,
+    pub cgroup_hierarchies: Vec<Hierarchy>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+}
+
+/// Entry point of the child. Never returns: it execs or exits.
+pub fn run(ctx: InitContext) -> ! {
+    let err = match init(&ctx) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    // The parent turns this into the error `create` prints.
+    let _ = ctx.sync.send_error(&err.to_string());
+    // SAFETY: exiting the forked child without running the parent's destructors.
+    unsafe { libc::_exit(1) }
+}
+
+fn init(ctx: &InitContext) -> Result<Infallible> {
+    ctx.sync.wait_go()?;
+    for (kind, fd) in &ctx.join_namespaces {
+        nix::sched::setns(fd, *kind).ctx(|| format!("join namespace {kind:?}"))?;
+    }
+    if ctx.new_cgroup_ns {
+        // After the parent moved us into the container's cgroup, so that cgroup
+        // becomes the namespace's root.
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .ctx(|| "unshare cgroup namespace".into())?;
+    }
+    if !ctx.no_new_keyring {
+        join_session_keyring(ctx.id);
+    }
+    let spec = ctx.spec;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::InvalidArgument("config has no process".into()))?;
+    if let Some(h) = spec.hostname() {
+        nix::unistd::sethostname(h).ctx(|| format!("sethostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname() {
+        set_domainname(d)?;
+    }
+    write_sysctls(spec)?;
+    process::set_oom_score_adj(process)?;
+
+    let plan = RootfsPlan {
+        spec,
+        rootfs: &ctx.rootfs,
+        bundle: &ctx.bundle,
+        in_user_ns: ctx.new_user_ns,
+        own_cgroup_ns: ctx.new_cgroup_ns,
+        cgroup_hierarchies: &ctx.cgroup_hierarchies,
+        no_pivot: ctx.no_pivot,
+    };
+    rootfs::prepare_root(&plan)?;
+    rootfs::mount_all(&plan)?;
+    rootfs::setup_dev(&plan)?;
+    rootfs::enter_root(&plan)?;
+    let terminal = process.terminal().unwrap_or(false);
+    let pty_slave = if terminal {
+        let sock = ctx.console_socket.as_ref().ok_or_else(|| {
+            RuntimeError::InvalidArgument(
+                "process.terminal is true but no --console-socket was given".into(),
+            )
+        })?;
+        Some(setup_console(sock, process)?)
+    } else {
+        None
+    };
+    rootfs::finish(&plan)?;
+
+    // SAFETY: plain syscall; fails harmlessly if already a group leader.
+    unsafe { libc::setsid() };
+    if let Some(slave) = pty_slave {
+        attach_terminal(slave)?;
+    }
+    process::set_rlimits(process)?;
+    // chdir as root first (the cwd may need privileges to reach), again after setuid.
+    let _ = nix::unistd::chdir(process.cwd());
+    let exe = process::resolve_executable(process)?;
+    let caps = process.capabilities().as_ref();
+    process::prepare_capabilities(caps)?;
+    process::set_user(process)?;
+    process::apply_capabilities(caps)?;
+    nix::unistd::chdir(process.cwd())
+        .ctx(|| format!("chdir to cwd {}", process.cwd().display()))?;
+    process::set_no_new_privileges(process)?;
+    let exec = ExecArgs::new(&exe, process)?;
+    sys::cloexec_from(3 + ctx.preserve_fds).ctx(|| "mark descriptors close-on-exec".into())?;
+
+    ctx.sync.send_ready()?;
+    // Block until `start` connects (or `delete` kills us).
+    let (mut conn, _) = ctx
+        .start_listener
+        .accept()
+        .ctx(|| "wait for start".into())?;
+    let _ = sys::set_cloexec(conn.as_raw_fd(), true);
+    let mut byte = [0u8; 1];
+    let _ = conn.read(&mut byte);
+    let err = exec.exec();
+    let _ = write!(conn, "exec {}: {err}", exe.display());
+    // SAFETY: exit the child without unwinding.
+    unsafe { libc::_exit(127) }
+}
+
+fn set_domainname(d: &str) -> Result<()> {
+    // SAFETY: pointer and length of a live str.
+    if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+        return Err(RuntimeError::io(
+            format!("setdomainname {d:?}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes linux.sysctl. The kernel scopes net.* and ipc sysctls by the writer's
+/// namespaces, which are the container's by now.
+fn write_sysctls(spec: &Spec) -> Result<()> {
+    let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    for (key, value) in sysctls {
+        if key.is_empty() || key.contains("..") || key.starts_with('/') {
+            return Err(RuntimeError::InvalidArgument(format!(
+                "linux.sysctl: bad key {key:?}"
+            )));
+        }
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value).ctx(|| format!("sysctl {key}={value}"))?;
+    }
+    Ok(())
+}
+
+/// A fresh session keyring per container, so containers don't share keys.
+fn join_session_keyring(id: &str) {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let name = std::ffi::CString::new(format!("_ses.{id}")).unwrap_or_default();
+    // SAFETY: keyctl with a valid C string; failure (e.g. EPERM in a user
+    // namespace, ENOSYS) leaves the inherited keyring, as runc tolerates.
+    unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+}
+
+/// Opens a pty from the container's devpts, sends the master to the console
+/// socket (SCM_RIGHTS, as runc does) and returns the slave.
+fn setup_console(sock: &UnixStream, process: &Process) -> Result<OwnedFd> {
+    use nix::fcntl::OFlag;
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .ctx(|| "open /dev/ptmx".into())?;
+    grantpt(&master).ctx(|| "grantpt".into())?;
+    unlockpt(&master).ctx(|| "unlockpt".into())?;
+    let slave_path = ptsname_r(&master).ctx(|| "ptsname".into())?;
+    let slave = nix::fcntl::open(
+        slave_path.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("open {slave_path}"))?;
+    if let Some(size) = process.console_size() {
+        let ws = libc::winsize {
+            ws_row: size.height() as u16,
+            ws_col: size.width() as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ with a valid winsize.
+        unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+    // /dev/console is the container's terminal.
+    let console = Path::new("/dev/console");
+    if std::fs::symlink_metadata(console).is_err() {
+        std::fs::File::create(console).ctx(|| "create /dev/console".into())?;
+    }
+    nix::mount::mount(
+        Some(slave_path.as_str()),
+        console,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .ctx(|| "bind /dev/console".into())?;
+    send_fd(sock, master.as_raw_fd(), &slave_path)?;
+    Ok(slave)
+}
+
+fn send_fd(sock: &UnixStream, fd: RawFd, name: &str) -> Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let iov = [std::io::IoSlice::new(name.as_bytes())];
+    let fds = [fd];
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .ctx(|| "send pty master to console socket".into())?;
+    Ok(())
+}
+
+fn attach_terminal(slave: OwnedFd) -> Result<()> {
+    let fd = slave.as_raw_fd();
+    // SAFETY: TIOCSCTTY and dup2 on descriptors we own.
+    unsafe {
+        if libc::ioctl(fd, libc::TIOCSCTTY, 0) != 0 {
+            return Err(RuntimeError::io(
+                "set controlling terminal",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        for target in 0..3 {
+            if libc::dup2(fd, target) < 0 {
+                return Err(RuntimeError::io(
+                    "dup2 pty to stdio",
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
+    }
+    drop(slave);
+    Ok(())
+}

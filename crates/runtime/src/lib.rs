@@ -1,0 +1,18 @@
+//! berth-runtime: an OCI runtime-spec runtime. The library does the work; the
+//! `berth-runtime` binary is a thin runc-compatible command line over it, and
+//! the shim can call the library without an extra exec.
+
+pub mod container;
+pub mod error;
+mod init;
+pub mod mount_options;
+pub mod process;
+pub mod rootfs;
+pub mod secure_path;
+pub mod state;
+mod sync;
+pub mod sys;
+
+pub use container::{CreateOptions, Runtime, exit_code, load_spec};
+pub use error::{Result, RuntimeError};
+pub use state::{ContainerState, Status};

@@ -1,0 +1,221 @@
+//! `berth-runtime`: runc's command line over the berth_runtime library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use berth_runtime::{CreateOptions, Runtime};
+use clap::{Parser, Subcommand};
+use nix::sys::signal::Signal;
+
+mod cli_extra;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth-runtime",
+    version,
+    about = "OCI container runtime (runc-compatible command line)"
+)]
+struct Cli {
+    /// Directory for container state (tmpfs recommended).
+    #[arg(long, global = true, default_value = "/run/berth-runtime")]
+    root: PathBuf,
+    /// Also write errors to this file.
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Format of --log: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: String,
+    /// Log debug information.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Accepted for runc compatibility: cgroups are managed as cgroupfs paths.
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Accepted for runc compatibility (criu is not supported).
+    #[arg(long, global = true, hide = true)]
+    criu: Option<String>,
+    /// Accepted for runc compatibility.
+    #[arg(long, global = true, hide = true)]
+    rootless: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug)]
+struct CreateArgs {
+    /// Path to the bundle (directory holding config.json).
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    /// Write the container's pid here.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when process.terminal is true.
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// chroot instead of pivot_root (for ramdisk roots).
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Keep the caller's session keyring.
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Pass this many extra descriptors (from 3 on) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: i32,
+    container_id: String,
+}
+
+impl CreateArgs {
+    fn options(&self) -> CreateOptions {
+        CreateOptions {
+            id: self.container_id.clone(),
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a container (it waits for `start`).
+    Create(CreateArgs),
+    /// Run the created container's process.
+    Start { container_id: String },
+    /// Create, start and wait; exits with the container's exit code.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return after start instead of waiting.
+        #[arg(short, long)]
+        detach: bool,
+        /// Keep the container's state after it exits.
+        #[arg(long = "keep")]
+        keep: bool,
+    },
+    /// Print the container's OCI state as JSON.
+    State { container_id: String },
+    /// Send a signal (default SIGTERM) to the container's init.
+    Kill {
+        /// Send to every process in the container.
+        #[arg(short, long)]
+        all: bool,
+        container_id: String,
+        signal: Option<String>,
+    },
+    /// Delete a container's resources and state.
+    Delete {
+        /// Kill the container first if it is running.
+        #[arg(short, long)]
+        force: bool,
+        container_id: String,
+    },
+    /// List containers.
+    #[command(alias = "ls")]
+    List {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a default config.json into the bundle.
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// A config for an unprivileged user (user namespace).
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Print the features this runtime supports as JSON.
+    Features,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&cli, &e);
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn report_error(cli: &Cli, e: &anyhow::Error) {
+    let msg = format!("{e:#}");
+    let _ = writeln!(std::io::stderr(), "berth-runtime: {msg}");
+    if let Some(path) = &cli.log {
+        let line = if cli.log_format == "json" {
+            serde_json::json!({"level": "error", "msg": msg, "time": berth_runtime::sys::now_rfc3339()}).to_string()
+        } else {
+            format!(
+                "time=\"{}\" level=error msg={:?}",
+                berth_runtime::sys::now_rfc3339(),
+                msg
+            )
+        };
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+    let rt = Runtime::new(&cli.root);
+    match &cli.command {
+        Command::Create(args) => {
+            rt.create(&args.options())?;
+        }
+        Command::Start { container_id } => rt.start(container_id)?,
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => {
+            let code = rt.run(&create.options(), *detach, *keep)?;
+            return Ok(code);
+        }
+        Command::State { container_id } => {
+            let st = rt.state(container_id)?;
+            println!("{}", serde_json::to_string_pretty(&st.to_oci_json())?);
+        }
+        Command::Kill {
+            all,
+            container_id,
+            signal,
+        } => {
+            let sig = parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
+            rt.kill(container_id, sig, *all)?;
+        }
+        Command::Delete {
+            force,
+            container_id,
+        } => rt.delete(container_id, *force)?,
+        Command::List { format, quiet } => cli_extra::list(&rt, format, *quiet)?,
+        Command::Spec { bundle, rootless } => cli_extra::write_default_spec(bundle, *rootless)?,
+        Command::Features => println!("{}", serde_json::to_string_pretty(&cli_extra::features())?),
+    }
+    Ok(0)
+}
+
+/// Accepts `KILL`, `SIGKILL` and `9`.
+fn parse_signal(s: &str) -> anyhow::Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| anyhow::anyhow!("invalid signal number {n}"));
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name).map_err(|_| anyhow::anyhow!("unknown signal {s:?}"))
+}
