@@ -35,9 +35,6 @@ struct Cli {
     /// Accepted for runc compatibility (criu is not supported).
     #[arg(long, global = true, hide = true)]
     criu: Option<String>,
-    /// Accepted for runc compatibility.
-    #[arg(long, global = true, hide = true)]
-    rootless: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
