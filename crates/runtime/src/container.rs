@@ -311,7 +311,14 @@ impl Runtime {
         guard.cgroup = Some(cgroup);
         let cgroup = guard.cgroup.as_ref().expect("just set");
         cgroup.add_process(pid)?;
-        cgroup.apply(&effective_resources(linux))?;
+        match cgroup.apply(&effective_resources(linux)) {
+            Ok(()) => {}
+            // Settings this host cannot honour (a controller not mounted, device
+            // rules on cgroup v2 without eBPF) are reported, not fatal: runc and
+            // crun behave the same, and engines always send some of them.
+            Err(e) if e.is_unsupported() => eprintln!("berth-runtime: warning: {e}"),
+            Err(e) => return Err(e.into()),
+        }
         parent_sync.send_go()?;
         match parent_sync.wait_child()? {
             ChildReport::Ready => {}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The full test suite: formatting, lints, unit and root-only integration tests.
+# Run as root after scripts/setup.sh (CI runs both through .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '[test %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+log "cargo nextest"
+cargo nextest run --workspace --no-fail-fast "$@"
