@@ -1,0 +1,12 @@
+//! Berth's image store: content-addressed blobs, OCI/Docker image formats,
+//! layers unpacked once per chain ID, and the local image records.
+
+pub mod content;
+pub mod digest;
+pub mod error;
+pub mod formats;
+pub mod unpack;
+
+pub use content::ContentStore;
+pub use digest::{Digest, chain_ids};
+pub use error::{Error, Result};

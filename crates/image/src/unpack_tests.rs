@@ -1,0 +1,224 @@
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use super::*;
+
+/// A tar entry with a raw name, bypassing the Builder's own path checks so we
+/// can craft hostile archives.
+fn raw_entry(b: &mut tar::Builder<Vec<u8>>, name: &str, kind: EntryType, link: &str, data: &[u8]) {
+    let mut h = tar::Header::new_gnu();
+    {
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+        gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
+    }
+    h.set_entry_type(kind);
+    h.set_size(data.len() as u64);
+    h.set_mode(if kind == EntryType::Directory {
+        0o755
+    } else {
+        0o644
+    });
+    h.set_mtime(1_600_000_000);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_device_major(0).unwrap();
+    h.set_device_minor(0).unwrap();
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+}
+
+fn tarball(f: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    f(&mut b);
+    b.into_inner().unwrap()
+}
+
+/// A sandbox: `target/` to unpack into and `outside/` that must stay empty.
+fn sandbox() -> (tempfile::TempDir, std::path::PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let target = t.path().join("a/b/target");
+    fs::create_dir_all(&target).unwrap();
+    fs::create_dir_all(t.path().join("a/b/outside")).unwrap();
+    (t, target)
+}
+
+fn assert_nothing_outside(t: &Path) {
+    assert_eq!(fs::read_dir(t.join("a/b/outside")).unwrap().count(), 0);
+    let names: Vec<_> = fs::read_dir(t.join("a/b"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    for p in ["x", "a/x", "etc", "a/etc", "a/b/x"] {
+        assert!(!t.join(p).exists(), "{p} written outside");
+    }
+}
+
+#[test]
+fn hostile_entries_are_refused() {
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "dotdot",
+            tarball(|b| raw_entry(b, "../x", EntryType::Regular, "", b"pwned")),
+        ),
+        (
+            "dotdot-deep",
+            tarball(|b| raw_entry(b, "ok/../../outside/x", EntryType::Regular, "", b"p")),
+        ),
+        (
+            "absolute",
+            tarball(|b| raw_entry(b, "/etc/berth-pwned-abs", EntryType::Regular, "", b"p")),
+        ),
+        (
+            "symlink-root",
+            tarball(|b| {
+                raw_entry(b, "a", EntryType::Symlink, "/", b"");
+                raw_entry(b, "a/etc/berth-pwned-sym", EntryType::Regular, "", b"p");
+            }),
+        ),
+        (
+            "symlink-up",
+            tarball(|b| {
+                raw_entry(b, "s", EntryType::Symlink, "../outside", b"");
+                raw_entry(b, "s/x", EntryType::Regular, "", b"p");
+            }),
+        ),
+        (
+            "symlink-dir-chain",
+            tarball(|b| {
+                raw_entry(b, "d", EntryType::Directory, "", b"");
+                raw_entry(b, "d/up", EntryType::Symlink, "../..", b"");
+                raw_entry(b, "d/up/outside/x", EntryType::Regular, "", b"p");
+            }),
+        ),
+        (
+            "hardlink-up",
+            tarball(|b| raw_entry(b, "h", EntryType::Link, "../../etc/shadow", b"")),
+        ),
+        (
+            "hardlink-abs",
+            tarball(|b| raw_entry(b, "h", EntryType::Link, "/etc/shadow", b"")),
+        ),
+        (
+            "hardlink-through-symlink",
+            tarball(|b| {
+                raw_entry(b, "l", EntryType::Symlink, "/etc", b"");
+                raw_entry(b, "h", EntryType::Link, "l/shadow", b"");
+            }),
+        ),
+        (
+            "whiteout-up",
+            tarball(|b| raw_entry(b, "../.wh.outside", EntryType::Regular, "", b"")),
+        ),
+    ];
+    for (what, tar) in cases {
+        let (t, target) = sandbox();
+        let err = unpack(&tar[..], &target).expect_err(what);
+        assert!(matches!(err, Error::Hostile { .. }), "{what}: {err}");
+        assert_nothing_outside(t.path());
+        assert!(!Path::new("/etc/berth-pwned-abs").exists());
+        assert!(!Path::new("/etc/berth-pwned-sym").exists());
+    }
+}
+
+#[test]
+fn symlinks_inside_the_layer_are_fine() {
+    let (t, target) = sandbox();
+    let tar = tarball(|b| {
+        raw_entry(b, "usr/bin/", EntryType::Directory, "", b"");
+        raw_entry(b, "bin", EntryType::Symlink, "usr/bin", b"");
+        raw_entry(b, "bin/tool", EntryType::Regular, "", b"ok");
+        raw_entry(b, "abs", EntryType::Symlink, "/etc/passwd", b"");
+    });
+    unpack(&tar[..], &target).unwrap();
+    assert_eq!(fs::read(target.join("usr/bin/tool")).unwrap(), b"ok");
+    assert_eq!(
+        fs::read_link(target.join("abs")).unwrap(),
+        Path::new("/etc/passwd")
+    );
+    assert_nothing_outside(t.path());
+}
+
+#[test]
+fn metadata_links_devices_whiteouts() {
+    let (_t, target) = sandbox();
+    let tar = tarball(|b| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(EntryType::Directory);
+        h.set_mode(0o1777);
+        h.set_uid(12);
+        h.set_gid(34);
+        h.set_mtime(1_500_000_000);
+        h.set_size(0);
+        b.append_data(&mut h, "tmp/", &[][..]).unwrap();
+
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o4755);
+        h.set_uid(1000);
+        h.set_gid(1000);
+        h.set_mtime(1_400_000_000);
+        h.set_size(5);
+        b.append_pax_extensions([("SCHILY.xattr.user.berth", &b"v1"[..])])
+            .unwrap();
+        b.append_data(&mut h, "tmp/file", &b"hello"[..]).unwrap();
+
+        raw_entry(b, "tmp/hard", EntryType::Link, "tmp/file", b"");
+        raw_entry(b, "dev/null", EntryType::Char, "", b"");
+        raw_entry(b, "fifo", EntryType::Fifo, "", b"");
+        raw_entry(b, "data/.wh.doomed", EntryType::Regular, "", b"");
+        raw_entry(b, "olddir/.wh..wh..opq", EntryType::Regular, "", b"");
+        raw_entry(b, "olddir/new", EntryType::Regular, "", b"n");
+        // Later entries win, as in tar.
+        raw_entry(b, "dup", EntryType::Regular, "", b"first");
+        raw_entry(b, "dup", EntryType::Regular, "", b"second");
+    });
+    let stats = unpack(&tar[..], &target).unwrap();
+    assert!(stats.entries >= 9);
+    let m = fs::metadata(target.join("tmp")).unwrap();
+    assert_eq!(
+        (m.mode() & 0o7777, m.uid(), m.gid(), m.mtime()),
+        (0o1777, 12, 34, 1_500_000_000)
+    );
+    let m = fs::metadata(target.join("tmp/file")).unwrap();
+    assert_eq!(
+        (m.mode() & 0o7777, m.uid(), m.mtime(), m.nlink()),
+        (0o4755, 1000, 1_400_000_000, 2)
+    );
+    let mut v = [0u8; 8];
+    let n = unsafe {
+        let p = CString::new(target.join("tmp/file").as_os_str().as_bytes()).unwrap();
+        libc::getxattr(
+            p.as_ptr(),
+            c"user.berth".as_ptr(),
+            v.as_mut_ptr().cast(),
+            v.len(),
+        )
+    };
+    // user xattrs need fs support (tmpfs lacks them on old kernels); check when present.
+    if n >= 0 {
+        assert_eq!(&v[..n as usize], b"v1");
+    }
+    assert!(
+        fs::symlink_metadata(target.join("fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    let wh = fs::symlink_metadata(target.join("data/doomed")).unwrap();
+    assert!(wh.file_type().is_char_device());
+    assert_eq!(wh.rdev(), 0);
+    let p = CString::new(target.join("olddir").as_os_str().as_bytes()).unwrap();
+    let n = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            v.as_mut_ptr().cast(),
+            v.len(),
+        )
+    };
+    assert_eq!(&v[..n as usize], b"y");
+    assert_eq!(fs::read(target.join("olddir/new")).unwrap(), b"n");
+    assert_eq!(fs::read(target.join("dup")).unwrap(), b"second");
+}
