@@ -218,6 +218,11 @@ impl Writer {
         &self.data_path
     }
 
+    /// The digest of everything written so far.
+    pub fn digest_so_far(&self) -> Digest {
+        self.hasher.clone().finish()
+    }
+
     /// Forgets partial data (e.g. when the source cannot serve a byte range).
     pub fn truncate(&mut self) -> Result<()> {
         self.file.set_len(0).ctx("truncate", &self.data_path)?;

@@ -10,3 +10,11 @@ pub mod unpack;
 pub use content::ContentStore;
 pub use digest::{Digest, chain_ids};
 pub use error::{Error, Result};
+pub mod layers;
+pub mod reference;
+pub mod store;
+
+pub use layers::{LayerMeta, LayerStore};
+pub use reference::Reference;
+pub use store::{ImageRecord, ImageStore, LayerRecord, Removed};
+pub mod rootfs;

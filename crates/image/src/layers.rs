@@ -1,0 +1,283 @@
+//! Unpacked layers, one directory per chain ID: `<root>/layers/<hex>/diff`.
+//!
+//! [`LayerStore::ingest`] is the single streaming pass of a pull: the compressed
+//! bytes go through the content-store [`Writer`] (hashing, kept for push) while
+//! they are decompressed, hashed again (diff ID) and unpacked. Only when both
+//! digests match is the blob committed and the layer dir renamed into place;
+//! otherwise the half-unpacked dir is deleted and nothing is kept.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::content::Writer;
+use crate::digest::{Digest, Hasher};
+use crate::error::{Error, IoContext, Result};
+use crate::formats::{Compression, Descriptor};
+use crate::unpack;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LayerMeta {
+    pub chain_id: Digest,
+    pub diff_id: Digest,
+    pub parent: Option<Digest>,
+    /// Bytes of file content in the diff.
+    pub size: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct LayerStore {
+    root: PathBuf,
+}
+
+/// What the streaming source reported, to tell network failures (worth a
+/// resume) from bad content (worth nothing).
+struct Tee<'a, R> {
+    prefix: Option<io::Take<File>>,
+    source: R,
+    writer: &'a mut Writer,
+    source_failed: bool,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(p) = &mut self.prefix {
+            let n = p.read(buf)?;
+            if n > 0 {
+                return Ok(n); // already hashed by the resumed writer
+            }
+            self.prefix = None;
+        }
+        let n = self
+            .source
+            .read(buf)
+            .inspect_err(|_| self.source_failed = true)?;
+        io::Write::write_all(self.writer, &buf[..n])?;
+        Ok(n)
+    }
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl LayerStore {
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&tmp).ctx("create", &tmp)?;
+        Ok(LayerStore { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dir(&self, chain: &Digest) -> PathBuf {
+        self.root.join(chain.hex())
+    }
+
+    pub fn diff_dir(&self, chain: &Digest) -> PathBuf {
+        self.dir(chain).join("diff")
+    }
+
+    /// A layer exists once its dir (with meta.json, written before the rename) is in place.
+    pub fn exists(&self, chain: &Digest) -> bool {
+        self.dir(chain).join("meta.json").is_file()
+    }
+
+    pub fn meta(&self, chain: &Digest) -> Result<LayerMeta> {
+        let p = self.dir(chain).join("meta.json");
+        let b = fs::read(&p).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound(format!("layer {chain}")),
+            _ => Error::Io {
+                op: "read",
+                path: p.clone(),
+                source: e,
+            },
+        })?;
+        serde_json::from_slice(&b).map_err(|e| Error::Json {
+            what: p.display().to_string(),
+            source: e,
+        })
+    }
+
+    pub fn list(&self) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.root).ctx("read dir", &self.root)? {
+            let e = e.ctx("read dir", &self.root)?;
+            if let Ok(d) = format!("sha256:{}", e.file_name().to_string_lossy()).parse() {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a layer: renamed aside first so a crash never leaves a
+    /// half-deleted dir under a valid name.
+    pub fn remove(&self, chain: &Digest) -> Result<()> {
+        let dir = self.dir(chain);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let tmp = self.tmp_path(chain);
+        fs::rename(&dir, &tmp).ctx("rename", &dir)?;
+        fs::remove_dir_all(&tmp).ctx("remove", &tmp)
+    }
+
+    /// Removes leftovers of interrupted unpacks and removals.
+    pub fn clean_tmp(&self) -> Result<()> {
+        let tmp = self.root.join("tmp");
+        for e in fs::read_dir(&tmp).ctx("read dir", &tmp)? {
+            let p = e.ctx("read dir", &tmp)?.path();
+            let _ = fs::remove_dir_all(&p);
+        }
+        Ok(())
+    }
+
+    fn tmp_path(&self, chain: &Digest) -> PathBuf {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        self.root.join("tmp").join(format!(
+            "{}-{}-{nanos}",
+            &chain.hex()[..16],
+            std::process::id()
+        ))
+    }
+
+    /// Streams one layer blob into the store (see the module doc). `writer` is
+    /// the content-store writer for `desc.digest`; if it resumed partial data,
+    /// `source` must yield the bytes from `writer.offset()` on.
+    pub fn ingest(
+        &self,
+        desc: &Descriptor,
+        diff_id: &Digest,
+        chain_id: &Digest,
+        parent: Option<&Digest>,
+        mut writer: Writer,
+        source: impl Read,
+    ) -> Result<LayerMeta> {
+        let compression = Compression::of_layer(&desc.media_type)?;
+        let tmp = self.tmp_path(chain_id);
+        let diff = tmp.join("diff");
+        fs::create_dir_all(&diff).ctx("create", &diff)?;
+        let prefix = if writer.offset() > 0 {
+            Some(
+                File::open(writer.data_path())
+                    .ctx("open", writer.data_path())?
+                    .take(writer.offset()),
+            )
+        } else {
+            None
+        };
+        let mut tee = Tee {
+            prefix,
+            source,
+            writer: &mut writer,
+            source_failed: false,
+        };
+        let result = unpack_stream(&mut tee, compression, &diff);
+        let source_failed = tee.source_failed;
+        let cleanup = |tmp: &Path| {
+            let _ = fs::remove_dir_all(tmp);
+        };
+        let (stats, actual_diff) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                cleanup(&tmp);
+                // Network trouble: keep the partial blob for a ranged resume.
+                if !source_failed {
+                    writer.discard();
+                }
+                return Err(e);
+            }
+        };
+        let blob = writer.digest_so_far();
+        if blob != desc.digest {
+            cleanup(&tmp);
+            writer.discard();
+            return Err(Error::DigestMismatch {
+                expected: desc.digest.to_string(),
+                actual: blob.to_string(),
+            });
+        }
+        if &actual_diff != diff_id {
+            cleanup(&tmp);
+            writer.discard();
+            return Err(Error::DigestMismatch {
+                expected: format!("diff id {diff_id}"),
+                actual: actual_diff.to_string(),
+            });
+        }
+        if let Err(e) = writer.commit(Some(desc.size)) {
+            cleanup(&tmp);
+            return Err(e);
+        }
+        let meta = LayerMeta {
+            chain_id: chain_id.clone(),
+            diff_id: diff_id.clone(),
+            parent: parent.cloned(),
+            size: stats.bytes,
+        };
+        let mp = tmp.join("meta.json");
+        fs::write(
+            &mp,
+            serde_json::to_vec_pretty(&meta).expect("meta serialises"),
+        )
+        .ctx("write", &mp)?;
+        let dst = self.dir(chain_id);
+        if let Err(e) = fs::rename(&tmp, &dst) {
+            cleanup(&tmp);
+            // Someone else unpacked the same layer concurrently: theirs is as good.
+            if !self.exists(chain_id) {
+                return Err(e).ctx("rename", dst);
+            }
+        }
+        Ok(meta)
+    }
+}
+
+/// Decompress + unpack, returning the unpack stats and the diff ID. Reads the
+/// raw source to its end so the blob hash covers every byte.
+fn unpack_stream(
+    raw: &mut impl Read,
+    compression: Compression,
+    target: &Path,
+) -> Result<(unpack::UnpackStats, Digest)> {
+    let mut raw = BufReader::with_capacity(256 * 1024, raw);
+    let stats;
+    let diff_id;
+    {
+        let decoder: Box<dyn Read + '_> = match compression {
+            Compression::None => Box::new(&mut raw),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(&mut raw)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(&mut raw)?),
+        };
+        let mut hashed = BufReader::with_capacity(
+            256 * 1024,
+            HashingReader {
+                inner: decoder,
+                hasher: Hasher::new(crate::digest::Algorithm::Sha256),
+            },
+        );
+        stats = unpack::unpack(&mut hashed, target)?;
+        // Trailing zero blocks after the end-of-archive marker belong to the diff.
+        io::copy(&mut hashed, &mut io::sink())?;
+        diff_id = hashed.into_inner().hasher.finish();
+    }
+    io::copy(&mut raw, &mut io::sink())?;
+    Ok((stats, diff_id))
+}

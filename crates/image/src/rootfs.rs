@@ -1,0 +1,253 @@
+//! Root filesystems from unpacked layers: an overlay of the layer dirs, and an
+//! OCI runtime bundle (rootfs + config.json from the image config).
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use oci_spec::runtime::{ProcessBuilder, RootBuilder, Spec, UserBuilder};
+
+use crate::error::{Error, IoContext, Result};
+use crate::formats::ImageConfig;
+use crate::store::{ImageRecord, ImageStore};
+
+/// Overlay's mount data is limited to one page; past this we switch to short
+/// relative names (as docker's `l/` links do).
+const MAX_MOUNT_DATA: usize = 4000;
+
+/// Mounts the overlay of `lowers` (lowest first) at `target`. With `upper`
+/// (upper, work) the mount is writable; without it, read-only.
+pub fn mount_overlay(
+    layers_root: &Path,
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<()> {
+    let ioerr = |op, e: nix::errno::Errno| Error::Io {
+        op,
+        path: target.to_path_buf(),
+        source: e.into(),
+    };
+    if lowers.is_empty() {
+        return Err(Error::NotFound("image has no layers".into()));
+    }
+    // A read-only single layer: overlay wants two lowers, a bind mount does it.
+    if upper.is_none() && lowers.len() == 1 {
+        mount(
+            Some(&lowers[0]),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| ioerr("bind mount", e))?;
+        return mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(|e| ioerr("remount ro", e));
+    }
+    let top_first: Vec<&PathBuf> = lowers.iter().rev().collect();
+    let join = |v: Vec<String>| v.join(":");
+    let mut data = format!(
+        "lowerdir={}",
+        join(top_first.iter().map(|p| p.display().to_string()).collect())
+    );
+    if let Some((u, w)) = upper {
+        data.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        ));
+    }
+    if data.len() <= MAX_MOUNT_DATA {
+        return mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .map_err(|e| ioerr("mount overlay", e));
+    }
+    // Too long: short symlinks `l/<n>` → layer diff, mounted relative to
+    // layers_root from a child that chdirs there (cwd is process-wide).
+    let links = layers_root.join("l");
+    fs::create_dir_all(&links).ctx("create", &links)?;
+    let mut short = Vec::new();
+    for (i, p) in top_first.iter().enumerate() {
+        let name = format!("{:x}{:x}", std::process::id(), i);
+        let l = links.join(&name);
+        let _ = fs::remove_file(&l);
+        symlink(p, &l).ctx("symlink", &l)?;
+        short.push(format!("l/{name}"));
+    }
+    let mut data = format!("lowerdir={}", join(short.clone()));
+    if let Some((u, w)) = upper {
+        data.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        ));
+    }
+    let result = mount_in_dir(layers_root, target, &data);
+    for s in short {
+        let _ = fs::remove_file(layers_root.join(s));
+    }
+    result.map_err(|e| ioerr("mount overlay", e))
+}
+
+fn mount_in_dir(dir: &Path, target: &Path, data: &str) -> nix::Result<()> {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use nix::unistd::{ForkResult, chdir, fork};
+    let target = target
+        .canonicalize()
+        .map_err(|_| nix::errno::Errno::ENOENT)?;
+    // SAFETY: the child only makes raw syscalls (chdir, mount) and _exits.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            let ok = chdir(dir).is_ok()
+                && mount(
+                    Some("overlay"),
+                    &target,
+                    Some("overlay"),
+                    MsFlags::empty(),
+                    Some(data),
+                )
+                .is_ok();
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        ForkResult::Parent { child } => match waitpid(child, None)? {
+            WaitStatus::Exited(_, 0) => Ok(()),
+            _ => Err(nix::errno::Errno::EINVAL),
+        },
+    }
+}
+
+pub fn unmount(target: &Path) -> Result<()> {
+    umount2(target, MntFlags::MNT_DETACH).map_err(|e| Error::Io {
+        op: "umount",
+        path: target.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+/// Mounts an image read-only at `target`.
+pub fn mount_image(store: &ImageStore, rec: &ImageRecord, target: &Path) -> Result<()> {
+    let lowers = store.layer_dirs(rec)?;
+    mount_overlay(store.layers.root(), &lowers, None, target)
+}
+
+/// Makes an OCI bundle in `dir`: `rootfs/` (writable overlay, upper and work
+/// dirs beside it in `dir`) and `config.json` from the image config.
+pub fn make_bundle(store: &ImageStore, rec: &ImageRecord, dir: &Path) -> Result<()> {
+    let rootfs = dir.join("rootfs");
+    let upper = dir.join("upper");
+    let work = dir.join("work");
+    for d in [&rootfs, &upper, &work] {
+        fs::create_dir_all(d).ctx("create", d)?;
+    }
+    let lowers = store.layer_dirs(rec)?;
+    mount_overlay(store.layers.root(), &lowers, Some((&upper, &work)), &rootfs)?;
+    let config = crate::formats::parse_config(&store.content.read(&rec.id)?)?;
+    let spec = bundle_spec(&config, &rootfs)?;
+    let p = dir.join("config.json");
+    let json = serde_json::to_vec_pretty(&spec).expect("spec serialises");
+    fs::write(&p, json).ctx("write", &p)
+}
+
+/// The runtime spec for an image: runc's default spec with the image's
+/// command, environment, working dir and user.
+pub fn bundle_spec(config: &ImageConfig, rootfs: &Path) -> Result<Spec> {
+    let c = config.config.clone().unwrap_or_default();
+    let mut args: Vec<String> = c.entrypoint.clone().unwrap_or_default();
+    args.extend(c.cmd.clone().unwrap_or_default());
+    if args.is_empty() {
+        args.push("sh".into());
+    }
+    let mut env = c.env.clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    let (uid, gid) = resolve_user(c.user.as_deref().unwrap_or(""), rootfs)?;
+    let user = UserBuilder::default()
+        .uid(uid)
+        .gid(gid)
+        .build()
+        .map_err(|e| Error::InvalidReference(e.to_string(), "user"))?;
+    let cwd = c
+        .working_dir
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+    let mut spec = Spec::default();
+    let base = spec.process().clone().unwrap_or_default();
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(user)
+        .args(args)
+        .env(env)
+        .cwd(cwd)
+        .capabilities(base.capabilities().clone().unwrap_or_default())
+        .rlimits(base.rlimits().clone().unwrap_or_default())
+        .no_new_privileges(true)
+        .build()
+        .map_err(|e| Error::InvalidReference(e.to_string(), "process"))?;
+    spec.set_process(Some(process));
+    spec.set_hostname(Some("berth".into()));
+    spec.set_root(Some(
+        RootBuilder::default()
+            .path("rootfs")
+            .readonly(false)
+            .build()
+            .map_err(|e| Error::InvalidReference(e.to_string(), "root"))?,
+    ));
+    Ok(spec)
+}
+
+/// Resolves an image `User` (`name`, `uid`, `uid:gid`, `name:group`) against
+/// the rootfs' /etc/passwd and /etc/group.
+pub fn resolve_user(user: &str, rootfs: &Path) -> Result<(u32, u32)> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let lookup = |file: &str, name: &str| -> Option<(u32, u32)> {
+        let text = fs::read_to_string(rootfs.join("etc").join(file)).ok()?;
+        text.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 3 && f[0] == name).then(|| {
+                (
+                    f[2].parse().unwrap_or(0),
+                    f.get(3).and_then(|x| x.parse().ok()).unwrap_or(0),
+                )
+            })
+        })
+    };
+    let bad = || Error::InvalidReference(user.to_string(), "unknown user in image");
+    let (uid, mut gid) = match u.parse::<u32>() {
+        Ok(n) => (n, lookup_by_uid(rootfs, n).unwrap_or(n)),
+        Err(_) => lookup("passwd", u).ok_or_else(bad)?,
+    };
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup("group", g).map(|(gid, _)| gid).ok_or_else(bad)?,
+        };
+    }
+    Ok((uid, gid))
+}
+
+fn lookup_by_uid(rootfs: &Path, uid: u32) -> Option<u32> {
+    let text = fs::read_to_string(rootfs.join("etc/passwd")).ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 4 && f[2].parse() == Ok(uid)).then(|| f[3].parse().ok())?
+    })
+}
