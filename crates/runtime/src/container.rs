@@ -77,9 +77,6 @@ fn validate_spec(spec: &Spec) -> std::result::Result<(), String> {
         }
         seen.push(ns.typ());
     }
-    if !has(LinuxNamespaceType::Mount) {
-        return Err("linux.namespaces: a mount namespace is required".into());
-    }
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err("hostname: needs a uts namespace in linux.namespaces".into());
     }
@@ -126,6 +123,7 @@ struct NamespacePlan {
     new_cgroup_ns: bool,
     new_user_ns: bool,
     new_pid_ns: bool,
+    new_mount_ns: bool,
     new_time_ns: bool,
 }
 
@@ -137,6 +135,7 @@ fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
         new_cgroup_ns: false,
         new_user_ns: false,
         new_pid_ns: false,
+        new_mount_ns: false,
         new_time_ns: false,
     };
     let namespaces = spec
@@ -167,6 +166,7 @@ fn plan_namespaces(spec: &Spec) -> Result<NamespacePlan> {
                 t => {
                     plan.new_user_ns |= t == LinuxNamespaceType::User;
                     plan.new_pid_ns |= t == LinuxNamespaceType::Pid;
+                    plan.new_mount_ns |= t == LinuxNamespaceType::Mount;
                     plan.clone_flags |= flag;
                 }
             },
@@ -181,6 +181,7 @@ struct CreateGuard<'a> {
     id: String,
     child: Option<i32>,
     cgroup: Option<Cgroup>,
+    rootfs_in_host_ns: Option<PathBuf>,
     armed: bool,
 }
 
@@ -198,6 +199,9 @@ impl Drop for CreateGuard<'_> {
         }
         if let Some(cg) = &self.cgroup {
             let _ = cg.destroy();
+        }
+        if let Some(rootfs) = &self.rootfs_in_host_ns {
+            crate::rootfs::detach_rootfs(rootfs);
         }
         let _ = fs::remove_dir_all(self.root.dir(&self.id));
     }
@@ -231,6 +235,7 @@ impl Runtime {
             id: opts.id.clone(),
             child: None,
             cgroup: None,
+            rootfs_in_host_ns: None,
             armed: true,
         };
         let linux = spec.linux().as_ref().expect("validated");
@@ -248,6 +253,7 @@ impl Runtime {
             pid_start_time: 0,
             cgroups_path: cgroups_path.clone(),
             own_pid_ns: false,
+            shares_host_mounts: false,
         };
         self.root.save(&state)?;
         let config_copy = serde_json::to_vec(&spec).expect("spec serializes");
@@ -257,6 +263,13 @@ impl Runtime {
         let hierarchies = cgroup.hierarchies();
         let ns = plan_namespaces(&spec)?;
         state.own_pid_ns = ns.new_pid_ns;
+        // Joining another container's mount namespace counts as having one:
+        // nothing of ours is mounted in the caller's.
+        state.shares_host_mounts =
+            !ns.new_mount_ns && !ns.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNS);
+        if state.shares_host_mounts {
+            guard.rootfs_in_host_ns = Some(rootfs.clone());
+        }
 
         let min_fd = 3 + opts.preserve_fds.max(0);
         let listener = start_listener(&dir, min_fd)?;
@@ -293,6 +306,7 @@ impl Runtime {
                 join_namespaces: ns.join,
                 new_cgroup_ns: ns.new_cgroup_ns,
                 new_user_ns: ns.new_user_ns,
+                own_mount_ns: !state.shares_host_mounts,
                 cgroup_hierarchies: hierarchies,
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
@@ -439,6 +453,9 @@ impl Runtime {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
         }
         cg.destroy()?;
+        if state.shares_host_mounts {
+            crate::rootfs::detach_rootfs(&state.rootfs);
+        }
         fs::remove_dir_all(self.root.dir(id)).ctx(|| format!("remove state of {id}"))
     }
 
@@ -674,11 +691,11 @@ mod tests {
     }
 
     #[test]
-    fn missing_mount_namespace_is_named() {
+    fn duplicate_namespace_is_named() {
         let mut v = base();
-        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "pid"}]);
         let e = validate_spec(&spec_from(v)).unwrap_err();
-        assert!(e.contains("mount namespace"), "{e}");
+        assert!(e.contains("twice"), "{e}");
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub struct InitContext<'a> {
     pub join_namespaces: Vec<(CloneFlags, OwnedFd)>,
     pub new_cgroup_ns: bool,
     pub new_user_ns: bool,
+    pub own_mount_ns: bool,
     pub cgroup_hierarchies: Vec<Hierarchy>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -86,6 +87,7 @@ fn init(ctx: &InitContext) -> Result<Infallible> {
         own_cgroup_ns: ctx.new_cgroup_ns,
         cgroup_hierarchies: &ctx.cgroup_hierarchies,
         no_pivot: ctx.no_pivot,
+        own_mount_ns: ctx.own_mount_ns,
     };
     rootfs::prepare_root(&plan)?;
     rootfs::mount_all(&plan)?;

@@ -26,6 +26,10 @@ pub struct RootfsPlan<'a> {
     pub own_cgroup_ns: bool,
     pub cgroup_hierarchies: &'a [Hierarchy],
     pub no_pivot: bool,
+    /// The container has its own mount namespace. Without one (runc allows
+    /// it) every mount lands in the caller's namespace under the rootfs, so
+    /// nothing may touch `/`'s propagation and the root is entered by chroot.
+    pub own_mount_ns: bool,
 }
 
 const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
@@ -44,6 +48,20 @@ fn nix_ctx<T>(r: nix::Result<T>, what: impl FnOnce() -> String) -> Result<T> {
 /// Step 1, before any config mount: make the host's mounts invisible to
 /// propagation and turn the rootfs into a mount point of its own.
 pub fn prepare_root(plan: &RootfsPlan) -> Result<()> {
+    if !plan.own_mount_ns {
+        // A bind of the rootfs onto itself still gives `delete` one mount to
+        // detach (with everything under it) and root.readonly a mount of its own.
+        return nix_ctx(
+            mount(
+                Some(plan.rootfs),
+                plan.rootfs,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            ),
+            || format!("bind rootfs {}", plan.rootfs.display()),
+        );
+    }
     let linux = plan.spec.linux().as_ref();
     let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         Some(p) => parse_propagation(p).map_err(RuntimeError::InvalidArgument)?,
@@ -516,6 +534,10 @@ fn create_device(
 
 /// Step 4: make the rootfs `/` and drop the host's tree.
 pub fn enter_root(plan: &RootfsPlan) -> Result<()> {
+    if !plan.own_mount_ns {
+        nix::unistd::chroot(plan.rootfs).ctx(|| "chroot".into())?;
+        return nix::unistd::chdir("/").ctx(|| "chdir /".into());
+    }
     if plan.no_pivot {
         nix::unistd::chdir(plan.rootfs).ctx(|| "chdir rootfs".into())?;
         nix_ctx(
@@ -568,6 +590,9 @@ pub fn finish(plan: &RootfsPlan) -> Result<()> {
         mask_path(Path::new(p))?;
     }
     remount_root_readonly(plan)?;
+    if !plan.own_mount_ns {
+        return Ok(());
+    }
     if let Some(p) = linux.rootfs_propagation().as_deref() {
         let flags = parse_propagation(p).map_err(RuntimeError::InvalidArgument)?;
         nix_ctx(
@@ -633,6 +658,21 @@ fn mask_path(p: &Path) -> Result<()> {
     match res {
         Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
         Err(e) => Err(RuntimeError::io(format!("mask {}", p.display()), e.into())),
+    }
+}
+
+/// Detaches a rootfs mounted in the caller's namespace (containers without
+/// their own mount namespace) together with every mount beneath it.
+pub fn detach_rootfs(rootfs: &Path) {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mounted = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|mp| Path::new(&unescape_mountinfo(mp)) == rootfs);
+    if mounted {
+        let _ = umount2(rootfs, MntFlags::MNT_DETACH);
     }
 }
 

@@ -62,6 +62,10 @@ pub struct ContainerState {
     /// and `delete` must find its processes through the cgroup).
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// No mount namespace of its own: its mounts live in the caller's
+    /// namespace under the rootfs and `delete` must detach them.
+    #[serde(default)]
+    pub shares_host_mounts: bool,
 }
 
 impl ContainerState {
@@ -229,6 +233,7 @@ mod tests {
             pid_start_time: start,
             cgroups_path: None,
             own_pid_ns: true,
+            shares_host_mounts: false,
         }
     }
 

@@ -17,11 +17,24 @@ fn memory_limit_oom_kills_the_container() {
     b.write();
     rt.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
     let dir = format!("/sys/fs/cgroup/memory/berth/{id}");
-    assert_eq!(std::fs::read_to_string(format!("{dir}/memory.limit_in_bytes")).unwrap().trim(), limit.to_string());
+    assert_eq!(
+        std::fs::read_to_string(format!("{dir}/memory.limit_in_bytes"))
+            .unwrap()
+            .trim(),
+        limit.to_string()
+    );
     rt.ok(&["start", &id]);
-    assert!(wait_until(20_000, || rt.status(&id) == "stopped"), "tail /dev/zero was not stopped by the memory limit");
+    assert!(
+        wait_until(20_000, || rt.status(&id) == "stopped"),
+        "tail /dev/zero was not stopped by the memory limit"
+    );
     let oom = std::fs::read_to_string(format!("{dir}/memory.oom_control")).unwrap();
-    let kills: u64 = oom.lines().find_map(|l| l.strip_prefix("oom_kill ")).unwrap().parse().unwrap();
+    let kills: u64 = oom
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(kills >= 1, "no OOM kill recorded: {oom}");
     rt.ok(&["delete", &id]);
     assert!(!std::path::Path::new(&dir).exists());
@@ -41,26 +54,43 @@ fn oom_kill_gives_exit_137_through_run() {
 fn pids_limit_stops_a_fork_bomb() {
     let rt = Runtime::new();
     // `read` is a builtin: it still works when no fork does.
-    let mut b = Bundle::busybox(&["sh", "-c", "(for i in $(seq 40); do sleep 2 & done); read m < /sys/fs/cgroup/pids/pids.max; echo max=$m"]);
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "(for i in $(seq 40); do sleep 2 & done); read m < /sys/fs/cgroup/pids/pids.max; echo max=$m",
+    ]);
     b.config["linux"]["resources"]["pids"] = json!({"limit": 10});
     let id = unique_id("pids");
     let (code, out, err) = rt.run(&b, &id);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("can't fork") || err.contains("Resource temporarily unavailable"), "fork never failed: {err}");
+    assert!(
+        err.contains("can't fork") || err.contains("Resource temporarily unavailable"),
+        "fork never failed: {err}"
+    );
     assert_eq!(out.trim(), "max=10");
 }
 
 #[test]
 fn cpu_memory_cpuset_settings_are_written_and_visible_inside() {
     let rt = Runtime::new();
-    let mut b = Bundle::busybox(&["sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.soft_limit_in_bytes; cat /proc/self/cgroup | grep ':cpu:'"]);
-    b.config["linux"]["resources"]["cpu"] = json!({"quota": 50000, "period": 100000, "shares": 512, "cpus": "0"});
-    b.config["linux"]["resources"]["memory"] = json!({"limit": 64 * 1024 * 1024, "reservation": 32 * 1024 * 1024});
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.soft_limit_in_bytes; cat /proc/self/cgroup | grep ':cpu:'",
+    ]);
+    b.config["linux"]["resources"]["cpu"] =
+        json!({"quota": 50000, "period": 100000, "shares": 512, "cpus": "0"});
+    b.config["linux"]["resources"]["memory"] =
+        json!({"limit": 64 * 1024 * 1024, "reservation": 32 * 1024 * 1024});
     let id = unique_id("cpu");
     let (code, out, err) = rt.run(&b, &id);
     assert_eq!(code, 0, "{err}");
     let l: Vec<&str> = out.lines().collect();
-    assert_eq!(&l[..6], &["50000", "100000", "512", "0", "67108864", "33554432"], "{out}");
+    assert_eq!(
+        &l[..6],
+        &["50000", "100000", "512", "0", "67108864", "33554432"],
+        "{out}"
+    );
     // With a cgroup namespace the container sees itself at the root.
     assert_eq!(l[6], "1:cpu:/");
 }
@@ -70,24 +100,36 @@ fn device_rules_deny_access() {
     // /dev/net/tun (c 10:200): openable by root on this host, and not among
     // the devices every container gets.
     let (major, minor) = (10, 200);
-    let script = format!("mknod /tmp/tun c {major} {minor} && (: < /tmp/tun) && echo READ; echo done");
+    let script =
+        format!("mknod /tmp/tun c {major} {minor} && (: < /tmp/tun) && echo READ; echo done");
     let attempt = |extra_rule: Option<serde_json::Value>| {
         let rt = Runtime::new();
         let mut b = Bundle::busybox(&["sh", "-c", &script]);
         for set in ["bounding", "effective", "permitted"] {
-            b.config["process"]["capabilities"][set].as_array_mut().unwrap().push(json!("CAP_MKNOD"));
+            b.config["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_MKNOD"));
         }
         if let Some(rule) = extra_rule {
-            b.config["linux"]["resources"]["devices"].as_array_mut().unwrap().push(rule);
+            b.config["linux"]["resources"]["devices"]
+                .as_array_mut()
+                .unwrap()
+                .push(rule);
         }
         let (code, out, err) = rt.run(&b, &unique_id("devdeny"));
         assert_eq!(code, 0, "{err}");
         out
     };
     let out = attempt(None);
-    assert!(!out.contains("READ"), "device opened despite deny-all: {out}");
+    assert!(
+        !out.contains("READ"),
+        "device opened despite deny-all: {out}"
+    );
     // Control: the same read works once a rule allows it.
-    let out = attempt(Some(json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "r"})));
+    let out = attempt(Some(
+        json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "r"}),
+    ));
     assert!(out.contains("READ"), "allowed device not readable: {out}");
 }
 
@@ -118,25 +160,37 @@ fn run_on_v2(rt: &Runtime, b: &Bundle, id: &str) -> (i32, String, String) {
 #[test]
 fn pure_cgroup_v2_layout_works() {
     let unified = std::path::Path::new("/sys/fs/cgroup/unified/cgroup.controllers");
-    assert!(unified.exists(), "this test needs the host's cgroup2 mount at /sys/fs/cgroup/unified");
+    assert!(
+        unified.exists(),
+        "this test needs the host's cgroup2 mount at /sys/fs/cgroup/unified"
+    );
     let rt = Runtime::new();
     // The kernel keeps listing the (still active) v1 hierarchies in
     // /proc/self/cgroup; the unified entry is the one that matters.
-    let mut b = Bundle::busybox(&["sh", "-c", "grep '^0::' /proc/self/cgroup; grep ' /sys/fs/cgroup ' /proc/self/mountinfo | cut -d' ' -f9; cat /sys/fs/cgroup/hugetlb.2MB.max"]);
-    b.config["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4194304}]);
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "grep '^0::' /proc/self/cgroup; grep ' /sys/fs/cgroup ' /proc/self/mountinfo | cut -d' ' -f9; cat /sys/fs/cgroup/hugetlb.2MB.max",
+    ]);
+    b.config["linux"]["resources"]["hugepageLimits"] =
+        json!([{"pageSize": "2MB", "limit": 4194304}]);
     let id = unique_id("v2");
     let (code, out, err) = run_on_v2(&rt, &b, &id);
     assert_eq!(code, 0, "{err}");
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(l, vec!["0::/", "cgroup2", "4194304"], "{out}\n{err}");
-    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/unified/berth/{id}")).exists(), "v2 cgroup left behind");
+    assert!(
+        !std::path::Path::new(&format!("/sys/fs/cgroup/unified/berth/{id}")).exists(),
+        "v2 cgroup left behind"
+    );
 }
 
 #[test]
 fn hybrid_hugetlb_goes_to_the_unified_hierarchy() {
     let rt = Runtime::new();
     let mut b = Bundle::busybox(&["sh", "-c", "cat /sys/fs/cgroup/unified/hugetlb.2MB.max"]);
-    b.config["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 2097152}]);
+    b.config["linux"]["resources"]["hugepageLimits"] =
+        json!([{"pageSize": "2MB", "limit": 2097152}]);
     let (code, out, err) = rt.run(&b, &unique_id("hyb"));
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "2097152");

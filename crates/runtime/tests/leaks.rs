@@ -21,7 +21,10 @@ fn berth_cgroups(prefix: &str) -> Vec<String> {
 }
 
 fn mount_count() -> usize {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().count()
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count()
 }
 
 /// Processes whose command line mentions the bundle (container inits) or
@@ -35,7 +38,13 @@ fn related_processes(bundle: &str) -> Vec<String> {
             continue;
         }
         let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let ppid = stat.rsplit(')').next().unwrap_or("").split_whitespace().nth(1).unwrap_or("");
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("");
         let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
         if ppid == me || String::from_utf8_lossy(&cmd).contains(bundle) {
             out.push(format!("{pid}: {stat}"));
@@ -46,7 +55,10 @@ fn related_processes(bundle: &str) -> Vec<String> {
 
 #[test]
 fn thousand_containers_leave_nothing_behind() {
-    let n: usize = std::env::var("BERTH_LEAK_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let n: usize = std::env::var("BERTH_LEAK_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let rt = Runtime::new();
     let b = Bundle::busybox(&["true"]);
     b.write();
@@ -61,14 +73,29 @@ fn thousand_containers_leave_nothing_behind() {
         } else {
             rt.ok(&["create", "--bundle", &bundle, &id]);
             rt.ok(&["start", &id]);
-            assert!(wait_until(5000, || rt.status(&id) == "stopped"), "container {i} did not stop");
+            assert!(
+                wait_until(5000, || rt.status(&id) == "stopped"),
+                "container {i} did not stop"
+            );
             rt.ok(&["delete", &id]);
         }
     }
     assert_eq!(mount_count(), mounts_before, "mounts leaked");
-    assert_eq!(berth_cgroups(&prefix), Vec::<String>::new(), "cgroups leaked");
-    let entries: Vec<_> = std::fs::read_dir(rt.root.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(
+        berth_cgroups(&prefix),
+        Vec::<String>::new(),
+        "cgroups leaked"
+    );
+    let entries: Vec<_> = std::fs::read_dir(rt.root.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert!(entries.is_empty(), "state left: {entries:?}");
     // Stopped inits are reaped by whoever adopted them; give that a moment.
-    assert!(wait_until(3000, || related_processes(&bundle).is_empty()), "processes left: {:?}", related_processes(&bundle));
+    assert!(
+        wait_until(3000, || related_processes(&bundle).is_empty()),
+        "processes left: {:?}",
+        related_processes(&bundle)
+    );
 }

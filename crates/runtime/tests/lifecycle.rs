@@ -428,3 +428,38 @@ fn sysctl_and_domainname() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "1\nexample.test\n");
 }
+
+#[test]
+fn container_without_mount_namespace_leaves_no_host_mounts() {
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "ls /bin/busybox && cat /proc/self/status | grep -c ^Pid",
+    ]);
+    b.config["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "uts"}]);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["type"] == "proc" || m["destination"] == "/dev");
+    b.config["root"]["readonly"] = json!(true);
+    let id = unique_id("nomntns");
+    b.write();
+    rt.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let rootfs = b.rootfs();
+    let host = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        host().contains(rootfs.to_str().unwrap()),
+        "mounts expected in the host namespace"
+    );
+    rt.ok(&["start", &id]);
+    assert!(wait_until(5000, || rt.status(&id) == "stopped"));
+    rt.ok(&["delete", &id]);
+    assert!(
+        !host().contains(rootfs.to_str().unwrap()),
+        "rootfs mounts left on the host after delete"
+    );
+    // The host's own root was never made read-only or slave.
+    assert!(std::fs::write("/var/tmp/.berth-rw-probe", b"x").is_ok());
+    let _ = std::fs::remove_file("/var/tmp/.berth-rw-probe");
+}
