@@ -15,6 +15,7 @@ use nix::sys::signal::Signal;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::error::{IoContext, Result, RuntimeError};
+use crate::hooks::{self, HookKind};
 use crate::init::{self, InitContext};
 use crate::state::{CONFIG_FILE, ContainerState, START_SOCKET, StateRoot, Status};
 use crate::sync::{ChildReport, SyncChannel};
@@ -311,6 +312,10 @@ impl Runtime {
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
+                runtime_hooks: hooks::has_hooks(
+                    &spec,
+                    &[HookKind::Prestart, HookKind::CreateRuntime],
+                ),
             });
         }
         drop(child_sync);
@@ -333,19 +338,28 @@ impl Runtime {
             Err(e) if e.is_unsupported() => eprintln!("berth-runtime: warning: {e}"),
             Err(e) => return Err(e.into()),
         }
-        parent_sync.send_go()?;
-        match parent_sync.wait_child()? {
-            ChildReport::Ready => {}
-            ChildReport::Failed(msg) => return Err(RuntimeError::Init(msg)),
-            ChildReport::Vanished => {
-                return Err(RuntimeError::Init(
-                    "container process exited during setup".into(),
-                ));
-            }
-        }
         state.pid = pid;
         state.pid_start_time = sys::process_start_time(pid).unwrap_or(0);
+        // Hooks see the container as created (what runc and crun pass too).
         state.status = Status::Created;
+        let hook_state = state.to_oci_json().to_string();
+        parent_sync.send_go(&hook_state)?;
+        loop {
+            match parent_sync.wait_child()? {
+                ChildReport::Ready => break,
+                ChildReport::NeedHooks => {
+                    hooks::run(&spec, HookKind::Prestart, &hook_state)?;
+                    hooks::run(&spec, HookKind::CreateRuntime, &hook_state)?;
+                    parent_sync.send_go("")?;
+                }
+                ChildReport::Failed(msg) => return Err(RuntimeError::Init(msg)),
+                ChildReport::Vanished => {
+                    return Err(RuntimeError::Init(
+                        "container process exited during setup".into(),
+                    ));
+                }
+            }
+        }
         self.root.save(&state)?;
         if let Some(pf) = &opts.pid_file {
             crate::state::write_atomic(pf, pid.to_string().as_bytes())?;
@@ -375,7 +389,30 @@ impl Runtime {
         if !reply.is_empty() {
             return Err(RuntimeError::Init(reply));
         }
+        // poststart failures are warnings: the process runs already.
+        let spec = self.saved_spec(id)?;
+        if hooks::has_hooks(&spec, &[HookKind::Poststart]) {
+            let mut running = state;
+            running.status = Status::Running;
+            if let Err(e) = hooks::run(
+                &spec,
+                HookKind::Poststart,
+                &running.to_oci_json().to_string(),
+            ) {
+                eprintln!("berth-runtime: warning: {e}");
+            }
+        }
         Ok(())
+    }
+
+    /// The config as it was at create (the bundle may have changed since).
+    fn saved_spec(&self, id: &str) -> Result<Spec> {
+        let path = self.root.dir(id).join(CONFIG_FILE);
+        let data = fs::read(&path).ctx(|| format!("read {}", path.display()))?;
+        serde_json::from_slice(&data).map_err(|e| RuntimeError::Config {
+            path,
+            msg: format!("corrupt saved config: {e}"),
+        })
     }
 
     pub fn state(&self, id: &str) -> Result<ContainerState> {
@@ -456,7 +493,21 @@ impl Runtime {
         if state.shares_host_mounts {
             crate::rootfs::detach_rootfs(&state.rootfs);
         }
-        fs::remove_dir_all(self.root.dir(id)).ctx(|| format!("remove state of {id}"))
+        let spec = self.saved_spec(id).ok();
+        fs::remove_dir_all(self.root.dir(id)).ctx(|| format!("remove state of {id}"))?;
+        // poststop failures are warnings: the container is gone either way.
+        if let Some(spec) = spec.filter(|s| hooks::has_hooks(s, &[HookKind::Poststop])) {
+            let mut stopped = state;
+            stopped.status = Status::Stopped;
+            if let Err(e) = hooks::run(
+                &spec,
+                HookKind::Poststop,
+                &stopped.to_oci_json().to_string(),
+            ) {
+                eprintln!("berth-runtime: warning: {e}");
+            }
+        }
+        Ok(())
     }
 
     /// `run`: create, start, wait for the init to exit, delete. Returns the

@@ -12,6 +12,7 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::{Process, Spec};
 
 use crate::error::{IoContext, Result, RuntimeError};
+use crate::hooks::{self, HookKind};
 use crate::process::{self, ExecArgs};
 use crate::rootfs::{self, RootfsPlan};
 use crate::sync::SyncChannel;
@@ -37,6 +38,8 @@ pub struct InitContext<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// The parent has prestart/createRuntime hooks to run before pivot_root.
+    pub runtime_hooks: bool,
 }
 
 /// Entry point of the child. Never returns: it execs or exits.
@@ -52,7 +55,7 @@ pub fn run(ctx: InitContext) -> ! {
 }
 
 fn init(ctx: &InitContext) -> Result<Infallible> {
-    ctx.sync.wait_go()?;
+    let state_json = ctx.sync.wait_go()?;
     for (kind, fd) in &ctx.join_namespaces {
         nix::sched::setns(fd, *kind).ctx(|| format!("join namespace {kind:?}"))?;
     }
@@ -92,6 +95,11 @@ fn init(ctx: &InitContext) -> Result<Infallible> {
     rootfs::prepare_root(&plan)?;
     rootfs::mount_all(&plan)?;
     rootfs::setup_dev(&plan)?;
+    if ctx.runtime_hooks {
+        ctx.sync.send_need_hooks()?;
+        ctx.sync.wait_go()?;
+    }
+    hooks::run(spec, HookKind::CreateContainer, &state_json)?;
     rootfs::enter_root(&plan)?;
     let terminal = process.terminal().unwrap_or(false);
     let pty_slave = if terminal {
@@ -134,6 +142,11 @@ fn init(ctx: &InitContext) -> Result<Infallible> {
     let _ = sys::set_cloexec(conn.as_raw_fd(), true);
     let mut byte = [0u8; 1];
     let _ = conn.read(&mut byte);
+    if let Err(e) = hooks::run(spec, HookKind::StartContainer, &state_json) {
+        let _ = write!(conn, "{e}");
+        // SAFETY: exit the child without unwinding.
+        unsafe { libc::_exit(1) }
+    }
     let err = exec.exec();
     let _ = write!(conn, "exec {}: {err}", exe.display());
     // SAFETY: exit the child without unwinding.

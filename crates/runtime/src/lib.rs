@@ -4,6 +4,7 @@
 
 pub mod container;
 pub mod error;
+pub mod hooks;
 mod init;
 pub mod mount_options;
 pub mod process;

@@ -1,7 +1,9 @@
 //! The parent/child handshake during create, over a SOCK_SEQPACKET pair so
 //! each message arrives whole.
 //!
-//! parent → child: `G` (cgroup joined, id maps written: go on)
+//! parent → child: `G<state json>` (cgroup joined, id maps written: go on)
+//! child → parent: `H` (mounts done, before pivot_root: run the runtime's
+//! hooks), answered by another `G`
 //! child → parent: `R` (ready: waiting for start) or `E<message>` (failed)
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -17,6 +19,8 @@ pub struct SyncChannel {
 /// Outcome of the child's setup as the parent sees it.
 pub enum ChildReport {
     Ready,
+    /// Run prestart and createRuntime hooks, then send go.
+    NeedHooks,
     Failed(String),
     /// The child went away without a word (killed, crashed).
     Vanished,
@@ -78,15 +82,24 @@ impl SyncChannel {
         }
     }
 
-    pub fn send_go(&self) -> Result<()> {
-        self.send(b"G")
+    pub fn send_go(&self, payload: &str) -> Result<()> {
+        let mut m = Vec::with_capacity(payload.len() + 1);
+        m.push(b'G');
+        m.extend_from_slice(payload.as_bytes());
+        self.send(&m)
     }
 
-    pub fn wait_go(&self) -> Result<()> {
-        match self.recv()?.first() {
-            Some(b'G') => Ok(()),
+    /// Waits for go; returns its payload.
+    pub fn wait_go(&self) -> Result<String> {
+        let m = self.recv()?;
+        match m.first() {
+            Some(b'G') => Ok(String::from_utf8_lossy(&m[1..]).into_owned()),
             _ => Err(RuntimeError::Init("parent went away during create".into())),
         }
+    }
+
+    pub fn send_need_hooks(&self) -> Result<()> {
+        self.send(b"H")
     }
 
     pub fn send_ready(&self) -> Result<()> {
@@ -104,6 +117,7 @@ impl SyncChannel {
         let m = self.recv()?;
         Ok(match m.first() {
             Some(b'R') => ChildReport::Ready,
+            Some(b'H') => ChildReport::NeedHooks,
             Some(b'E') => ChildReport::Failed(String::from_utf8_lossy(&m[1..]).into_owned()),
             _ => ChildReport::Vanished,
         })
