@@ -1,0 +1,179 @@
+//! Registry authentication: `www-authenticate` challenges, bearer tokens and
+//! credentials from a docker-style `config.json`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl Credentials {
+    pub fn basic_header(&self) -> String {
+        format!(
+            "Basic {}",
+            B64.encode(format!("{}:{}", self.username, self.password))
+        )
+    }
+}
+
+/// A parsed `www-authenticate` header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
+}
+
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Some(Challenge::Basic);
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let params = parse_params(rest);
+    Some(Challenge::Bearer {
+        realm: params.get("realm")?.clone(),
+        service: params.get("service").cloned(),
+        scope: params.get("scope").cloned(),
+    })
+}
+
+/// `k="v", k2=v2` with commas allowed inside quotes (scopes contain them).
+fn parse_params(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let Some((k, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, tail) = if let Some(q) = after.strip_prefix('"') {
+            match q.find('"') {
+                Some(end) => (&q[..end], &q[end + 1..]),
+                None => (q, ""),
+            }
+        } else {
+            match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            }
+        };
+        out.insert(key, value.to_string());
+        rest = tail.trim_start().trim_start_matches(',').trim_start();
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct DockerConfig {
+    #[serde(default)]
+    auths: BTreeMap<String, AuthEntry>,
+}
+
+#[derive(Deserialize)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+fn docker_config_path() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
+        return Some(PathBuf::from(d).join("config.json"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json"))
+}
+
+/// Credentials for `host` from `$DOCKER_CONFIG/config.json` or
+/// `~/.docker/config.json` (credential helpers are not supported yet).
+pub fn credentials_for(host: &str) -> Option<Credentials> {
+    let text = std::fs::read(docker_config_path()?).ok()?;
+    credentials_from(&text, host)
+}
+
+pub fn credentials_from(config_json: &[u8], host: &str) -> Option<Credentials> {
+    let cfg: DockerConfig = serde_json::from_slice(config_json).ok()?;
+    let keys: Vec<String> = if host == "docker.io" || host == "registry-1.docker.io" {
+        vec![
+            "https://index.docker.io/v1/".into(),
+            "index.docker.io".into(),
+            "docker.io".into(),
+        ]
+    } else {
+        vec![
+            host.into(),
+            format!("https://{host}"),
+            format!("http://{host}"),
+        ]
+    };
+    let entry = keys
+        .iter()
+        .find_map(|k| cfg.auths.get(k).or_else(|| cfg.auths.get(&format!("{k}/"))))?;
+    if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
+        return Some(Credentials {
+            username: u.clone(),
+            password: p.clone(),
+        });
+    }
+    let decoded = B64.decode(entry.auth.as_ref()?.trim()).ok()?;
+    let (u, p) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some(Credentials {
+        username: u.into(),
+        password: p.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        assert_eq!(
+            parse_challenge(
+                r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#
+            ),
+            Some(Challenge::Bearer {
+                realm: "https://auth.example/token".into(),
+                service: Some("registry.example".into()),
+                scope: Some("repository:a/b:pull,push".into()),
+            })
+        );
+        assert_eq!(
+            parse_challenge(r#"Basic realm="x""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(parse_challenge("Negotiate"), None);
+    }
+
+    #[test]
+    fn docker_config() {
+        let cfg = br#"{"auths":{"localhost:5000":{"auth":"dXNlcjpwYXNz"},
+            "https://index.docker.io/v1/":{"username":"u","password":"p"}}}"#;
+        assert_eq!(
+            credentials_from(cfg, "localhost:5000"),
+            Some(Credentials {
+                username: "user".into(),
+                password: "pass".into()
+            })
+        );
+        assert_eq!(credentials_from(cfg, "docker.io").unwrap().username, "u");
+        assert_eq!(credentials_from(cfg, "other:5000"), None);
+    }
+}
