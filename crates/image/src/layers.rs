@@ -189,7 +189,18 @@ impl LayerStore {
             writer: &mut writer,
             source_failed: false,
         };
-        let result = unpack_stream(&mut tee, compression, &diff);
+        let mut result = unpack_stream(&mut tee, compression, &diff);
+        if result.is_err() && !tee.source_failed {
+            // Bad content: if the blob is also not the one we asked for, that
+            // is the real story (a corrupt or malicious registry), so say so.
+            let drained = io::copy(&mut tee, &mut io::sink());
+            if drained.is_ok() && tee.writer.digest_so_far() != desc.digest {
+                result = Err(Error::DigestMismatch {
+                    expected: desc.digest.to_string(),
+                    actual: tee.writer.digest_so_far().to_string(),
+                });
+            }
+        }
         let source_failed = tee.source_failed;
         let cleanup = |tmp: &Path| {
             let _ = fs::remove_dir_all(tmp);

@@ -157,7 +157,8 @@ impl Unpacker<'_> {
 
         let hdr = entry.header().clone();
         let mode = Mode::from_bits_truncate(hdr.mode()? & 0o7777);
-        let (mut uid, mut gid) = (hdr.uid()?, hdr.gid()?);
+        // Empty numeric fields (some writers leave them NUL) mean 0, as GNU tar reads them.
+        let (mut uid, mut gid) = (hdr.uid().unwrap_or(0), hdr.gid().unwrap_or(0));
         let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         if let Some(pax) = entry.pax_extensions()? {
             for ext in pax {
