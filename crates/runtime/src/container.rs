@@ -406,7 +406,7 @@ impl Runtime {
     }
 
     /// The config as it was at create (the bundle may have changed since).
-    fn saved_spec(&self, id: &str) -> Result<Spec> {
+    pub fn saved_spec(&self, id: &str) -> Result<Spec> {
         let path = self.root.dir(id).join(CONFIG_FILE);
         let data = fs::read(&path).ctx(|| format!("read {}", path.display()))?;
         serde_json::from_slice(&data).map_err(|e| RuntimeError::Config {
@@ -586,7 +586,7 @@ fn effective_resources(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::L
     res
 }
 
-fn forwarded_signals() -> nix::sys::signal::SigSet {
+pub(crate) fn forwarded_signals() -> nix::sys::signal::SigSet {
     let mut set = nix::sys::signal::SigSet::empty();
     for s in [
         Signal::SIGCHLD,
@@ -606,7 +606,7 @@ fn forwarded_signals() -> nix::sys::signal::SigSet {
 
 /// Waits for `pid` (our child) to exit, reaping other orphans and passing
 /// every other signal on to it.
-fn wait_forwarding(pid: i32, set: &nix::sys::signal::SigSet) -> i32 {
+pub(crate) fn wait_forwarding(pid: i32, set: &nix::sys::signal::SigSet) -> i32 {
     loop {
         // Reap whatever has exited.
         loop {

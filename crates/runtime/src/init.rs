@@ -192,8 +192,30 @@ fn join_session_keyring(id: &str) {
 }
 
 /// Opens a pty from the container's devpts, sends the master to the console
-/// socket (SCM_RIGHTS, as runc does) and returns the slave.
+/// socket (SCM_RIGHTS, as runc does) and binds the slave on /dev/console.
 fn setup_console(sock: &UnixStream, process: &Process) -> Result<OwnedFd> {
+    let (slave, slave_path) = open_pty_to_socket(sock, process)?;
+    let console = Path::new("/dev/console");
+    if std::fs::symlink_metadata(console).is_err() {
+        std::fs::File::create(console).ctx(|| "create /dev/console".into())?;
+    }
+    nix::mount::mount(
+        Some(slave_path.as_str()),
+        console,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .ctx(|| "bind /dev/console".into())?;
+    Ok(slave)
+}
+
+/// A new pty in the current mount namespace's devpts: the master goes to the
+/// console socket, the slave (and its path) back to the caller.
+pub(crate) fn open_pty_to_socket(
+    sock: &UnixStream,
+    process: &Process,
+) -> Result<(OwnedFd, String)> {
     use nix::fcntl::OFlag;
     use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
@@ -217,21 +239,8 @@ fn setup_console(sock: &UnixStream, process: &Process) -> Result<OwnedFd> {
         // SAFETY: TIOCSWINSZ with a valid winsize.
         unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
-    // /dev/console is the container's terminal.
-    let console = Path::new("/dev/console");
-    if std::fs::symlink_metadata(console).is_err() {
-        std::fs::File::create(console).ctx(|| "create /dev/console".into())?;
-    }
-    nix::mount::mount(
-        Some(slave_path.as_str()),
-        console,
-        None::<&str>,
-        nix::mount::MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .ctx(|| "bind /dev/console".into())?;
     send_fd(sock, master.as_raw_fd(), &slave_path)?;
-    Ok(slave)
+    Ok((slave, slave_path))
 }
 
 fn send_fd(sock: &UnixStream, fd: RawFd, name: &str) -> Result<()> {
@@ -249,7 +258,7 @@ fn send_fd(sock: &UnixStream, fd: RawFd, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn attach_terminal(slave: OwnedFd) -> Result<()> {
+pub(crate) fn attach_terminal(slave: OwnedFd) -> Result<()> {
     let fd = slave.as_raw_fd();
     // SAFETY: TIOCSCTTY and dup2 on descriptors we own.
     unsafe {

@@ -4,9 +4,11 @@
 
 pub mod container;
 pub mod error;
+pub mod exec;
 pub mod hooks;
 mod init;
 pub mod mount_options;
+pub mod ops;
 pub mod process;
 pub mod rootfs;
 pub mod secure_path;
@@ -16,4 +18,5 @@ pub mod sys;
 
 pub use container::{CreateOptions, Runtime, exit_code, load_spec};
 pub use error::{Result, RuntimeError};
+pub use exec::ExecOptions;
 pub use state::{ContainerState, Status};

@@ -128,6 +128,31 @@ enum Command {
     },
     /// Print the features this runtime supports as JSON.
     Features,
+    /// Run a new process inside a running container.
+    Exec(cli_extra::ExecArgs),
+    /// List the processes in a container.
+    Ps {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        container_id: String,
+        /// Options passed to ps(1) for the table format.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Suspend every process in a container (cgroup freezer).
+    Pause { container_id: String },
+    /// Resume a paused container.
+    Resume { container_id: String },
+    /// Change the resources of a running container.
+    Update(cli_extra::UpdateArgs),
+    /// Print resource usage (--stats once, or every --interval).
+    Events {
+        #[arg(long)]
+        stats: bool,
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        container_id: String,
+    },
 }
 
 fn main() {
@@ -199,6 +224,20 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::List { format, quiet } => cli_extra::list(&rt, format, *quiet)?,
         Command::Spec { bundle, rootless } => cli_extra::write_default_spec(bundle, *rootless)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&cli_extra::features())?),
+        Command::Exec(args) => return cli_extra::exec(&rt, args),
+        Command::Ps {
+            format,
+            container_id,
+            ps_args,
+        } => cli_extra::ps(&rt, container_id, format, ps_args)?,
+        Command::Pause { container_id } => rt.pause(container_id)?,
+        Command::Resume { container_id } => rt.resume(container_id)?,
+        Command::Update(args) => cli_extra::update(&rt, args)?,
+        Command::Events {
+            stats,
+            interval,
+            container_id,
+        } => cli_extra::events(&rt, container_id, *stats, interval)?,
     }
     Ok(0)
 }

@@ -151,10 +151,11 @@ impl StateRoot {
             Err(e) => return Err(RuntimeError::io(format!("read {}", self.path.display()), e)),
         };
         for entry in rd.flatten() {
-            if entry.path().join(STATE_FILE).exists() {
-                if let Some(name) = entry.file_name().to_str() {
-                    ids.push(name.to_string());
-                }
+            if let (true, Some(name)) = (
+                entry.path().join(STATE_FILE).exists(),
+                entry.file_name().to_str(),
+            ) {
+                ids.push(name.to_string());
             }
         }
         ids.sort();

@@ -197,12 +197,9 @@ fn create_start_state_kill_delete() {
     // Created: the user process has not run yet.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     assert!(!String::from_utf8_lossy(&cmdline).contains("trap"));
-    assert!(
-        rt.output(&["create", "--bundle", b.path().to_str().unwrap(), &id])
-            .stderr
-            .len()
-            > 0
-    );
+    let dup = rt.output(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
     rt.ok(&["start", &id]);
     assert_eq!(rt.status(&id), "running");
     // start twice is an error
