@@ -216,16 +216,17 @@ mod fake_registry;
 fn wrong_layer_digest_is_rejected_and_nothing_kept() {
     require_env();
     let rt = rt();
-    let (addr, _server) = rt.block_on(fake_registry::serve_bad_layer());
+    let img = fake_registry::Image::new(b"good", Some(b"evil"));
+    let cfg = img.config_digest();
+    let (addr, _log) = rt.block_on(fake_registry::serve(img, None));
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
     let store = Arc::new(ImageStore::open(&root).unwrap());
-    let c = client(&addr);
-    let r: Reference = format!("{addr}/bad:latest").parse().unwrap();
+    let r: Reference = format!("{addr}/test:latest").parse().unwrap();
     let err = rt
         .block_on(pull(
             store.clone(),
-            c,
+            client(&addr),
             &r,
             &PullOptions::default(),
             Arc::new(NoProgress),
@@ -246,10 +247,56 @@ fn wrong_layer_digest_is_rejected_and_nothing_kept() {
     );
     // Only the (valid) config blob may remain; no layer blob.
     for d in store.content.list().unwrap() {
-        assert_eq!(
-            d,
-            fake_registry::config_digest(),
-            "unexpected blob {d} kept"
-        );
+        assert_eq!(d, cfg, "unexpected blob {d} kept");
     }
+}
+
+#[test]
+fn dropped_connection_mid_layer_resumes_with_range() {
+    require_env();
+    let rt = rt();
+    // Hex of hashes: gzip can at best halve it, so the blob is big enough
+    // to cut in the middle.
+    let content: Vec<u8> = (0..6_000u32)
+        .flat_map(|i| {
+            Digest::sha256_of(&i.to_le_bytes())
+                .hex()
+                .as_bytes()
+                .to_vec()
+        })
+        .collect();
+    let img = fake_registry::Image::new(&content, None);
+    let (addr, log) = rt.block_on(fake_registry::serve(img, Some(150_000)));
+    let t = tempfile::tempdir().unwrap();
+    let store = Arc::new(ImageStore::open(t.path().join("root")).unwrap());
+    let r: Reference = format!("{addr}/test:latest").parse().unwrap();
+    let rec = rt
+        .block_on(pull(
+            store.clone(),
+            client(&addr),
+            &r,
+            &PullOptions::default(),
+            Arc::new(NoProgress),
+        ))
+        .unwrap();
+    let got = std::fs::read(
+        store
+            .layers
+            .diff_dir(&rec.layers[0].chain_id)
+            .join("file.bin"),
+    )
+    .unwrap();
+    assert!(got == content, "resumed layer content differs");
+    let log = log.lock().unwrap().clone();
+    assert!(rec.layers[0].blob_size > 150_000);
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0], None);
+    let resumed_at: u64 = log[1]
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("bytes=")
+        .trim_end_matches('-')
+        .parse()
+        .unwrap();
+    assert!(resumed_at > 0 && resumed_at <= 150_000, "{log:?}");
 }
