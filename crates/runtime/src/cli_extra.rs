@@ -200,6 +200,11 @@ pub fn exec(rt: &Runtime, a: &ExecArgs) -> anyhow::Result<i32> {
         pid_file: a.pid_file.clone(),
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
+        seccomp: rt
+            .saved_spec(&a.container_id)?
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().clone()),
     };
     Ok(rt.exec(&opts)?)
 }

@@ -28,6 +28,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
+    /// The container's seccomp filter, applied to exec'd processes too.
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// The namespaces of a container's init, in join order (user first).
@@ -155,13 +157,7 @@ fn exec_child(
     process::set_rlimits(process)?;
     let _ = nix::unistd::chdir(process.cwd());
     let exe = process::resolve_executable(process)?;
-    let caps = process.capabilities().as_ref();
-    process::prepare_capabilities(caps)?;
-    process::set_user(process)?;
-    process::apply_capabilities(caps)?;
-    nix::unistd::chdir(process.cwd())
-        .ctx(|| format!("chdir to cwd {}", process.cwd().display()))?;
-    process::set_no_new_privileges(process)?;
+    process::drop_privileges(process, opts.seccomp.as_ref())?;
     let exec = ExecArgs::new(&exe, process)?;
     sys::cloexec_from(3 + opts.preserve_fds).ctx(|| "mark descriptors close-on-exec".into())?;
     let err = exec.exec();

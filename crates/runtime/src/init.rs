@@ -123,13 +123,10 @@ fn init(ctx: &InitContext) -> Result<Infallible> {
     // chdir as root first (the cwd may need privileges to reach), again after setuid.
     let _ = nix::unistd::chdir(process.cwd());
     let exe = process::resolve_executable(process)?;
-    let caps = process.capabilities().as_ref();
-    process::prepare_capabilities(caps)?;
-    process::set_user(process)?;
-    process::apply_capabilities(caps)?;
-    nix::unistd::chdir(process.cwd())
-        .ctx(|| format!("chdir to cwd {}", process.cwd().display()))?;
-    process::set_no_new_privileges(process)?;
+    process::drop_privileges(
+        process,
+        spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+    )?;
     let exec = ExecArgs::new(&exe, process)?;
     sys::cloexec_from(3 + ctx.preserve_fds).ctx(|| "mark descriptors close-on-exec".into())?;
 

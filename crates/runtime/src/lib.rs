@@ -11,6 +11,8 @@ pub mod mount_options;
 pub mod ops;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
+pub mod seccomp_profile;
 pub mod secure_path;
 pub mod state;
 mod sync;

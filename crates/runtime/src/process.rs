@@ -63,6 +63,32 @@ fn env_value(process: &Process, key: &str) -> Option<String> {
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=').map(str::to_string))
 }
 
+/// Credentials, capabilities, no_new_privs and seccomp, in the order that
+/// works: a filter installed without no_new_privs needs CAP_SYS_ADMIN, so it
+/// goes in before the capabilities are dropped; with no_new_privs it goes in
+/// last, as close to exec as possible.
+pub fn drop_privileges(
+    process: &Process,
+    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+) -> Result<()> {
+    let filter = seccomp.map(crate::seccomp::compile).transpose()?;
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let (Some(f), false) = (&filter, nnp) {
+        crate::seccomp::install(f)?;
+    }
+    let caps = process.capabilities().as_ref();
+    prepare_capabilities(caps)?;
+    set_user(process)?;
+    apply_capabilities(caps)?;
+    nix::unistd::chdir(process.cwd())
+        .ctx(|| format!("chdir to cwd {}", process.cwd().display()))?;
+    set_no_new_privileges(process)?;
+    if let (Some(f), true) = (&filter, nnp) {
+        crate::seccomp::install(f)?;
+    }
+    Ok(())
+}
+
 pub fn set_rlimits(process: &Process) -> Result<()> {
     for r in process.rlimits().as_deref().unwrap_or_default() {
         let resource = rlimit_resource(&r.typ().to_string()).ok_or_else(|| {
