@@ -292,3 +292,86 @@ fn unpack_stream(
     io::copy(&mut raw, &mut io::sink())?;
     Ok((stats, diff_id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::ContentStore;
+    use crate::formats::media;
+
+    fn layer_tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        b.append_data(&mut h, "etc/hello", &b"hello"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn desc(blob: &[u8], media_type: &str) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest: Digest::sha256_of(blob),
+            size: blob.len() as u64,
+            platform: None,
+            urls: vec![],
+            annotations: Default::default(),
+        }
+    }
+
+    #[test]
+    fn ingest_uncompressed_and_zstd() {
+        let t = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(t.path().join("content")).unwrap();
+        let ls = LayerStore::open(t.path().join("layers")).unwrap();
+        let tar = layer_tar();
+        let diff = Digest::sha256_of(&tar);
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        for (blob, mt) in [
+            (tar.clone(), media::OCI_LAYER),
+            (zst, media::OCI_LAYER_ZSTD),
+        ] {
+            let d = desc(&blob, mt);
+            let chain = Digest::sha256_of(mt.as_bytes()); // distinct per case
+            let w = cs.writer(&d.digest).unwrap();
+            let meta = ls.ingest(&d, &diff, &chain, None, w, &blob[..]).unwrap();
+            assert_eq!(meta.size, 5);
+            assert!(ls.exists(&chain));
+            assert_eq!(
+                fs::read(ls.diff_dir(&chain).join("etc/hello")).unwrap(),
+                b"hello"
+            );
+            assert!(cs.exists(&d.digest));
+        }
+    }
+
+    #[test]
+    fn wrong_diff_id_keeps_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(t.path().join("content")).unwrap();
+        let ls = LayerStore::open(t.path().join("layers")).unwrap();
+        let tar = layer_tar();
+        let d = desc(&tar, media::OCI_LAYER);
+        let wrong = Digest::sha256_of(b"not the diff");
+        let w = cs.writer(&d.digest).unwrap();
+        let err = ls
+            .ingest(&d, &wrong, &wrong, None, w, &tar[..])
+            .unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(!ls.exists(&wrong));
+        assert!(!cs.exists(&d.digest));
+        assert_eq!(
+            fs::read_dir(t.path().join("layers/tmp")).unwrap().count(),
+            0
+        );
+        assert_eq!(
+            fs::read_dir(t.path().join("content/ingest"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+}
