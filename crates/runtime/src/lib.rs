@@ -11,6 +11,7 @@ pub mod mount_options;
 pub mod ops;
 pub mod process;
 pub mod rootfs;
+pub mod sealed_exe;
 pub mod seccomp;
 pub mod seccomp_profile;
 pub mod secure_path;

@@ -157,6 +157,23 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // Commands that enter a container run from a sealed copy of the binary
+    // (CVE-2019-5736). BERTH_UNSEALED=1 skips it for measurements only.
+    let enters_container = matches!(
+        cli.command,
+        Command::Create(_) | Command::Run { .. } | Command::Exec(_)
+    );
+    if enters_container
+        && !berth_runtime::sealed_exe::is_sealed()
+        && std::env::var_os("BERTH_UNSEALED").is_none()
+    {
+        let e = berth_runtime::sealed_exe::reexec_sealed();
+        report_error(
+            &cli,
+            &anyhow::anyhow!("re-exec from a sealed copy of the runtime: {e}"),
+        );
+        std::process::exit(1);
+    }
     let code = match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {

@@ -1,0 +1,136 @@
+//! Escape attempts from inside containers must fail.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn sha256(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// CVE-2019-5736: code in the container (here a startContainer hook, which
+/// runs inside the container while the runtime's own image is its parent)
+/// tries to overwrite the runtime binary through /proc/<ppid>/exe.
+#[test]
+fn runtime_binary_cannot_be_overwritten_from_inside() {
+    require_root();
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let copy = dir.path().join("berth-runtime");
+    std::fs::copy(RUNTIME, &copy).unwrap();
+    let before = sha256(&copy);
+    let mut b = Bundle::busybox(&["true"]);
+    b.config["hooks"] = json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c",
+        "readlink /proc/$PPID/exe > /tmp/exe-link; (printf PWNED >> /proc/$PPID/exe) 2>/tmp/write-err; (printf PWNED > /proc/$PPID/exe) 2>>/tmp/write-err; true"]}]});
+    b.write();
+    let root = tempfile::tempdir_in("/run").unwrap();
+    let out = std::process::Command::new(&copy)
+        .args([
+            "--root",
+            root.path().to_str().unwrap(),
+            "run",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            &unique_id("cve"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link = std::fs::read_to_string(b.rootfs().join("tmp/exe-link")).unwrap();
+    assert!(
+        link.starts_with("/memfd:berth-runtime"),
+        "runtime not running from a sealed copy: {link}"
+    );
+    let errs = std::fs::read_to_string(b.rootfs().join("tmp/write-err")).unwrap();
+    assert_eq!(
+        errs.lines().count(),
+        2,
+        "a write to the runtime's exe succeeded: {errs}"
+    );
+    assert_eq!(sha256(&copy), before, "runtime binary modified");
+}
+
+#[test]
+fn escape_attempts_fail() {
+    let rt = Runtime::new();
+    let marker = format!("/var/tmp/berth-escape-{}", std::process::id());
+    let script = format!(
+        "echo x > {marker} 2>/dev/null && echo WROTE-HOST-PATH; \
+         ls /proc | grep -qx 1 && [ $(ls /proc | grep -c '^[0-9]') -lt 5 ] && echo PIDS-ISOLATED; \
+         mount -t tmpfs t /mnt 2>/dev/null && echo MOUNTED; \
+         unshare -m true 2>/dev/null && echo UNSHARED; \
+         insmod /nonexistent.ko 2>/dev/null; modprobe dummy 2>/dev/null && echo MODULE; \
+         cat /proc/timer_list >/dev/null 2>&1 && [ -s /proc/timer_list ] && echo MASKED-READ; \
+         echo 1 > /proc/sysrq-trigger 2>/dev/null && echo SYSRQ; \
+         kill -0 1 && echo SEES-OWN-INIT"
+    );
+    let b = Bundle::busybox(&["sh", "-c", &script]);
+    let (code, out, err) = rt.run(&b, &unique_id("escape"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !std::path::Path::new(&marker).exists(),
+        "container wrote to a host path"
+    );
+    for bad in [
+        "WROTE-HOST-PATH",
+        "MOUNTED",
+        "UNSHARED",
+        "MODULE",
+        "MASKED-READ",
+        "SYSRQ",
+    ] {
+        assert!(!out.contains(bad), "{bad}: {out}");
+    }
+    assert!(
+        out.contains("PIDS-ISOLATED") && out.contains("SEES-OWN-INIT"),
+        "{out}"
+    );
+}
+
+#[test]
+fn ptrace_of_a_host_process_fails() {
+    let rt = Runtime::new();
+    let mut host = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    // Without a pid namespace the host pid is visible; ptrace still needs CAP_SYS_PTRACE.
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        &format!(
+            "ls /proc/{0}/ >/dev/null && echo VISIBLE; cat /proc/{0}/environ >/dev/null 2>&1 && echo ENVIRON-READ; cat /proc/{0}/mem >/dev/null 2>&1 && echo MEM-READ; true",
+            host.id()
+        ),
+    ]);
+    b.config["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}, {"type": "ipc"}]);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["type"] != "sysfs" && m["type"] != "cgroup");
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let (code, out, err) = rt.run(&b, &unique_id("ptrace"));
+    let _ = host.kill();
+    let _ = host.wait();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("VISIBLE"),
+        "test setup: host pid not visible: {out}"
+    );
+    assert!(
+        !out.contains("ENVIRON-READ") && !out.contains("MEM-READ"),
+        "{out}"
+    );
+}
