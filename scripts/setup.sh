@@ -37,6 +37,7 @@ for cand in "${BERTH_SHARED:-}" ../shared ../../shared /work/shared; do
 done
 [ -f "$SHARED/fixtures/make-images.sh" ] || { log "shared fixtures not found (set BERTH_SHARED)"; exit 1; }
 log "fixtures from $SHARED/fixtures"
-ONLY="${BERTH_FIXTURE_IMAGES:-busybox multilayer}" bash "$SHARED/fixtures/make-images.sh" >/dev/null
+# registry.sh pushes all three images and stops if one is missing.
+ONLY="${BERTH_FIXTURE_IMAGES:-busybox debian multilayer}" bash "$SHARED/fixtures/make-images.sh" >/dev/null
 bash "$SHARED/fixtures/registry.sh" start >/dev/null
 log "setup done"

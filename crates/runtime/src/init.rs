@@ -59,6 +59,14 @@ fn init(ctx: &InitContext) -> Result<Infallible> {
     for (kind, fd) in &ctx.join_namespaces {
         nix::sched::setns(fd, *kind).ctx(|| format!("join namespace {kind:?}"))?;
     }
+    if ctx.new_user_ns
+        || ctx
+            .join_namespaces
+            .iter()
+            .any(|(k, _)| *k == CloneFlags::CLONE_NEWUSER)
+    {
+        become_namespace_root()?;
+    }
     if ctx.new_cgroup_ns {
         // After the parent moved us into the container's cgroup, so that cgroup
         // becomes the namespace's root.
@@ -148,6 +156,30 @@ fn init(ctx: &InitContext) -> Result<Infallible> {
     let _ = write!(conn, "exec {}: {err}", exe.display());
     // SAFETY: exit the child without unwinding.
     unsafe { libc::_exit(127) }
+}
+
+/// In a new user namespace we still carry the host's ids, which the
+/// namespace does not map: become its root, so that files we create are
+/// owned by the container's root rather than failing with EOVERFLOW.
+fn become_namespace_root() -> Result<()> {
+    // SAFETY: plain syscalls; all capabilities in the namespace are kept
+    // because the ids become 0.
+    unsafe {
+        if libc::setresgid(0, 0, 0) != 0 {
+            return Err(RuntimeError::io(
+                "setgid 0 in the user namespace (is gid 0 mapped?)",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        if libc::setresuid(0, 0, 0) != 0 {
+            return Err(RuntimeError::io(
+                "setuid 0 in the user namespace (is uid 0 mapped?)",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        libc::setgroups(0, std::ptr::null());
+    }
+    Ok(())
 }
 
 fn set_domainname(d: &str) -> Result<()> {
