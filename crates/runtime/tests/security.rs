@@ -134,3 +134,53 @@ fn ptrace_of_a_host_process_fails() {
         "{out}"
     );
 }
+
+/// Under the default profile a syscall that needs a capability the profile
+/// was not built for gets EPERM, even though the process holds the capability.
+#[test]
+fn default_seccomp_profile_denies_with_eperm() {
+    let caps: Vec<String> = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FOWNER",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let attempt = |profile_caps: &[String]| {
+        let rt = Runtime::new();
+        let mut b = Bundle::busybox(&[
+            "sh",
+            "-c",
+            "unshare -u true && echo UNSHARE-OK; mkdir /tmp/d && echo MKDIR-OK; true",
+        ]);
+        for set in ["bounding", "effective", "permitted"] {
+            b.config["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+        b.config["linux"]["seccomp"] =
+            berth_runtime::seccomp_profile::default_profile_json(profile_caps);
+        rt.run(&b, &unique_id("seccompdefault"))
+    };
+    let (code, out, err) = attempt(&caps);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("MKDIR-OK"), "{out} {err}");
+    assert!(
+        !out.contains("UNSHARE-OK"),
+        "unshare allowed by the default profile: {out}"
+    );
+    assert!(err.contains("Operation not permitted"), "{err}");
+    // Control: with CAP_SYS_ADMIN in the profile's view the same call works.
+    let mut with_admin = caps.clone();
+    with_admin.push("CAP_SYS_ADMIN".into());
+    let (code, out, err) = attempt(&with_admin);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("UNSHARE-OK"), "{out} {err}");
+}
