@@ -394,13 +394,11 @@ impl Runtime {
         if hooks::has_hooks(&spec, &[HookKind::Poststart]) {
             let mut running = state;
             running.status = Status::Running;
-            if let Err(e) = hooks::run(
+            hooks::run_warn(
                 &spec,
                 HookKind::Poststart,
                 &running.to_oci_json().to_string(),
-            ) {
-                eprintln!("berth-runtime: warning: {e}");
-            }
+            );
         }
         Ok(())
     }
@@ -499,13 +497,11 @@ impl Runtime {
         if let Some(spec) = spec.filter(|s| hooks::has_hooks(s, &[HookKind::Poststop])) {
             let mut stopped = state;
             stopped.status = Status::Stopped;
-            if let Err(e) = hooks::run(
+            hooks::run_warn(
                 &spec,
                 HookKind::Poststop,
                 &stopped.to_oci_json().to_string(),
-            ) {
-                eprintln!("berth-runtime: warning: {e}");
-            }
+            );
         }
         Ok(())
     }

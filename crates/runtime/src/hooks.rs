@@ -67,6 +67,24 @@ pub fn run(spec: &Spec, kind: HookKind, state_json: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs every hook of `kind`, reporting failures as warnings on stderr: for
+/// poststart and poststop the spec wants the remaining hooks and the
+/// lifecycle to go on as if the hook had succeeded.
+pub fn run_warn(spec: &Spec, kind: HookKind, state_json: &str) {
+    let Some(hooks) = spec.hooks().as_ref() else {
+        return;
+    };
+    for (index, hook) in kind.of(hooks).iter().enumerate() {
+        if let Err(msg) = run_one(hook, state_json) {
+            eprintln!(
+                "berth-runtime: warning: hook {}[{index}] {}: {msg}",
+                kind.name(),
+                hook.path().display()
+            );
+        }
+    }
+}
+
 fn run_one(hook: &Hook, state_json: &str) -> std::result::Result<(), String> {
     let args = hook.args().clone().unwrap_or_default();
     let mut cmd = Command::new(hook.path());

@@ -108,3 +108,18 @@ fn failing_poststart_is_only_a_warning() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("warning"));
     assert_eq!(rt.status(&id), "running");
 }
+
+#[test]
+fn remaining_poststop_hooks_run_after_a_failure() {
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox(&["true"]);
+    let marker = b.path().join("second-ran");
+    b.config["hooks"] = json!({"poststop": [
+        {"path": "/bin/false"},
+        {"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}", marker.display())]}
+    ]});
+    let (code, _, err) = rt.run(&b, &unique_id("poststop2"));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning"), "{err}");
+    assert!(marker.exists(), "second poststop hook did not run");
+}
