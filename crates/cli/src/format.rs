@@ -129,6 +129,11 @@ pub fn images_table(images: &[ImageRecord], quiet: bool, digests: bool) -> Strin
     header.extend(["IMAGE ID", "CREATED", "SIZE"]);
     let mut all = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
     all.extend(rows);
+    table(all)
+}
+
+/// Columns padded to the widest cell, three spaces apart, as docker prints.
+pub fn table(all: Vec<Vec<String>>) -> String {
     let ncol = all[0].len();
     let widths: Vec<usize> = (0..ncol)
         .map(|c| all.iter().map(|r| r[c].len()).max().unwrap_or(0))

@@ -1,8 +1,11 @@
 //! `berth`: the docker-compatible CLI. Until berthd exists the image commands
 //! run in-process on the store under `--root`.
 
+mod archive;
 mod format;
+mod login;
 mod progress;
+mod system;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +41,21 @@ enum Cmd {
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Show the history of an image.
+    History(system::HistoryArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default).
+    Save(archive::SaveArgs),
+    /// Load images from a tar archive or STDIN.
+    Load(archive::LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(archive::ImportArgs),
+    /// Log in to a registry.
+    Login(login::LoginArgs),
+    /// Log out from a registry.
+    Logout { server: Option<String> },
+    /// Manage Berth.
+    #[command(subcommand)]
+    System(system::SystemCmd),
 }
 
 #[derive(clap::Args)]
@@ -112,6 +130,12 @@ enum ImageCmd {
         name: String,
         dir: PathBuf,
     },
+    History(system::HistoryArgs),
+    /// Remove unused images.
+    Prune(system::PruneArgs),
+    Save(archive::SaveArgs),
+    Load(archive::LoadArgs),
+    Import(archive::ImportArgs),
 }
 
 fn main() {
@@ -123,11 +147,28 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Login(a) => return login::login(a),
+        Cmd::Logout { server } => return login::logout(server),
+        _ => {}
+    }
     let store = Arc::new(
         ImageStore::open(&cli.root)
             .with_context(|| format!("opening store {}", cli.root.display()))?,
     );
+    // Commands that write to the store first clear what killed commands
+    // left behind; `system check` must see the store as it is.
+    if !matches!(cli.cmd, Cmd::System(_)) {
+        store.cleanup().context("cleaning up leftovers")?;
+    }
     match cli.cmd {
+        Cmd::Login(_) | Cmd::Logout { .. } => unreachable!("handled above"),
+        Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => system::history(&store, a),
+        Cmd::Image(ImageCmd::Prune(a)) => system::prune(&store, a),
+        Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => archive::save(&store, a),
+        Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => archive::load(&store, a),
+        Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => archive::import(&store, a),
+        Cmd::System(c) => system::run(&store, c),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => pull(store, a),
         Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => push(store, a),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => {
@@ -157,12 +198,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Image(ImageCmd::Umount { dir }) => {
-            let target = if dir.join("config.json").is_file() {
-                dir.join("rootfs")
-            } else {
-                dir
-            };
-            Ok(berth_image::rootfs::unmount(&target)?)
+            Ok(berth_image::rootfs::unmount_image(&store, &dir)?)
         }
         Cmd::Image(ImageCmd::Bundle { name, dir }) => {
             let img = store.resolve(&name)?;

@@ -139,9 +139,111 @@ pub fn credentials_from(config_json: &[u8], host: &str) -> Option<Credentials> {
     })
 }
 
+/// The key docker uses for a registry in `auths`.
+pub fn config_key(server: &str) -> String {
+    match server {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => {
+            "https://index.docker.io/v1/".into()
+        }
+        s => s
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
+    }
+}
+
+fn config_path() -> std::io::Result<PathBuf> {
+    docker_config_path()
+        .ok_or_else(|| std::io::Error::other("neither DOCKER_CONFIG nor HOME is set"))
+}
+
+/// Rewrites config.json through `f`, keeping every other key (credential
+/// helpers, proxies...) as it was; temp + rename, mode 0600.
+fn edit_config(
+    f: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> bool,
+) -> std::io::Result<bool> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = config_path()?;
+    let mut doc: serde_json::Value = match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(std::io::Error::other)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => return Err(e),
+    };
+    let obj = doc
+        .as_object_mut()
+        .ok_or_else(|| std::io::Error::other("config.json is not an object"))?;
+    let auths = obj
+        .entry("auths")
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()
+        .ok_or_else(|| std::io::Error::other("config.json auths is not an object"))?;
+    if !f(auths) {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(&serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(true)
+}
+
+/// Stores credentials as docker does: `auths[server].auth = base64(user:pass)`.
+pub fn save_credentials(server: &str, c: &Credentials) -> std::io::Result<PathBuf> {
+    let key = config_key(server);
+    let auth = B64.encode(format!("{}:{}", c.username, c.password));
+    edit_config(|auths| {
+        auths.insert(key, serde_json::json!({ "auth": auth }));
+        true
+    })?;
+    config_path()
+}
+
+/// Removes stored credentials; false if there were none.
+pub fn remove_credentials(server: &str) -> std::io::Result<bool> {
+    let key = config_key(server);
+    edit_config(|auths| auths.remove(&key).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_logout_round_trip() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(
+            t.path().join("config.json"),
+            br#"{"auths":{"other:1":{"auth":"eDp5"}},"credsStore":"none"}"#,
+        )
+        .unwrap();
+        // SAFETY: this test is the only one in the binary touching DOCKER_CONFIG.
+        unsafe { std::env::set_var("DOCKER_CONFIG", t.path()) };
+        let c = Credentials {
+            username: "u".into(),
+            password: "p:w".into(),
+        };
+        save_credentials("localhost:5000", &c).unwrap();
+        assert_eq!(credentials_for("localhost:5000"), Some(c));
+        let text = std::fs::read_to_string(t.path().join("config.json")).unwrap();
+        assert!(
+            text.contains("credsStore") && text.contains("other:1"),
+            "{text}"
+        );
+        assert!(remove_credentials("localhost:5000").unwrap());
+        assert!(!remove_credentials("localhost:5000").unwrap());
+        assert_eq!(credentials_for("localhost:5000"), None);
+    }
 
     #[test]
     fn challenges() {

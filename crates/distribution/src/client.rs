@@ -186,7 +186,10 @@ impl RegistryClient {
     }
 
     async fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &str) -> Result<String> {
-        let mut query: Vec<(&str, &str)> = vec![("scope", scope)];
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if !scope.is_empty() {
+            query.push(("scope", scope));
+        }
         if let Some(s) = service {
             query.push(("service", s));
         }
@@ -212,6 +215,20 @@ impl RegistryClient {
         tok.token
             .or(tok.access_token)
             .ok_or_else(|| auth_err("no token in answer".into()))
+    }
+
+    /// `GET /v2/` with the client's credentials: what `login` checks. A
+    /// registry without auth accepts anyone, as with docker.
+    pub async fn ping(&self) -> Result<()> {
+        let url = self.url("/v2/");
+        let resp = self.send(Method::GET, &url, "", |r| r).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(Error::Auth(
+                self.host.clone(),
+                "unauthorized: incorrect username or password".into(),
+            ));
+        }
+        check(resp, "GET", &url).await.map(drop)
     }
 
     /// Fetches a manifest by tag or digest: (bytes, content type, digest).

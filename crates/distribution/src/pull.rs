@@ -10,6 +10,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use berth_image::formats::{self, Descriptor, ManifestKind, Platform, media};
+use berth_image::lease::Lease;
 use berth_image::{Digest, ImageRecord, ImageStore, LayerRecord, Reference, chain_ids};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -54,6 +55,13 @@ pub async fn pull(
         .get_manifest(&repo, &reference.registry_reference())
         .await?;
     let resolved = digest.clone();
+    // The lease keeps what this pull has stored (or found stored) from a
+    // concurrent prune/rmi until the image record exists; it grows as the
+    // pull learns what the image consists of.
+    let mut lease = Lease::for_process("pull");
+    lease.blobs.push(resolved.clone());
+    let (s, l) = (store.clone(), lease.clone());
+    let _guard = blocking(move || s.lease_process(&l)).await??;
     let (mut bytes, mut ct, mut digest) = (bytes, ct, digest);
     let mut index = None;
     let manifest = match formats::parse_manifest(&bytes, ct.as_deref())? {
@@ -86,6 +94,12 @@ pub async fn pull(
 
     // Config: small, fetched whole and verified by the content store.
     let cfg_digest = manifest.config.digest.clone();
+    lease.blobs.extend([digest.clone(), cfg_digest.clone()]);
+    lease
+        .blobs
+        .extend(manifest.layers.iter().map(|l| l.digest.clone()));
+    let (s, l) = (store.clone(), lease.clone());
+    blocking(move || s.leases.put(&l)).await??;
     let config_bytes = if store.content.exists(&cfg_digest) {
         let (s, d) = (store.clone(), cfg_digest.clone());
         blocking(move || s.content.read(&d)).await??
@@ -108,6 +122,9 @@ pub async fn pull(
         formats::Compression::of_layer(&l.media_type)?;
     }
     let chains = chain_ids(&diff_ids);
+    lease.chain_ids = chains.clone();
+    let (s, l) = (store.clone(), lease.clone());
+    blocking(move || s.leases.put(&l)).await??;
 
     let sem = Arc::new(Semaphore::new(opts.max_concurrent.max(1)));
     let mut tasks = JoinSet::new();

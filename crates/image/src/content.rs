@@ -164,6 +164,58 @@ impl ContentStore {
         })
     }
 
+    /// Ingest dirs: (dir, blob digest, partial bytes, held by a live writer).
+    pub fn ingest_entries(&self) -> Result<Vec<IngestEntry>> {
+        let root = self.root.join("ingest");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&root).ctx("read dir", &root)? {
+            let dir = e.ctx("read dir", &root)?.path();
+            let name = dir.file_name().unwrap_or_default().to_string_lossy();
+            let digest = name.replacen('-', ":", 1).parse::<Digest>().ok();
+            let partial = fs::metadata(dir.join("data")).map_or(0, |m| m.len());
+            let busy = match File::open(dir.join("lock")) {
+                // SAFETY: non-blocking flock probe on an fd we own.
+                Ok(f) => {
+                    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+                    r != 0
+                }
+                Err(_) => false,
+            };
+            out.push(IngestEntry {
+                dir,
+                digest,
+                partial,
+                busy,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes unlocked ingest dirs whose blob is already committed (a writer
+    /// killed between rename and cleanup) or whose name is not a digest.
+    pub fn clean_committed_ingest(&self) -> Result<usize> {
+        let mut n = 0;
+        for e in self.ingest_entries()? {
+            if !e.busy && e.digest.as_ref().is_none_or(|d| self.exists(d)) {
+                fs::remove_dir_all(&e.dir).ctx("remove", &e.dir)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Copies a blob from `src` (verified against `digest` and `size`),
+    /// resuming nothing: used by load, where the source is local.
+    pub fn ingest_reader(&self, digest: &Digest, size: u64, mut src: impl Read) -> Result<()> {
+        if self.exists(digest) {
+            return Ok(());
+        }
+        let mut w = self.writer(digest)?;
+        w.truncate()?;
+        io::copy(&mut src, &mut w).ctx("write", &w.data_path)?;
+        w.commit(Some(size)).map(drop)
+    }
+
     pub fn delete(&self, d: &Digest) -> Result<()> {
         let p = self.blob_path(d);
         match fs::remove_file(&p) {
@@ -188,6 +240,15 @@ impl ContentStore {
         out.sort();
         Ok(out)
     }
+}
+
+#[derive(Debug)]
+pub struct IngestEntry {
+    pub dir: PathBuf,
+    pub digest: Option<Digest>,
+    pub partial: u64,
+    /// A live writer holds its lock.
+    pub busy: bool,
 }
 
 /// An in-progress blob. Dropping it without [`Writer::commit`] keeps the partial

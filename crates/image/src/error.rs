@@ -34,6 +34,10 @@ pub enum Error {
     LayerCountMismatch { want: usize, got: usize },
     #[error("image {0} is referenced by {1} tags; use force to remove them all")]
     Conflict(String, usize),
+    #[error("conflict: image {0} is in use (mounted or by a container); use force")]
+    InUse(String),
+    #[error("invalid archive: {0}")]
+    InvalidArchive(String),
     #[error("json in {what}: {source}")]
     Json {
         what: String,

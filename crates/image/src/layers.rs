@@ -137,25 +137,52 @@ impl LayerStore {
         fs::remove_dir_all(&tmp).ctx("remove", &tmp)
     }
 
-    /// Removes leftovers of interrupted unpacks and removals.
-    pub fn clean_tmp(&self) -> Result<()> {
+    /// Entries of `<layers>/tmp` (interrupted unpacks and removals) with
+    /// whether their process is still running. Names are `<chain16>-<pid>-<nanos>`.
+    pub fn tmp_entries(&self) -> Result<Vec<(PathBuf, bool)>> {
         let tmp = self.root.join("tmp");
+        let mut out = Vec::new();
         for e in fs::read_dir(&tmp).ctx("read dir", &tmp)? {
             let p = e.ctx("read dir", &tmp)?.path();
-            let _ = fs::remove_dir_all(&p);
+            let pid = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.split('-').nth(1))
+                .and_then(|n| n.parse::<u32>().ok());
+            out.push((p, pid.is_some_and(crate::lease::pid_alive)));
         }
-        Ok(())
+        Ok(out)
+    }
+
+    /// Removes the temp dirs of processes that are gone.
+    pub fn clean_dead_tmp(&self) -> Result<usize> {
+        let mut n = 0;
+        for (p, alive) in self.tmp_entries()? {
+            if !alive {
+                if p.is_dir() {
+                    fs::remove_dir_all(&p).ctx("remove", &p)?;
+                } else {
+                    fs::remove_file(&p).ctx("remove", &p)?;
+                }
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     fn tmp_path(&self, chain: &Digest) -> PathBuf {
+        self.scratch_path(&chain.hex()[..16])
+    }
+
+    /// A fresh path in the store's temp dir, named so that it is cleaned up
+    /// if this process dies (`what` must not contain '-').
+    pub fn scratch_path(&self, what: &str) -> PathBuf {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        self.root.join("tmp").join(format!(
-            "{}-{}-{nanos}",
-            &chain.hex()[..16],
-            std::process::id()
-        ))
+        self.root
+            .join("tmp")
+            .join(format!("{what}-{}-{nanos}", std::process::id()))
     }
 
     /// Streams one layer blob into the store (see the module doc). `writer` is
@@ -249,6 +276,12 @@ impl LayerStore {
             serde_json::to_vec_pretty(&meta).expect("meta serialises"),
         )
         .ctx("write", &mp)?;
+        // Power-loss safety: the layer's files must be on disk before its dir
+        // gets a valid name. One syncfs is far cheaper than an fsync per file.
+        if let Err(e) = syncfs(&tmp) {
+            cleanup(&tmp);
+            return Err(e);
+        }
         let dst = self.dir(chain_id);
         if let Err(e) = fs::rename(&tmp, &dst) {
             cleanup(&tmp);
@@ -257,8 +290,18 @@ impl LayerStore {
                 return Err(e).ctx("rename", dst);
             }
         }
+        crate::content::sync_dir(&self.root)?;
         Ok(meta)
     }
+}
+
+fn syncfs(dir: &Path) -> Result<()> {
+    let f = File::open(dir).ctx("open", dir)?;
+    // SAFETY: syncfs on an fd we own.
+    if unsafe { libc::syncfs(std::os::unix::io::AsRawFd::as_raw_fd(&f)) } != 0 {
+        return Err(io::Error::last_os_error()).ctx("syncfs", dir);
+    }
+    Ok(())
 }
 
 /// Decompress + unpack, returning the unpack stats and the diff ID. Reads the

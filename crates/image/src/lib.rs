@@ -10,8 +10,14 @@ pub mod unpack;
 pub use content::ContentStore;
 pub use digest::{Digest, chain_ids};
 pub use error::{Error, Result};
+pub mod check;
+pub mod gc;
+pub mod history;
 pub mod layers;
+pub mod lease;
+pub mod load;
 pub mod reference;
+pub mod save;
 pub mod store;
 
 pub use layers::{LayerMeta, LayerStore};

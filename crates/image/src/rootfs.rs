@@ -10,6 +10,7 @@ use oci_spec::runtime::{ProcessBuilder, RootBuilder, Spec, UserBuilder};
 
 use crate::error::{Error, IoContext, Result};
 use crate::formats::ImageConfig;
+use crate::lease::{Lease, LeaseKind, path_lease_id};
 use crate::store::{ImageRecord, ImageStore};
 
 /// Overlay's mount data is limited to one page; past this we switch to short
@@ -136,14 +137,44 @@ pub fn unmount(target: &Path) -> Result<()> {
     })
 }
 
-/// Mounts an image read-only at `target`.
+/// Mounts an image read-only at `target`, under a lease that keeps its
+/// layers until [`unmount_image`].
 pub fn mount_image(store: &ImageStore, rec: &ImageRecord, target: &Path) -> Result<()> {
-    let lowers = store.layer_dirs(rec)?;
-    mount_overlay(store.layers.root(), &lowers, None, target)
+    let lease = lease_for(LeaseKind::Mount, target, rec);
+    store.leases.put(&lease)?;
+    let res = store
+        .layer_dirs(rec)
+        .and_then(|lowers| mount_overlay(store.layers.root(), &lowers, None, target));
+    if res.is_err() {
+        let _ = store.leases.remove(&lease.id);
+    }
+    res
+}
+
+fn lease_for(kind: LeaseKind, target: &Path, rec: &ImageRecord) -> Lease {
+    let chains: Vec<_> = rec.layers.iter().map(|l| l.chain_id.clone()).collect();
+    let mut l = Lease::for_path(kind, target, &rec.id, &chains);
+    l.blobs = rec.blobs().cloned().collect();
+    l
+}
+
+/// Unmounts an image mount or a bundle's rootfs (`dir` holding config.json)
+/// and releases its lease.
+pub fn unmount_image(store: &ImageStore, dir: &Path) -> Result<()> {
+    let target = if dir.join("config.json").is_file() {
+        dir.join("rootfs")
+    } else {
+        dir.to_path_buf()
+    };
+    let canon = dir.canonicalize().ctx("resolve", dir)?;
+    unmount(&target)?;
+    store.leases.remove(&path_lease_id(&canon))?;
+    Ok(())
 }
 
 /// Makes an OCI bundle in `dir`: `rootfs/` (writable overlay, upper and work
-/// dirs beside it in `dir`) and `config.json` from the image config.
+/// dirs beside it in `dir`) and `config.json` from the image config. The
+/// bundle holds a lease on the image's layers until [`unmount_image`].
 pub fn make_bundle(store: &ImageStore, rec: &ImageRecord, dir: &Path) -> Result<()> {
     let rootfs = dir.join("rootfs");
     let upper = dir.join("upper");
@@ -151,13 +182,22 @@ pub fn make_bundle(store: &ImageStore, rec: &ImageRecord, dir: &Path) -> Result<
     for d in [&rootfs, &upper, &work] {
         fs::create_dir_all(d).ctx("create", d)?;
     }
-    let lowers = store.layer_dirs(rec)?;
-    mount_overlay(store.layers.root(), &lowers, Some((&upper, &work)), &rootfs)?;
-    let config = crate::formats::parse_config(&store.content.read(&rec.id)?)?;
-    let spec = bundle_spec(&config, &rootfs)?;
-    let p = dir.join("config.json");
-    let json = serde_json::to_vec_pretty(&spec).expect("spec serialises");
-    fs::write(&p, json).ctx("write", &p)
+    let lease = lease_for(LeaseKind::Bundle, dir, rec);
+    store.leases.put(&lease)?;
+    let res = (|| {
+        let lowers = store.layer_dirs(rec)?;
+        mount_overlay(store.layers.root(), &lowers, Some((&upper, &work)), &rootfs)?;
+        let config = crate::formats::parse_config(&store.content.read(&rec.id)?)?;
+        let spec = bundle_spec(&config, &rootfs)?;
+        let p = dir.join("config.json");
+        let json = serde_json::to_vec_pretty(&spec).expect("spec serialises");
+        fs::write(&p, json).ctx("write", &p)
+    })();
+    if res.is_err() {
+        let _ = unmount(&rootfs);
+        let _ = store.leases.remove(&lease.id);
+    }
+    res
 }
 
 /// The runtime spec for an image: runc's default spec with the image's

@@ -15,6 +15,7 @@ use crate::content::{ContentStore, sync_dir};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::layers::LayerStore;
+use crate::lease::{Lease, LeaseGuard, Leases};
 use crate::reference::Reference;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -59,8 +60,8 @@ impl ImageRecord {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Db {
-    images: BTreeMap<String, ImageRecord>,
+pub(crate) struct Db {
+    pub(crate) images: BTreeMap<String, ImageRecord>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -74,6 +75,7 @@ pub struct ImageStore {
     root: PathBuf,
     pub content: ContentStore,
     pub layers: LayerStore,
+    pub leases: Leases,
 }
 
 /// Display form of a stored full name (`docker.io/library/x:t` → `x:t`).
@@ -90,6 +92,7 @@ impl ImageStore {
         Ok(ImageStore {
             content: ContentStore::open(root.join("content"))?,
             layers: LayerStore::open(root.join("layers"))?,
+            leases: Leases::open(&root)?,
             root,
         })
     }
@@ -98,11 +101,33 @@ impl ImageStore {
         &self.root
     }
 
+    pub fn content_root(&self) -> PathBuf {
+        self.root.join("content")
+    }
+
     fn db_path(&self) -> PathBuf {
         self.root.join("images.json")
     }
 
-    fn load(&self) -> Result<Db> {
+    /// Removes what interrupted commands left behind: unpack dirs and
+    /// leases of dead processes, ingest dirs of already committed blobs.
+    /// Partial downloads stay (the next pull resumes them). Run at the start
+    /// of commands that write to the store.
+    pub fn cleanup(&self) -> Result<()> {
+        self.layers.clean_dead_tmp()?;
+        self.content.clean_committed_ingest()?;
+        self.leases.clean_dead()?;
+        Ok(())
+    }
+
+    /// Takes a process lease on `lease`'s references (see [`crate::lease`]);
+    /// the lease ends when the guard drops or the process dies.
+    pub fn lease_process(&self, lease: &Lease) -> Result<LeaseGuard> {
+        self.leases.put(lease)?;
+        Ok(LeaseGuard::new(self.leases.clone(), lease.id.clone()))
+    }
+
+    pub(crate) fn load(&self) -> Result<Db> {
         let p = self.db_path();
         match fs::read(&p) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Json {
@@ -115,7 +140,7 @@ impl ImageStore {
     }
 
     /// Read-modify-write of the records under an exclusive lock.
-    fn update<T>(&self, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
+    pub(crate) fn update<T>(&self, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
         let lock_path = self.root.join("images.lock");
         let lock = OpenOptions::new()
             .create(true)
@@ -197,10 +222,18 @@ impl ImageStore {
     }
 
     /// `rmi`: untag by name, delete the image when no tag is left (or by ID,
-    /// which needs `force` while several tags point at it). Blobs and layer
-    /// dirs go only when no remaining image references them.
+    /// which needs `force` while several tags point at it). An image a live
+    /// lease uses (mounted, a container's) is only deleted with `force`, and
+    /// even then its layers stay until the lease ends. Blobs and layer dirs go
+    /// through the collector, which keeps whatever is still referenced.
     pub fn remove(&self, name: &str, force: bool) -> Result<Vec<Removed>> {
         let mut out = Vec::new();
+        let in_use: BTreeSet<Digest> = self
+            .leases
+            .live()?
+            .into_iter()
+            .filter_map(|l| l.image)
+            .collect();
         let deleted = self.update(|db| {
             let rec = find(db, name)
                 .cloned()
@@ -212,6 +245,9 @@ impl ImageStore {
                 .filter(|t| rec.repo_tags.contains(t));
             let key = rec.id.to_string();
             if let Some(t) = by_name {
+                if rec.repo_tags.len() == 1 && in_use.contains(&rec.id) && !force {
+                    return Err(Error::InUse(name.to_string()));
+                }
                 let r = db.images.get_mut(&key).expect("found above");
                 r.repo_tags.retain(|x| x != &t);
                 out.push(Removed::Untagged(familiar(&t)));
@@ -220,40 +256,20 @@ impl ImageStore {
                 }
             } else if rec.repo_tags.len() > 1 && !force {
                 return Err(Error::Conflict(name.to_string(), rec.repo_tags.len()));
+            } else if in_use.contains(&rec.id) && !force {
+                return Err(Error::InUse(name.to_string()));
             } else {
                 out.extend(rec.repo_tags.iter().map(|t| Removed::Untagged(familiar(t))));
             }
             let rec = db.images.remove(&key).expect("found above");
-            let keep_blobs: BTreeSet<&Digest> =
-                db.images.values().flat_map(|r| r.blobs()).collect();
-            let keep_layers: BTreeSet<&Digest> = db
-                .images
-                .values()
-                .flat_map(|r| r.layers.iter().map(|l| &l.chain_id))
-                .collect();
-            let blobs: Vec<Digest> = rec
-                .blobs()
-                .filter(|d| !keep_blobs.contains(d))
-                .cloned()
-                .collect();
-            let layers: Vec<Digest> = rec
-                .layers
-                .iter()
-                .map(|l| &l.chain_id)
-                .filter(|c| !keep_layers.contains(c))
-                .cloned()
-                .collect();
+            let blobs: Vec<Digest> = rec.blobs().cloned().collect();
+            let layers: Vec<Digest> = rec.layers.iter().map(|l| l.chain_id.clone()).collect();
             Ok(Some((rec.id, blobs, layers)))
         })?;
         // Deleting after the record is gone: a crash here leaves garbage, never
         // a record pointing at missing data.
         if let Some((id, blobs, layers)) = deleted {
-            for c in layers {
-                self.layers.remove(&c)?;
-            }
-            for b in blobs {
-                self.content.delete(&b)?;
-            }
+            self.collect(Some((&blobs, &layers)))?;
             out.push(Removed::Deleted(id));
         }
         Ok(out)
