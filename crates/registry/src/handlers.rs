@@ -252,8 +252,16 @@ fn tags(app: &App, repo: &RepoName, query: &str) -> Result<Resp> {
     ))
 }
 
+/// A reference to look up: a tag that can't exist is simply unknown.
+fn lookup(r: &str) -> Result<Reference> {
+    match Reference::parse(r) {
+        Err(Error::ManifestInvalid(_)) => Err(Error::ManifestUnknown(r.to_string())),
+        other => other,
+    }
+}
+
 fn resolve(app: &App, repo: &RepoName, r: &str) -> Result<(Digest, String)> {
-    let d = match Reference::parse(r)? {
+    let d = match lookup(r)? {
         Reference::Digest(d) => d,
         Reference::Tag(t) => app
             .store
@@ -362,7 +370,7 @@ async fn put_manifest(
 }
 
 fn delete_manifest(app: &App, repo: &RepoName, r: &str) -> Result<Resp> {
-    match Reference::parse(r)? {
+    match lookup(r)? {
         Reference::Tag(t) => {
             if !app.store.delete_tag(repo, &t)? {
                 return Err(Error::ManifestUnknown(format!("{repo}:{t}")));
