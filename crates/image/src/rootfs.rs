@@ -168,7 +168,12 @@ pub fn unmount_image(store: &ImageStore, dir: &Path) -> Result<()> {
     };
     let canon = dir.canonicalize().ctx("resolve", dir)?;
     unmount(&target)?;
-    store.leases.remove(&path_lease_id(&canon))?;
+    let id = path_lease_id(&canon);
+    if let Some(lease) = store.leases.get(&id)? {
+        store.leases.remove(&id)?;
+        // What only this lease kept (an image removed while mounted) goes now.
+        store.collect(Some((&lease.blobs, &lease.chain_ids)))?;
+    }
     Ok(())
 }
 
