@@ -134,11 +134,12 @@ impl Uploads {
         let now = SystemTime::now();
         for e in rd.flatten() {
             let p = e.path();
-            // Activity updates data's mtime; a dir without one is half-created.
-            let newest = [p.join("data"), p.join("state.json"), p.clone()]
+            // Activity updates data's mtime; a dir without files is half-created.
+            let newest = [p.join("data"), p.join("state.json")]
                 .iter()
                 .filter_map(|f| fs::metadata(f).and_then(|m| m.modified()).ok())
-                .max();
+                .max()
+                .or_else(|| fs::metadata(&p).and_then(|m| m.modified()).ok());
             let idle = newest
                 .and_then(|t| now.duration_since(t).ok())
                 .map(|d| d.as_secs())
