@@ -56,6 +56,9 @@ enum Cmd {
     /// Manage Berth.
     #[command(subcommand)]
     System(system::SystemCmd),
+    /// Run an OCI registry (serve, gc) on its own --root.
+    #[command(subcommand)]
+    Registry(berth_registry::cli::RegistryCmd),
 }
 
 #[derive(clap::Args)]
@@ -150,6 +153,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Login(a) => return login::login(a),
         Cmd::Logout { server } => return login::logout(server),
+        Cmd::Registry(c) => return Ok(berth_registry::cli::run(c)?),
         _ => {}
     }
     let store = Arc::new(
@@ -162,7 +166,7 @@ fn run(cli: Cli) -> Result<()> {
         store.cleanup().context("cleaning up leftovers")?;
     }
     match cli.cmd {
-        Cmd::Login(_) | Cmd::Logout { .. } => unreachable!("handled above"),
+        Cmd::Login(_) | Cmd::Logout { .. } | Cmd::Registry(_) => unreachable!("handled above"),
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => system::history(&store, a),
         Cmd::Image(ImageCmd::Prune(a)) => system::prune(&store, a),
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => archive::save(&store, a),
