@@ -13,6 +13,10 @@ PKGS=(
   libseccomp-dev                              # seccomp in berth-runtime
   docker-registry                             # reference registry fixture
 )
+# Peers for the interop tests (docker, podman, containerd).
+while read -r p; do
+  [ -n "$p" ] && PKGS+=("$p")
+done < tests/interop/packages.txt
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

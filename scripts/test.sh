@@ -10,3 +10,5 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 log "cargo nextest"
 cargo nextest run --workspace --no-fail-fast "$@"
+log "interop: docker, podman and containerd with berth-runtime"
+BERTH_RUNTIME="$PWD/target/debug/berth-runtime" bash tests/interop/run-all.sh

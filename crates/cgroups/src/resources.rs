@@ -192,6 +192,12 @@ pub fn is_allow_all(rule: &LinuxDeviceCgroup) -> bool {
             .is_none_or(|a| a.is_empty() || ["r", "w", "m"].iter().all(|c| a.contains(c)))
 }
 
+/// A block I/O weight that was actually set: engines send 0 for "not set"
+/// (Docker always does), which the kernel rejects with ERANGE.
+pub fn set_weight(w: Option<u16>) -> Option<u16> {
+    w.filter(|w| *w > 0)
+}
+
 /// Checks an OCI hugepage size (`2MB`, `1GB`, `64KB`) before it becomes part
 /// of a file name.
 pub(crate) fn hugepage_size(limit: &LinuxHugepageLimit) -> Result<&str> {

@@ -286,8 +286,8 @@ impl V1Cgroup {
         let any_throttle = throttles
             .iter()
             .any(|(_, l)| l.as_ref().is_some_and(|l| !l.is_empty()));
-        if bio.weight().is_none()
-            && bio.leaf_weight().is_none()
+        if resources::set_weight(bio.weight()).is_none()
+            && resources::set_weight(bio.leaf_weight()).is_none()
             && devices.is_empty()
             && !any_throttle
         {
@@ -300,18 +300,18 @@ impl V1Cgroup {
         } else {
             ("blkio.bfq.weight", "blkio.bfq.weight_device")
         };
-        if let Some(w) = bio.weight() {
+        if let Some(w) = resources::set_weight(bio.weight()) {
             self.optional_file(dir, weight, &w.to_string())?;
         }
-        if let Some(w) = bio.leaf_weight() {
+        if let Some(w) = resources::set_weight(bio.leaf_weight()) {
             self.optional_file(dir, "blkio.leaf_weight", &w.to_string())?;
         }
         for dev in devices {
             let line = |w: u16| format!("{}:{} {w}", dev.major(), dev.minor());
-            if let Some(w) = dev.weight() {
+            if let Some(w) = resources::set_weight(dev.weight()) {
                 self.optional_file(dir, weight_device, &line(w))?;
             }
-            if let Some(w) = dev.leaf_weight() {
+            if let Some(w) = resources::set_weight(dev.leaf_weight()) {
                 self.optional_file(dir, "blkio.leaf_weight_device", &line(w))?;
             }
         }

@@ -232,7 +232,7 @@ impl V2Cgroup {
     fn apply_io(&self, bio: &LinuxBlockIo) -> Result<()> {
         let lines = resources::io_max_lines(bio);
         let devices = bio.weight_device().as_deref().unwrap_or_default();
-        if bio.weight().is_none() && devices.is_empty() && lines.is_empty() {
+        if resources::set_weight(bio.weight()).is_none() && devices.is_empty() && lines.is_empty() {
             return self.io_v1_only(bio);
         }
         let dir = self.require("io")?;
@@ -243,11 +243,11 @@ impl V2Cgroup {
         } else {
             ("io.weight", resources::blkio_weight_to_io_weight)
         };
-        if let Some(w) = bio.weight() {
+        if let Some(w) = resources::set_weight(bio.weight()) {
             write_in(&dir, file, &format!("default {}", convert(w)))?;
         }
         for dev in devices {
-            if let Some(w) = dev.weight() {
+            if let Some(w) = resources::set_weight(dev.weight()) {
                 let line = format!("{}:{} {}", dev.major(), dev.minor(), convert(w));
                 write_in(&dir, file, &line)?;
             }
@@ -259,12 +259,12 @@ impl V2Cgroup {
     }
 
     fn io_v1_only(&self, bio: &LinuxBlockIo) -> Result<()> {
-        let leaf = bio.leaf_weight().is_some()
+        let leaf = resources::set_weight(bio.leaf_weight()).is_some()
             || bio
                 .weight_device()
                 .iter()
                 .flatten()
-                .any(|d| d.leaf_weight().is_some());
+                .any(|d| resources::set_weight(d.leaf_weight()).is_some());
         if leaf {
             Err(CgroupError::unsupported("blockIO leafWeight on cgroup v2"))
         } else {

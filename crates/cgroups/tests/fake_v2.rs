@@ -400,3 +400,17 @@ fn path_rules_apply_to_the_hierarchy() {
     let root = Cgroup::open_at(tmp.path(), Some(Path::new("/")), "x").unwrap();
     assert!(root.destroy().is_err());
 }
+
+/// Docker sends `blockIO.weight: 0` for "not set"; writing it fails with ERANGE.
+#[test]
+fn zero_block_io_weight_means_unset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leaf = layout(tmp.path(), "io.bfq.weight");
+    let cg = Cgroup::open_at(tmp.path(), Some(Path::new("/a/b")), "x").unwrap();
+    let r = LinuxResourcesBuilder::default()
+        .block_io(LinuxBlockIoBuilder::default().weight(0u16).build().unwrap())
+        .build()
+        .unwrap();
+    cg.apply(&r).unwrap();
+    assert_eq!(read(&leaf.join("io.bfq.weight")), "");
+}

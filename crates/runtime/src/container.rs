@@ -352,7 +352,7 @@ impl Runtime {
                     hooks::run(&spec, HookKind::CreateRuntime, &hook_state)?;
                     parent_sync.send_go("")?;
                 }
-                ChildReport::Failed(msg) => return Err(RuntimeError::Init(msg)),
+                ChildReport::Failed(msg) => return Err(RuntimeError::Relayed(msg)),
                 ChildReport::Vanished => {
                     return Err(RuntimeError::Init(
                         "container process exited during setup".into(),
@@ -387,7 +387,7 @@ impl Runtime {
         let mut reply = String::new();
         let _ = conn.read_to_string(&mut reply);
         if !reply.is_empty() {
-            return Err(RuntimeError::Init(reply));
+            return Err(RuntimeError::Relayed(reply));
         }
         // poststart failures are warnings: the process runs already.
         let spec = self.saved_spec(id)?;
@@ -457,6 +457,9 @@ impl Runtime {
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let state = match self.root.load(id) {
             Ok(s) => s,
+            // Engines clean up with `delete --force` whether or not the
+            // container still exists; runc succeeds there too.
+            Err(RuntimeError::NotFound(_)) if force && !self.root.dir(id).exists() => return Ok(()),
             // A directory without state is a create that died half way.
             Err(RuntimeError::NotFound(_)) if self.root.dir(id).is_dir() && force => {
                 return fs::remove_dir_all(self.root.dir(id))

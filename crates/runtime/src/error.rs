@@ -35,6 +35,9 @@ pub enum RuntimeError {
     Cgroup(#[from] berth_cgroups::CgroupError),
     #[error("container init: {0}")]
     Init(String),
+    /// An error relayed from a child process, already fully worded.
+    #[error("{0}")]
+    Relayed(String),
     #[error("hook {kind}[{index}] {path}: {msg}")]
     Hook {
         kind: &'static str,

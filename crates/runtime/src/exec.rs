@@ -117,7 +117,7 @@ impl Runtime {
             Ok(ChildReport::Vanished) => {}
             Ok(ChildReport::Failed(msg)) => {
                 kill_child();
-                return Err(RuntimeError::Init(msg));
+                return Err(RuntimeError::Relayed(msg));
             }
             Ok(_) => {}
             Err(e) => {

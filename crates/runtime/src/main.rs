@@ -185,7 +185,8 @@ fn main() {
 }
 
 fn report_error(cli: &Cli, e: &anyhow::Error) {
-    let msg = format!("{e:#}");
+    // Our errors already carry their causes in their messages.
+    let msg = format!("{e}");
     let _ = writeln!(std::io::stderr(), "berth-runtime: {msg}");
     if let Some(path) = &cli.log {
         let line = if cli.log_format == "json" {

@@ -1,37 +1,91 @@
 //! Protection against CVE-2019-5736: a process inside a container must never
 //! be able to overwrite the runtime binary through /proc/<pid>/exe while the
-//! runtime is joining the container. Before doing so, the runtime re-executes
-//! itself from a sealed, anonymous memfd copy: /proc/<pid>/exe then points at
-//! memory nobody can write, and the binary on disk is out of reach.
+//! runtime is joining the container (or later, through a descriptor it opened
+//! then).
+//!
+//! Before entering a container the runtime re-executes itself from a path on
+//! a read-only bind mount of its own binary, in a private mount namespace:
+//! /proc/<pid>/exe then names a read-only mount, so opening it for writing
+//! fails with EROFS, and nobody outside that namespace can make it writable.
+//! Unlike a sealed memfd copy (runc ≤ 1.1, crun) nothing is copied: the
+//! re-exec shares the page cache and costs about one exec. Where mounting is
+//! not possible the memfd copy remains as the fallback.
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MsFlags, mount};
 
 const MEMFD_NAME: &str = "berth-runtime";
 
-/// True when the running image is already the sealed copy.
+/// True when the running image cannot be written through /proc/self/exe.
 pub fn is_sealed() -> bool {
-    std::fs::read_link("/proc/self/exe")
-        .map(|p| {
-            p.as_os_str()
-                .as_bytes()
-                .starts_with(format!("/memfd:{MEMFD_NAME}").as_bytes())
-        })
-        .unwrap_or(false)
+    let on_readonly_mount = nix::sys::statvfs::statvfs("/proc/self/exe")
+        .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        .unwrap_or(false);
+    on_readonly_mount
+        || std::fs::read_link("/proc/self/exe")
+            .map(|p| {
+                p.as_os_str()
+                    .as_bytes()
+                    .starts_with(format!("/memfd:{MEMFD_NAME}").as_bytes())
+            })
+            .unwrap_or(false)
 }
 
-/// Re-executes the current process from a sealed memfd copy of its binary.
-/// Returns only on failure.
+/// Re-executes the current process from a protected image. Returns only on failure.
 pub fn reexec_sealed() -> io::Error {
-    match try_reexec() {
+    let exe = match std::fs::read_link("/proc/self/exe") {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let first = match reexec_readonly_bind(&exe) {
         Ok(never) => match never {},
         Err(e) => e,
+    };
+    match reexec_memfd() {
+        Ok(never) => match never {},
+        Err(e) => io::Error::new(
+            e.kind(),
+            format!("read-only bind: {first}; memfd copy: {e}"),
+        ),
     }
 }
 
-fn try_reexec() -> io::Result<std::convert::Infallible> {
+fn reexec_readonly_bind(exe: &Path) -> io::Result<std::convert::Infallible> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    // Nothing of ours may propagate back to the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )?;
+    mount(Some(exe), exe, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+    mount(
+        None::<&str>,
+        exe,
+        None::<&str>,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
+        None::<&str>,
+    )?;
+    let path = CString::new(exe.as_os_str().as_bytes())
+        .map_err(|_| io::Error::other("NUL in exe path"))?;
+    exec_with_args(|argv, envp| {
+        // SAFETY: NUL-terminated arrays of valid C strings.
+        unsafe { libc::execve(path.as_ptr(), argv, envp) };
+    })
+}
+
+fn reexec_memfd() -> io::Result<std::convert::Infallible> {
     let name = CString::new(MEMFD_NAME).expect("no NUL");
     // SAFETY: memfd_create with a valid name; we own the returned descriptor.
     let fd =
@@ -49,6 +103,16 @@ fn try_reexec() -> io::Result<std::convert::Infallible> {
     if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    exec_with_args(|argv, envp| {
+        // SAFETY: NUL-terminated arrays of valid C strings; fexecve on a sealed memfd.
+        unsafe { libc::fexecve(memfd.as_raw_fd(), argv, envp) };
+    })
+}
+
+/// Calls `exec` with this process's argv and environment; returns its error.
+fn exec_with_args(
+    exec: impl FnOnce(*const *const libc::c_char, *const *const libc::c_char),
+) -> io::Result<std::convert::Infallible> {
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
         .collect();
@@ -64,7 +128,11 @@ fn try_reexec() -> io::Result<std::convert::Infallible> {
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
-    // SAFETY: NUL-terminated arrays of valid C strings; fexecve on a sealed memfd.
-    unsafe { libc::fexecve(memfd.as_raw_fd(), argv.as_ptr(), envp.as_ptr()) };
+    exec(argv.as_ptr(), envp.as_ptr());
     Err(io::Error::last_os_error())
+}
+
+/// The binary's own path (for messages and tests).
+pub fn current_exe() -> Option<PathBuf> {
+    std::fs::read_link("/proc/self/exe").ok()
 }

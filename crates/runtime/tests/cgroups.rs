@@ -195,3 +195,14 @@ fn hybrid_hugetlb_goes_to_the_unified_hierarchy() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "2097152");
 }
+
+/// Docker always sends `blockIO.weight: 0` (unset); the kernel rejects a 0 write.
+#[test]
+fn zero_block_io_weight_from_docker_is_ignored() {
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox(&["true"]);
+    b.config["linux"]["resources"]["blockIO"] = json!({"weight": 0});
+    b.config["linux"]["resources"]["cpu"] = json!({"shares": 0});
+    let (code, _, err) = rt.run(&b, &unique_id("blkio0"));
+    assert_eq!(code, 0, "{err}");
+}

@@ -19,7 +19,8 @@ fn sha256(path: &std::path::Path) -> String {
 
 /// CVE-2019-5736: code in the container (here a startContainer hook, which
 /// runs inside the container while the runtime's own image is its parent)
-/// tries to overwrite the runtime binary through /proc/<ppid>/exe.
+/// keeps a descriptor to /proc/<ppid>/exe and, once no runtime process runs
+/// the binary any more, reopens it for writing to replace the runtime.
 #[test]
 fn runtime_binary_cannot_be_overwritten_from_inside() {
     require_root();
@@ -27,39 +28,47 @@ fn runtime_binary_cannot_be_overwritten_from_inside() {
     let copy = dir.path().join("berth-runtime");
     std::fs::copy(RUNTIME, &copy).unwrap();
     let before = sha256(&copy);
-    let mut b = Bundle::busybox(&["true"]);
-    b.config["hooks"] = json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c",
-        "readlink /proc/$PPID/exe > /tmp/exe-link; (printf PWNED >> /proc/$PPID/exe) 2>/tmp/write-err; (printf PWNED > /proc/$PPID/exe) 2>>/tmp/write-err; true"]}]});
+    let mut b = Bundle::busybox(&["sleep", "3"]);
+    let attack = "(exec 3</proc/$PPID/exe; sleep 1; printf PWNED 2>/tmp/write-err >> /proc/self/fd/3 && echo WROTE > /tmp/write-err; echo done > /tmp/attack-done) >/dev/null 2>&1 &";
+    b.config["hooks"] =
+        json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", attack]}]});
     b.write();
     let root = tempfile::tempdir_in("/run").unwrap();
-    let out = std::process::Command::new(&copy)
-        .args([
-            "--root",
-            root.path().to_str().unwrap(),
-            "run",
-            "--bundle",
-            b.path().to_str().unwrap(),
-            &unique_id("cve"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let link = std::fs::read_to_string(b.rootfs().join("tmp/exe-link")).unwrap();
-    assert!(
-        link.starts_with("/memfd:berth-runtime"),
-        "runtime not running from a sealed copy: {link}"
-    );
+    let id = unique_id("cve");
+    // stderr to a file, not a pipe: the created container keeps it open.
+    let rt = |args: &[&str]| {
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let status = std::process::Command::new(&copy)
+            .arg("--root")
+            .arg(root.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(err.reopen().unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "{args:?}: {}",
+            std::fs::read_to_string(err.path()).unwrap()
+        );
+    };
+    rt(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    rt(&["start", &id]);
+    // No runtime process is left running the binary now; the attacker strikes.
+    let done = b.rootfs().join("tmp/attack-done");
+    assert!(wait_until(10_000, || done.exists()), "attack did not run");
     let errs = std::fs::read_to_string(b.rootfs().join("tmp/write-err")).unwrap();
-    assert_eq!(
-        errs.lines().count(),
-        2,
-        "a write to the runtime's exe succeeded: {errs}"
+    assert!(
+        !errs.contains("WROTE"),
+        "the container rewrote the runtime binary"
+    );
+    assert!(
+        errs.contains("Read-only file system") || errs.contains("Operation not permitted"),
+        "{errs}"
     );
     assert_eq!(sha256(&copy), before, "runtime binary modified");
+    rt(&["delete", "--force", &id]);
 }
 
 #[test]
