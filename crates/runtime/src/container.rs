@@ -268,8 +268,14 @@ impl Runtime {
         // nothing of ours is mounted in the caller's.
         state.shares_host_mounts =
             !ns.new_mount_ns && !ns.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNS);
+        let mut ns = ns;
         if state.shares_host_mounts {
             guard.rootfs_in_host_ns = Some(rootfs.clone());
+            // We run in a private mount namespace (see sealed_exe); the
+            // container inherits the caller's, as the spec says.
+            if let Some(fd) = crate::sealed_exe::take_caller_mount_ns() {
+                ns.join.push((CloneFlags::CLONE_NEWNS, fd));
+            }
         }
 
         let min_fd = 3 + opts.preserve_fds.max(0);

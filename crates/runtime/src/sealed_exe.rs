@@ -15,7 +15,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::{MsFlags, mount};
 
@@ -55,7 +55,20 @@ pub fn reexec_sealed() -> io::Error {
     }
 }
 
+/// Environment variable carrying the descriptor of the caller's mount
+/// namespace across the re-exec: containers that share it (no mount namespace
+/// of their own) must land in the caller's, not in our private one.
+const CALLER_MNTNS_ENV: &str = "_BERTH_CALLER_MNTNS_FD";
+
 fn reexec_readonly_bind(exe: &Path) -> io::Result<std::convert::Infallible> {
+    // Inherited across exec on purpose (no O_CLOEXEC).
+    let caller_ns = std::fs::File::open("/proc/self/ns/mnt")?;
+    let fd = caller_ns.as_raw_fd();
+    // SAFETY: clear close-on-exec on a descriptor we own.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    std::mem::forget(caller_ns);
+    // SAFETY: single-threaded at this point (nothing has been spawned yet).
+    unsafe { std::env::set_var(CALLER_MNTNS_ENV, fd.to_string()) };
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
     // Nothing of ours may propagate back to the host.
     mount(
@@ -132,7 +145,20 @@ fn exec_with_args(
     Err(io::Error::last_os_error())
 }
 
-/// The binary's own path (for messages and tests).
-pub fn current_exe() -> Option<PathBuf> {
-    std::fs::read_link("/proc/self/exe").ok()
+/// The caller's mount namespace, when this process re-executed itself into
+/// a private one. Taken once; the descriptor is made close-on-exec.
+pub fn take_caller_mount_ns() -> Option<OwnedFd> {
+    let value = std::env::var(CALLER_MNTNS_ENV).ok()?;
+    // SAFETY: single-threaded; the runtime starts no threads.
+    unsafe { std::env::remove_var(CALLER_MNTNS_ENV) };
+    let fd: i32 = value.parse().ok()?;
+    // Only trust it if it really is a mount namespace descriptor.
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+    if !link.as_os_str().as_bytes().starts_with(b"mnt:[") {
+        return None;
+    }
+    // SAFETY: the descriptor was inherited for us and nobody else owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let _ = crate::sys::set_cloexec(fd, true);
+    Some(owned)
 }
