@@ -31,6 +31,8 @@ use crate::error::{Error, Result};
 /// Larger than any real file in an image; refusing it early stops a hostile
 /// header from filling the disk.
 const MAX_ENTRY_SIZE: u64 = 1 << 40;
+/// Files at least this big get their writeback started as soon as written.
+const EARLY_WRITEBACK_MIN: u64 = 64 * 1024;
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE: &[u8] = b".wh..wh..opq";
 
@@ -219,6 +221,14 @@ impl Unpacker<'_> {
                     })?;
                 self.stats.bytes += written;
                 self.set_attrs(&file, owner, mode, &xattrs, Some(mtime), &raw_path)?;
+                if written >= EARLY_WRITEBACK_MIN {
+                    // Start writeback now, asynchronously, so the syncfs before
+                    // the layer is renamed into place finds little left to do.
+                    // SAFETY: advisory syscall on an fd we own.
+                    unsafe {
+                        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE)
+                    };
+                }
             }
             EntryType::Symlink => {
                 let link = entry
