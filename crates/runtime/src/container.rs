@@ -332,6 +332,9 @@ impl Runtime {
         if ns.new_user_ns {
             write_id_maps(pid, &spec)?;
         }
+        // Phase 1: the child mounts while we set up its cgroup. Should it
+        // fail meanwhile, its report waits for us in the socket.
+        let _ = parent_sync.send_go("");
         cgroup.create()?;
         guard.cgroup = Some(cgroup);
         let cgroup = guard.cgroup.as_ref().expect("just set");
@@ -349,7 +352,9 @@ impl Runtime {
         // Hooks see the container as created (what runc and crun pass too).
         state.status = Status::Created;
         let hook_state = state.to_oci_json().to_string();
-        parent_sync.send_go(&hook_state)?;
+        // Phase 2. A failed send means the child already gave up: its
+        // message is read below.
+        let _ = parent_sync.send_go(&hook_state);
         loop {
             match parent_sync.wait_child()? {
                 ChildReport::Ready => break,

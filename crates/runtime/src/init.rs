@@ -55,7 +55,10 @@ pub fn run(ctx: InitContext) -> ! {
 }
 
 fn init(ctx: &InitContext) -> Result<Infallible> {
-    let state_json = ctx.sync.wait_go()?;
+    // Phase 1 (id maps written): everything that does not need the cgroup,
+    // while the parent creates and joins it — the cgroup join can wait for
+    // an RCU grace period on v1, so overlapping it with the mounts pays.
+    ctx.sync.wait_go()?;
     for (kind, fd) in &ctx.join_namespaces {
         nix::sched::setns(fd, *kind).ctx(|| format!("join namespace {kind:?}"))?;
     }
@@ -66,12 +69,6 @@ fn init(ctx: &InitContext) -> Result<Infallible> {
             .any(|(k, _)| *k == CloneFlags::CLONE_NEWUSER)
     {
         become_namespace_root()?;
-    }
-    if ctx.new_cgroup_ns {
-        // After the parent moved us into the container's cgroup, so that cgroup
-        // becomes the namespace's root.
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
-            .ctx(|| "unshare cgroup namespace".into())?;
     }
     if !ctx.no_new_keyring {
         join_session_keyring(ctx.id);
@@ -101,7 +98,22 @@ fn init(ctx: &InitContext) -> Result<Infallible> {
         own_mount_ns: ctx.own_mount_ns,
     };
     rootfs::prepare_root(&plan)?;
-    rootfs::mount_all(&plan)?;
+    // Mounts up to the first cgroup mount; that one needs the cgroup (namespace).
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let split = mounts
+        .iter()
+        .position(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")))
+        .unwrap_or(mounts.len());
+    rootfs::mount_range(&plan, &mounts[..split])?;
+
+    // Phase 2: we are in the container's cgroup.
+    let state_json = ctx.sync.wait_go()?;
+    if ctx.new_cgroup_ns {
+        // Now that we are in the container's cgroup, it becomes the namespace's root.
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .ctx(|| "unshare cgroup namespace".into())?;
+    }
+    rootfs::mount_range(&plan, &mounts[split..])?;
     rootfs::setup_dev(&plan)?;
     if ctx.runtime_hooks {
         ctx.sync.send_need_hooks()?;

@@ -46,7 +46,15 @@ fn related_processes(bundle: &str) -> Vec<String> {
             .nth(1)
             .unwrap_or("");
         let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if ppid == me || String::from_utf8_lossy(&cmd).contains(bundle) {
+        // A zombie is dead already; reaping it is its adopter's business
+        // (this machine's pid 1 can take seconds).
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z');
+        if !zombie && (ppid == me || String::from_utf8_lossy(&cmd).contains(bundle)) {
             out.push(format!("{pid}: {stat}"));
         }
     }
