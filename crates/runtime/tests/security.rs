@@ -28,8 +28,9 @@ fn runtime_binary_cannot_be_overwritten_from_inside() {
     let copy = dir.path().join("berth-runtime");
     std::fs::copy(RUNTIME, &copy).unwrap();
     let before = sha256(&copy);
-    let mut b = Bundle::busybox(&["sleep", "3"]);
-    let attack = "(exec 3</proc/$PPID/exe; sleep 1; printf PWNED 2>/tmp/write-err >> /proc/self/fd/3 && echo WROTE > /tmp/write-err; echo done > /tmp/attack-done) >/dev/null 2>&1 &";
+    let mut b = Bundle::busybox(&["sleep", "10"]);
+    // The attacker strikes once the test says no runtime process is left.
+    let attack = "(exec 3</proc/$PPID/exe; while [ ! -e /tmp/go ]; do sleep 0.05; done; printf PWNED 2>/tmp/write-err >> /proc/self/fd/3 && echo WROTE > /tmp/write-err; echo done > /tmp/attack-done) >/dev/null 2>&1 &";
     b.config["hooks"] =
         json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", attack]}]});
     b.write();
@@ -56,6 +57,7 @@ fn runtime_binary_cannot_be_overwritten_from_inside() {
     rt(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
     rt(&["start", &id]);
     // No runtime process is left running the binary now; the attacker strikes.
+    std::fs::write(b.rootfs().join("tmp/go"), b"").unwrap();
     let done = b.rootfs().join("tmp/attack-done");
     assert!(wait_until(10_000, || done.exists()), "attack did not run");
     let errs = std::fs::read_to_string(b.rootfs().join("tmp/write-err")).unwrap();
