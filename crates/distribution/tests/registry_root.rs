@@ -65,10 +65,11 @@ fn pull_ref(
     .unwrap_or_else(|e| panic!("pull {name}: {e}"))
 }
 
-struct Mounted<'a>(&'a Path);
+/// Unmounts through the store so the mount's lease is released.
+struct Mounted<'a>(&'a ImageStore, &'a Path);
 impl Drop for Mounted<'_> {
     fn drop(&mut self) {
-        let _ = berth_image::rootfs::unmount(self.0);
+        let _ = berth_image::rootfs::unmount_image(self.0, self.1);
     }
 }
 
@@ -97,7 +98,7 @@ fn pull_multilayer_rootfs_is_correct_and_shared_base_is_not_refetched() {
     let mnt = t.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     berth_image::rootfs::mount_image(&store, &ml, &mnt).unwrap();
-    let _guard = Mounted(&mnt);
+    let _guard = Mounted(&store, &mnt);
     let st = Command::new("sha256sum")
         .args(["-c", "SHA256SUMS"])
         .current_dir(mnt.join("data"))
