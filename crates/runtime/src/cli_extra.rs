@@ -137,6 +137,17 @@ pub struct ExecArgs {
     command: Vec<String>,
 }
 
+impl ExecArgs {
+    pub fn container_id(&self) -> &str {
+        &self.container_id
+    }
+
+    /// The process may hold capabilities beyond the container's config.
+    pub fn adds_capabilities(&self) -> bool {
+        !self.cap.is_empty() || self.process.is_some()
+    }
+}
+
 pub fn exec(rt: &Runtime, a: &ExecArgs) -> anyhow::Result<i32> {
     let process = match &a.process {
         Some(p) => berth_runtime::exec::load_process(p)?,

@@ -157,22 +157,27 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    // Commands that enter a container run from a sealed copy of the binary
-    // (CVE-2019-5736). BERTH_UNSEALED=1 skips it for measurements only.
-    let enters_container = matches!(
-        cli.command,
-        Command::Create(_) | Command::Run { .. } | Command::Exec(_)
-    );
-    if enters_container
-        && !berth_runtime::sealed_exe::is_sealed()
-        && std::env::var_os("BERTH_UNSEALED").is_none()
-    {
-        let e = berth_runtime::sealed_exe::reexec_sealed();
-        report_error(
-            &cli,
-            &anyhow::anyhow!("re-exec from a sealed copy of the runtime: {e}"),
-        );
-        std::process::exit(1);
+    // CVE-2019-5736: while the runtime's image is inside a container, code
+    // there must not reach the binary through /proc/<pid>/exe. A
+    // non-dumpable process is out of reach of anything without
+    // CAP_SYS_PTRACE in the host's user namespace; containers that hold it
+    // get the runtime re-executed from a read-only image as well.
+    // BERTH_UNSEALED=1 skips the re-exec (measurements only).
+    if let Some(needs_sealed) = enters_container(&cli) {
+        // SAFETY: prctl with integer arguments; inherited by our children
+        // until they exec the container's process.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        if needs_sealed
+            && !berth_runtime::sealed_exe::is_sealed()
+            && std::env::var_os("BERTH_UNSEALED").is_none()
+        {
+            let e = berth_runtime::sealed_exe::reexec_sealed();
+            report_error(
+                &cli,
+                &anyhow::anyhow!("re-exec from a sealed image of the runtime: {e}"),
+            );
+            std::process::exit(1);
+        }
     }
     let code = match dispatch(&cli) {
         Ok(code) => code,
@@ -182,6 +187,30 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// `Some(needs_sealed_image)` for commands that put a process of ours into
+/// a container.
+fn enters_container(cli: &Cli) -> Option<bool> {
+    use berth_runtime::sealed_exe::can_ptrace_host;
+    match &cli.command {
+        Command::Create(a) | Command::Run { create: a, .. } => Some(
+            berth_runtime::load_spec(&a.bundle)
+                .map(|s| can_ptrace_host(&s, None))
+                .unwrap_or(true),
+        ),
+        Command::Exec(a) => {
+            let rt = Runtime::new(&cli.root);
+            Some(
+                a.adds_capabilities()
+                    || rt
+                        .saved_spec(a.container_id())
+                        .map(|s| can_ptrace_host(&s, None))
+                        .unwrap_or(true),
+            )
+        }
+        _ => None,
+    }
 }
 
 fn report_error(cli: &Cli, e: &anyhow::Error) {

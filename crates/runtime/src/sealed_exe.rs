@@ -21,6 +21,29 @@ use nix::mount::{MsFlags, mount};
 
 const MEMFD_NAME: &str = "berth-runtime";
 
+/// Whether a process of this container could ptrace a non-dumpable runtime
+/// process: CAP_SYS_PTRACE in its bounding set while it stays in the host's
+/// user namespace.
+pub fn can_ptrace_host(
+    spec: &oci_spec::runtime::Spec,
+    process: Option<&oci_spec::runtime::Process>,
+) -> bool {
+    use oci_spec::runtime::{Capability, LinuxNamespaceType};
+    let own_userns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    if own_userns {
+        return false;
+    }
+    let process = process.or(spec.process().as_ref());
+    process
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().as_ref())
+        .is_some_and(|b| b.contains(&Capability::SysPtrace))
+}
+
 /// True when the running image cannot be written through /proc/self/exe.
 pub fn is_sealed() -> bool {
     let on_readonly_mount = nix::sys::statvfs::statvfs("/proc/self/exe")

@@ -21,16 +21,30 @@ fn sha256(path: &std::path::Path) -> String {
 /// runs inside the container while the runtime's own image is its parent)
 /// keeps a descriptor to /proc/<ppid>/exe and, once no runtime process runs
 /// the binary any more, reopens it for writing to replace the runtime.
-#[test]
-fn runtime_binary_cannot_be_overwritten_from_inside() {
+/// Returns what the attacker recorded.
+fn attack_runtime_binary(extra_caps: &[&str]) -> String {
     require_root();
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let copy = dir.path().join("berth-runtime");
     std::fs::copy(RUNTIME, &copy).unwrap();
     let before = sha256(&copy);
     let mut b = Bundle::busybox(&["sleep", "10"]);
-    // The attacker strikes once the test says no runtime process is left.
-    let attack = "(exec 3</proc/$PPID/exe; while [ ! -e /tmp/go ]; do sleep 0.05; done; printf PWNED 2>/tmp/write-err >> /proc/self/fd/3 && echo WROTE > /tmp/write-err; echo done > /tmp/attack-done) >/dev/null 2>&1 &";
+    for cap in extra_caps {
+        for set in ["bounding", "effective", "permitted"] {
+            b.config["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!(cap));
+        }
+    }
+    // While the hook runs (in the foreground) its parent is the runtime's
+    // image: grab it then; strike once the test says no runtime process is left.
+    let attack = "if cat /proc/$PPID/exe >/dev/null 2>/tmp/write-err; then \
+                    exec 3</proc/$PPID/exe; \
+                    ( while [ ! -e /tmp/go ]; do sleep 0.05; done; \
+                      printf PWNED 2>/tmp/write-err >> /proc/self/fd/3 && echo WROTE > /tmp/write-err; \
+                      echo done > /tmp/attack-done ) >/dev/null 2>&1 & \
+                  else echo done > /tmp/attack-done; fi";
     b.config["hooks"] =
         json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", attack]}]});
     b.write();
@@ -56,7 +70,7 @@ fn runtime_binary_cannot_be_overwritten_from_inside() {
     };
     rt(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
     rt(&["start", &id]);
-    // No runtime process is left running the binary now; the attacker strikes.
+    // No runtime process is left running the binary now.
     std::fs::write(b.rootfs().join("tmp/go"), b"").unwrap();
     let done = b.rootfs().join("tmp/attack-done");
     assert!(wait_until(10_000, || done.exists()), "attack did not run");
@@ -65,12 +79,26 @@ fn runtime_binary_cannot_be_overwritten_from_inside() {
         !errs.contains("WROTE"),
         "the container rewrote the runtime binary"
     );
+    assert_eq!(sha256(&copy), before, "runtime binary modified");
+    rt(&["delete", "--force", &id]);
+    errs
+}
+
+#[test]
+fn runtime_binary_is_out_of_reach_of_a_default_container() {
+    // Non-dumpable runtime: without CAP_SYS_PTRACE /proc/<pid>/exe can't be opened.
+    let errs = attack_runtime_binary(&[]);
+    assert!(errs.contains("Permission denied"), "{errs}");
+}
+
+#[test]
+fn runtime_binary_is_read_only_for_a_container_that_can_ptrace() {
+    // With CAP_SYS_PTRACE the exe opens, but it is a read-only image.
+    let errs = attack_runtime_binary(&["CAP_SYS_PTRACE"]);
     assert!(
         errs.contains("Read-only file system") || errs.contains("Operation not permitted"),
         "{errs}"
     );
-    assert_eq!(sha256(&copy), before, "runtime binary modified");
-    rt(&["delete", "--force", &id]);
 }
 
 #[test]
