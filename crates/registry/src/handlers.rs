@@ -309,8 +309,19 @@ async fn put_manifest(
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|l| l > max) {
-        return Err(Error::ManifestTooLarge(declared.unwrap_or(0)));
+    if let Some(len) = declared.filter(|l| *l > max) {
+        // Read and discard a moderately oversized body before answering, so
+        // the client, still sending, gets the 413 instead of a broken pipe.
+        // Memory stays bounded: frames are dropped as they arrive.
+        if len <= 4 * max {
+            let mut body = req.into_body();
+            while let Some(frame) = body.frame().await {
+                if frame.is_err() {
+                    break;
+                }
+            }
+        }
+        return Err(Error::ManifestTooLarge(len));
     }
     let content_type = req
         .headers()
