@@ -19,10 +19,11 @@ BERTH=$BIN/berth
 work=$(mktemp -d /var/tmp/berth-demo.XXXXXX)
 reg_pid=""
 cleanup() {
-  [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null
+  if [ -n "$reg_pid" ]; then kill "$reg_pid" 2>/dev/null; wait "$reg_pid" 2>/dev/null || true; fi
   for b in "$work"/bundle*; do [ -d "$b" ] && "$BERTH" --root "$work/store" image umount "$b/rootfs" 2>/dev/null; done
   "$BERTH" --root "$work/store2" image umount "$work/bundle2/rootfs" 2>/dev/null || true
   rm -rf "$work"
+  true
 }
 trap cleanup EXIT
 
@@ -48,7 +49,7 @@ for _ in $(seq 50); do curl -fs http://127.0.0.1:5001/v2/ >/dev/null && break; s
 "$BERTH" --root "$work/store" push 127.0.0.1:5001/demo/busybox:v1
 "$BERTH" --root "$work/store2" pull 127.0.0.1:5001/demo/busybox:v1
 "$BERTH" --root "$work/store2" image bundle 127.0.0.1:5001/demo/busybox:v1 "$work/bundle2"
-jq '.process.terminal = false | .process.args = ["sh", "-c", "echo pulled back from Berth'"'"'s registry and running as PID $$"]' \
+jq '.process.terminal = false | .process.args = ["sh", "-c", "echo pulled back from the berth registry, running as PID $$"]' \
   "$work/bundle2/config.json" > "$work/config.json"
 mv "$work/config.json" "$work/bundle2/config.json"
 "$RT" --root "$work/state" run --bundle "$work/bundle2" "demo2-$$"
