@@ -222,11 +222,11 @@ impl ShimUnderTest {
 
 impl Drop for ShimUnderTest {
     fn drop(&mut self) {
-        if let Some(s) = &self.started {
-            if alive(s.pid) {
-                // SAFETY: kill with plain integers; the pid is our shim's.
-                unsafe { libc::kill(s.pid, libc::SIGKILL) };
-            }
+        if let Some(s) = &self.started
+            && alive(s.pid)
+        {
+            // SAFETY: kill with plain integers; the pid is our shim's.
+            unsafe { libc::kill(s.pid, libc::SIGKILL) };
         }
         let rt = self.opts.runtime.clone().unwrap();
         let _ = Command::new(&rt)
