@@ -85,7 +85,7 @@ pub fn bundle_config(args: &[&str], tty: bool) -> Value {
         "CAP_SYS_CHROOT"
     ]);
     json!({
-        "ociVersion": "1.2.0",
+        "ociVersion": "1.0.2",
         "root": {"path": "rootfs", "readonly": false},
         "hostname": "shim-test",
         "process": {
@@ -228,7 +228,7 @@ impl Drop for ShimUnderTest {
             // SAFETY: kill with plain integers; the pid is our shim's.
             unsafe { libc::kill(s.pid, libc::SIGKILL) };
         }
-        let rt = self.opts.runtime.clone().unwrap();
+        let rt = self.opts.runtime.clone().unwrap_or_else(berth_runtime);
         let _ = Command::new(&rt)
             .arg("--root")
             .arg(self.rt_root.path())
