@@ -298,6 +298,9 @@ impl Runtime {
             write_time_offsets(&spec)?;
         }
 
+        let idmapped_rootfs = ns.new_user_ns
+            && !state.shares_host_mounts
+            && crate::idmap::rootfs_needs_idmap(&spec, &rootfs);
         let pid =
             sys::clone_process(ns.clone_flags.bits()).ctx(|| "clone container process".into())?;
         if pid == 0 {
@@ -318,6 +321,7 @@ impl Runtime {
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
+                idmapped_rootfs,
                 runtime_hooks: hooks::has_hooks(
                     &spec,
                     &[HookKind::Prestart, HookKind::CreateRuntime],
@@ -331,6 +335,15 @@ impl Runtime {
 
         if ns.new_user_ns {
             write_id_maps(pid, &spec)?;
+        }
+        if idmapped_rootfs {
+            let tree = crate::idmap::idmapped_tree(&rootfs, pid).ctx(|| {
+                format!(
+                    "idmapped mount of {} (its owner is outside the uid mapping)",
+                    rootfs.display()
+                )
+            })?;
+            parent_sync.send_fd(&tree)?;
         }
         // Phase 1: the child mounts while we set up its cgroup. Should it
         // fail meanwhile, its report waits for us in the socket.

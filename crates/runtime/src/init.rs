@@ -40,6 +40,8 @@ pub struct InitContext<'a> {
     pub preserve_fds: i32,
     /// The parent has prestart/createRuntime hooks to run before pivot_root.
     pub runtime_hooks: bool,
+    /// The parent sends an idmapped copy of the rootfs to attach.
+    pub idmapped_rootfs: bool,
 }
 
 /// Entry point of the child. Never returns: it execs or exits.
@@ -58,6 +60,11 @@ fn init(ctx: &InitContext) -> Result<Infallible> {
     // Phase 1 (id maps written): everything that does not need the cgroup,
     // while the parent creates and joins it — the cgroup join can wait for
     // an RCU grace period on v1, so overlapping it with the mounts pays.
+    let rootfs_tree = if ctx.idmapped_rootfs {
+        Some(ctx.sync.recv_fd()?)
+    } else {
+        None
+    };
     ctx.sync.wait_go()?;
     for (kind, fd) in &ctx.join_namespaces {
         nix::sched::setns(fd, *kind).ctx(|| format!("join namespace {kind:?}"))?;
@@ -96,6 +103,7 @@ fn init(ctx: &InitContext) -> Result<Infallible> {
         cgroup_hierarchies: &ctx.cgroup_hierarchies,
         no_pivot: ctx.no_pivot,
         own_mount_ns: ctx.own_mount_ns,
+        rootfs_tree: rootfs_tree.as_ref(),
     };
     rootfs::prepare_root(&plan)?;
     // Mounts up to the first cgroup mount; that one needs the cgroup (namespace).

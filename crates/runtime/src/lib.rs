@@ -6,6 +6,7 @@ pub mod container;
 pub mod error;
 pub mod exec;
 pub mod hooks;
+pub mod idmap;
 mod init;
 pub mod mount_options;
 pub mod ops;

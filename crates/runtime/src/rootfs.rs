@@ -30,6 +30,8 @@ pub struct RootfsPlan<'a> {
     /// it) every mount lands in the caller's namespace under the rootfs, so
     /// nothing may touch `/`'s propagation and the root is entered by chroot.
     pub own_mount_ns: bool,
+    /// A detached (idmapped) copy of the rootfs to attach instead of a bind.
+    pub rootfs_tree: Option<&'a std::os::fd::OwnedFd>,
 }
 
 const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
@@ -81,6 +83,10 @@ pub fn prepare_root(plan: &RootfsPlan) -> Result<()> {
             MsFlags::MS_PRIVATE,
             None::<&str>,
         );
+    }
+    if let Some(tree) = plan.rootfs_tree {
+        return crate::idmap::attach(tree, plan.rootfs)
+            .ctx(|| format!("attach idmapped rootfs {}", plan.rootfs.display()));
     }
     nix_ctx(
         mount(

@@ -98,6 +98,47 @@ impl SyncChannel {
         }
     }
 
+    /// Passes a descriptor to the other side (SCM_RIGHTS).
+    pub fn send_fd(&self, fd: &OwnedFd) -> Result<()> {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        let iov = [std::io::IoSlice::new(b"F")];
+        let fds = [fd.as_raw_fd()];
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .ctx(|| "send descriptor to the container process".into())?;
+        Ok(())
+    }
+
+    /// Receives a descriptor sent with [`SyncChannel::send_fd`].
+    pub fn recv_fd(&self) -> Result<OwnedFd> {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+        use std::os::fd::FromRawFd;
+        let mut buf = [0u8; 1];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(
+            self.fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .ctx(|| "receive descriptor".into())?;
+        for c in msg.cmsgs().ctx(|| "read control message".into())? {
+            if let ControlMessageOwned::ScmRights(fds) = c
+                && let Some(fd) = fds.first()
+            {
+                // SAFETY: the kernel just installed this descriptor for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+        Err(RuntimeError::Init("parent went away during create".into()))
+    }
+
     pub fn send_need_hooks(&self) -> Result<()> {
         self.send(b"H")
     }

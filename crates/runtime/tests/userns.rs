@@ -83,3 +83,42 @@ fn userns_container_output_and_devices() {
     assert_eq!(l[2], "0", "rootfs files not owned by the container's root");
     assert_eq!(l[3], "DEVNULL-OK");
 }
+
+/// An unmodified bundle (files owned by host root) under a user namespace:
+/// the runtime attaches the rootfs through an idmapped mount, so the
+/// container's root owns its files; writes land as host root on disk.
+#[test]
+fn rootfs_owned_by_host_root_is_idmapped() {
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "stat -c %u /bin/busybox; touch /idmapped && stat -c %u /idmapped",
+    ]);
+    std::fs::set_permissions(
+        b.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] =
+        json!([{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]);
+    b.config["linux"]["gidMappings"] =
+        json!([{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]);
+    let (code, out, err) = rt.run(&b, &unique_id("idmap"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "0\n0\n", "{err}");
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(b.rootfs().join("idmapped")).unwrap();
+    assert_eq!(
+        meta.uid(),
+        0,
+        "file created by the container's root is not host root's on disk"
+    );
+    // The idmapped mount went away with the container.
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host.contains(b.rootfs().to_str().unwrap()));
+}
