@@ -460,3 +460,37 @@ fn container_without_mount_namespace_leaves_no_host_mounts() {
     assert!(std::fs::write("/var/tmp/.berth-rw-probe", b"x").is_ok());
     let _ = std::fs::remove_file("/var/tmp/.berth-rw-probe");
 }
+
+#[test]
+fn no_pivot_uses_chroot_and_still_hides_the_host() {
+    let rt = Runtime::new();
+    let b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "ls /bin/busybox >/dev/null && echo ROOTFS; cut -d' ' -f5 /proc/self/mountinfo",
+    ]);
+    b.write();
+    let out = rt.output(&[
+        "run",
+        "--no-pivot",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &unique_id("nopivot"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("ROOTFS"), "{stdout}");
+    for mp in stdout.lines().skip(1) {
+        assert!(
+            !mp.starts_with("/work")
+                && !mp.starts_with("/var/tmp")
+                && !mp.starts_with("/run/berth"),
+            "host mount visible: {mp}"
+        );
+    }
+    assert!(stdout.lines().any(|l| l == "/proc"), "{stdout}");
+}
