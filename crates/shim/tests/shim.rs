@@ -216,3 +216,63 @@ fn start_on_request_and_create_failure_reported() {
         "no socket after a failed create"
     );
 }
+
+#[test]
+fn exec_stdin_is_closed_at_client_eof() {
+    let mut t = ShimUnderTest::new("execin", &["sleep", "600"], false);
+    t.launch();
+    let mut a = t
+        .client()
+        .into_stream(&Request::Exec {
+            id: "cat".into(),
+            process: json!({"args": ["cat"], "cwd": "/", "user": {"uid": 0, "gid": 0}}),
+            tty: false,
+            stdin: true,
+            attach: true,
+        })
+        .unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    a.send(b"through exec\n").unwrap();
+    a.close_stdin().unwrap();
+    assert_eq!(
+        a.read_frame().unwrap(),
+        Some((1, b"through exec\n".to_vec()))
+    );
+    assert!(a.read_frame().unwrap().is_none());
+    let mut c = t.client();
+    assert_eq!(c.wait(Some("cat")).unwrap().exit_code, 0);
+    c.kill(libc::SIGKILL, true).unwrap();
+    assert_eq!(c.wait(None).unwrap().exit_code, 137);
+    t.finish_and_check_clean();
+}
+
+#[test]
+fn oom_kill_is_recorded() {
+    let mut t = ShimUnderTest::new(
+        "oom",
+        &[
+            "sh",
+            "-c",
+            "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+        false,
+    );
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.bundle.path().join("config.json")).unwrap())
+            .unwrap();
+    cfg["linux"]["resources"]["memory"] = json!({"limit": 16777216, "swap": 16777216});
+    std::fs::write(t.bundle.path().join("config.json"), cfg.to_string()).unwrap();
+    t.launch();
+    let st = t.client().wait(None).unwrap();
+    if !st.oom_killed {
+        // Hosts without a memory controller for the container cannot tell.
+        println!(
+            "not OOM-killed here (exit {}): memory cgroup missing?",
+            st.exit_code
+        );
+        assert!(std::fs::read_dir("/sys/fs/cgroup/memory").is_err());
+    } else {
+        assert_eq!(st.exit_code, 137);
+    }
+    t.finish_and_check_clean();
+}
