@@ -47,11 +47,35 @@ fn survives_starter_death_and_serves_a_new_client() {
     daemon.wait().unwrap();
 
     assert!(alive(shim), "shim died with its starter");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(t.opts.socket_path())
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "control socket is root-only");
     let count = |t: &ShimUnderTest| t.log_entries().len();
     let before = count(&t);
     assert!(
         wait_until(Duration::from_secs(20), || count(&t) > before + 10),
         "log stopped growing after the starter died"
+    );
+    // A new client attaches to the live output.
+    let mut a = t
+        .client()
+        .into_stream(&berth_shim::Request::Attach {
+            stdin: false,
+            stdout: true,
+            stderr: true,
+            exec_id: None,
+        })
+        .unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (stream, data) = a.read_frame().unwrap().expect("live output");
+    assert_eq!(stream, 1);
+    assert!(
+        data.starts_with(b"tick-"),
+        "{:?}",
+        String::from_utf8_lossy(&data)
     );
     std::fs::write(t.bundle.path().join("rootfs/stop"), b"").unwrap();
     assert!(
@@ -72,6 +96,8 @@ fn survives_starter_death_and_serves_a_new_client() {
     let entries = t.log_entries();
     assert!(entries.iter().all(|e| e["stream"] == "stdout"));
     assert!(entries.len() > before + 10);
+    // The stream ended with the container.
+    while a.read_frame().unwrap().is_some() {}
     drop(c);
     t.finish_and_check_clean();
 }
