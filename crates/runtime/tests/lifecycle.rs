@@ -494,3 +494,30 @@ fn no_pivot_uses_chroot_and_still_hides_the_host() {
     }
     assert!(stdout.lines().any(|l| l == "/proc"), "{stdout}");
 }
+
+#[test]
+fn ambient_capabilities_reach_a_non_root_process() {
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "grep -E 'CapInh|CapPrm|CapEff|CapAmb' /proc/self/status",
+    ]);
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let caps = json!(["CAP_NET_BIND_SERVICE", "CAP_KILL"]);
+    b.config["process"]["capabilities"] = json!({
+        "bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps,
+        "ambient": ["CAP_NET_BIND_SERVICE"]
+    });
+    let (code, out, err) = rt.run(&b, &unique_id("ambient"));
+    assert_eq!(code, 0, "{err}");
+    let bit = |name: &str| -> u64 {
+        let line = out.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    // NET_BIND_SERVICE is bit 10; KILL (bit 5) is not ambient, so after exec
+    // as uid 1000 it is gone from the effective set.
+    assert_eq!(bit("CapAmb:"), 1 << 10, "{out}");
+    assert_eq!(bit("CapEff:"), 1 << 10, "{out}");
+    assert_eq!(bit("CapInh:"), (1 << 10) | (1 << 5), "{out}");
+}
