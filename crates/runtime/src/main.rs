@@ -157,6 +157,10 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if cli.debug && !berth_runtime::sealed_exe::is_sealed() {
+        let args: Vec<String> = std::env::args().collect();
+        log_line(&cli, "debug", &format!("command: {}", args.join(" ")));
+    }
     // CVE-2019-5736: while the runtime's image is inside a container, code
     // there must not reach the binary through /proc/<pid>/exe. A
     // non-dumpable process is out of reach of anything without
@@ -217,23 +221,30 @@ fn report_error(cli: &Cli, e: &anyhow::Error) {
     // Our errors already carry their causes in their messages.
     let msg = format!("{e}");
     let _ = writeln!(std::io::stderr(), "berth-runtime: {msg}");
-    if let Some(path) = &cli.log {
-        let line = if cli.log_format == "json" {
-            serde_json::json!({"level": "error", "msg": msg, "time": berth_runtime::sys::now_rfc3339()}).to_string()
-        } else {
-            format!(
-                "time=\"{}\" level=error msg={:?}",
-                berth_runtime::sys::now_rfc3339(),
-                msg
-            )
-        };
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            let _ = writeln!(f, "{line}");
+    log_line(cli, "error", &msg);
+}
+
+/// Appends one line to `--log` in runc's text or json format; debug lines go
+/// to stderr too when there is no log file.
+fn log_line(cli: &Cli, level: &str, msg: &str) {
+    let Some(path) = &cli.log else {
+        if level == "debug" {
+            let _ = writeln!(std::io::stderr(), "berth-runtime: debug: {msg}");
         }
+        return;
+    };
+    let time = berth_runtime::sys::now_rfc3339();
+    let line = if cli.log_format == "json" {
+        serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
+    } else {
+        format!("time=\"{time}\" level={level} msg={msg:?}")
+    };
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
     }
 }
 
