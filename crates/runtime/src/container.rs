@@ -506,6 +506,10 @@ impl Runtime {
             }
         }
         let cg = Cgroup::open(state.cgroups_path.as_deref(), id)?;
+        if state.status == Status::Paused {
+            // Frozen processes cannot die: SIGKILL stays pending until thawed.
+            let _ = cg.freeze(berth_cgroups::FreezerState::Thawed);
+        }
         if state.status != Status::Stopped && state.pid > 0 {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(state.pid), Signal::SIGKILL);
             wait_gone(state.pid, state.pid_start_time, Duration::from_secs(10));

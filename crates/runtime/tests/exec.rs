@@ -178,3 +178,20 @@ fn pause_resume_update_and_stats() {
     assert!(ev["data"]["cpu"]["usage"]["total"].as_u64().unwrap() > 0);
     assert_eq!(ev["data"]["memory"]["usage"]["limit"], 52428800);
 }
+
+#[test]
+fn force_delete_of_a_paused_container_is_quick_and_complete() {
+    let rt = Runtime::new();
+    let (_b, id) = running(&rt, &["sh", "-c", "sleep 1000 & sleep 1000"], "pausedel");
+    rt.ok(&["pause", &id]);
+    let t = std::time::Instant::now();
+    rt.ok(&["delete", "--force", &id]);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    for d in cgroup_dirs(&format!("/berth/{id}")) {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
