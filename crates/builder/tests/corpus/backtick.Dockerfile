@@ -1,0 +1,5 @@
+# escape=`
+FROM windows
+RUN dir c:\ `
+    && echo done
+COPY . c:\app\
