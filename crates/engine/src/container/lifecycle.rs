@@ -1,0 +1,606 @@
+//! create, start, kill, stop, wait, attach, remove — each through the
+//! container's shim; a watcher thread per running container records its exit.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_image::lease::{Lease, LeaseKind, path_lease_id};
+use berth_shim::{Options, Request, ShimClient};
+
+use super::model::{Container, CreateRequest, State, WaitCondition, ZERO_TIME};
+use super::{apply_exit, no_such, read_exit, spec};
+use crate::Engine;
+use crate::error::{EngineError, Result, io_err};
+use crate::util::{now_rfc3339, parse_signal, random_id};
+
+const ADJECTIVES: &[&str] = &[
+    "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+    "nifty", "quirky", "sharp", "tender", "vivid", "witty",
+];
+const NOUNS: &[&str] = &[
+    "babbage", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "kepler", "lovelace",
+    "noether", "pascal", "ritchie", "shannon", "turing", "wozniak", "yalow",
+];
+
+fn generated_name(id: &str) -> String {
+    let b = u32::from_str_radix(&id[..8], 16).unwrap_or(0) as usize;
+    format!(
+        "{}_{}",
+        ADJECTIVES[b % ADJECTIVES.len()],
+        NOUNS[(b >> 8) % NOUNS.len()]
+    )
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// Image env first, the client's entries replace same-named ones.
+fn merge_env(image: &[String], client: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
+    let mut out: Vec<String> = image.to_vec();
+    for e in client {
+        out.retain(|x| key(x) != key(e));
+        out.push(e.clone());
+    }
+    out
+}
+
+impl Engine {
+    /// `POST /containers/create`: the record, a rootfs overlay under a lease,
+    /// the OCI bundle, and a shim holding the created container (so a client
+    /// can attach before start).
+    pub fn create(
+        self: &Arc<Self>,
+        name: Option<&str>,
+        req: CreateRequest,
+    ) -> Result<(String, Vec<String>)> {
+        let image_name = req.config.image.clone().unwrap_or_default();
+        if image_name.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "config.Image is required".into(),
+            ));
+        }
+        let rec = self.resolve_image(&image_name)?;
+        let id = random_id();
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.trim_start_matches('/');
+                if !valid_name(n) {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                n.to_string()
+            }
+            None => generated_name(&id),
+        };
+        self.check_name(&name)?;
+        let icfg = self.image_config(&rec)?;
+        let ic: berth_image::formats::ContainerConfig =
+            serde_json::from_value(icfg["config"].clone()).unwrap_or_default();
+
+        let mut config = req.config;
+        let mut host_config = req.host_config;
+        if config.entrypoint.is_none() {
+            config.entrypoint = ic.entrypoint.clone();
+            if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+                config.cmd = ic.cmd.clone();
+            }
+        }
+        let client_env = config.env.clone().unwrap_or_default();
+        let mut env = merge_env(&ic.env.clone().unwrap_or_default(), &client_env);
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(
+                0,
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            );
+        }
+        config.env = Some(env.clone());
+        if config.working_dir.as_deref().is_none_or(str::is_empty) {
+            config.working_dir = ic.working_dir.clone().filter(|w| !w.is_empty());
+        }
+        if config.user.as_deref().is_none_or(str::is_empty) {
+            config.user = ic.user.clone();
+        }
+        let mut labels = ic.labels.clone().unwrap_or_default();
+        labels.extend(config.labels.take().unwrap_or_default());
+        config.labels = Some(labels);
+        if config.stop_signal.is_none() {
+            config.stop_signal = ic.stop_signal.clone();
+        }
+        if config.hostname.as_deref().is_none_or(str::is_empty) {
+            config.hostname = Some(id[..12].to_string());
+        }
+        if host_config
+            .network_mode
+            .as_deref()
+            .is_none_or(|m| m.is_empty() || m == "default" || m == "bridge")
+        {
+            // No networks yet: "default" is an isolated namespace with lo only.
+            host_config.network_mode = Some("none".into());
+        }
+        let nm = host_config.network_mode.clone().unwrap_or_default();
+        if nm != "none" && nm != "host" {
+            return Err(EngineError::InvalidArgument(format!(
+                "network {nm} not found"
+            )));
+        }
+        let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
+        argv.extend(config.cmd.clone().unwrap_or_default());
+        if argv.is_empty() {
+            return Err(EngineError::InvalidArgument("No command specified".into()));
+        }
+        if config.tty.unwrap_or(false) && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        env.push(format!(
+            "HOSTNAME={}",
+            config.hostname.as_deref().unwrap_or_default()
+        ));
+
+        let dir = self.paths.container_dir(&id);
+        let mut c = Container {
+            id: id.clone(),
+            name: format!("/{name}"),
+            created: now_rfc3339(),
+            path: argv[0].clone(),
+            args: argv[1..].to_vec(),
+            state: State {
+                status: "created".into(),
+                started_at: ZERO_TIME.into(),
+                finished_at: ZERO_TIME.into(),
+                ..State::default()
+            },
+            image: rec.id.to_string(),
+            log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+            hostname_path: dir.join("hostname").display().to_string(),
+            hosts_path: dir.join("hosts").display().to_string(),
+            resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+            driver: "overlay2".into(),
+            platform: "linux".into(),
+            restart_count: 0,
+            config,
+            host_config,
+            shim: false,
+            exits: 0,
+        };
+        let res = self.prepare_bundle(&c, &rec, &argv, &env);
+        let res = res.and_then(|()| {
+            self.launch_shim(&c, false)?;
+            c.shim = true;
+            self.persist(&c)
+        });
+        if let Err(e) = res {
+            self.destroy(&c);
+            return Err(e);
+        }
+        let mut t = self.lock();
+        if let Err(e) = check_name_in(&t, &name) {
+            drop(t);
+            self.destroy(&c);
+            return Err(e);
+        }
+        t.containers.insert(id.clone(), c);
+        Ok((id, Vec::new()))
+    }
+
+    fn check_name(&self, name: &str) -> Result<()> {
+        check_name_in(&self.lock(), name)
+    }
+
+    fn prepare_bundle(
+        &self,
+        c: &Container,
+        rec: &berth_image::ImageRecord,
+        argv: &[String],
+        env: &[String],
+    ) -> Result<()> {
+        let dir = self.paths.container_dir(&c.id);
+        let (rootfs, upper, work) = (dir.join("rootfs"), dir.join("upper"), dir.join("work"));
+        for d in [&rootfs, &upper, &work] {
+            std::fs::create_dir_all(d).map_err(|e| io_err("create", d, e))?;
+        }
+        let hostname = c.config.hostname.clone().unwrap_or_default();
+        let hosts = format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n"
+        );
+        let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
+        for (f, data) in [
+            ("hostname", format!("{hostname}\n").into_bytes()),
+            ("hosts", hosts.into_bytes()),
+            ("resolv.conf", resolv),
+        ] {
+            let p = dir.join(f);
+            std::fs::write(&p, data).map_err(|e| io_err("write", &p, e))?;
+        }
+        // The lease keeps the image's layers while this container exists,
+        // even through `rmi --force`.
+        let chains: Vec<_> = rec.layers.iter().map(|l| l.chain_id.clone()).collect();
+        let mut lease = Lease::for_path(LeaseKind::Container, &dir, &rec.id, &chains);
+        lease.blobs = rec.blobs().cloned().collect();
+        self.images.leases.put(&lease)?;
+        let lowers = self.images.layer_dirs(rec)?;
+        berth_image::rootfs::mount_overlay(
+            self.images.layers.root(),
+            &lowers,
+            Some((&upper, &work)),
+            &rootfs,
+        )?;
+        let ids =
+            berth_image::rootfs::resolve_user(c.config.user.as_deref().unwrap_or(""), &rootfs)
+                .map_err(|e| {
+                    EngineError::InvalidArgument(format!(
+                        "unable to find user {}: {e}",
+                        c.config.user.as_deref().unwrap_or("")
+                    ))
+                })?;
+        let spec = spec::generate(c, argv, env, ids, crate::cgroup_v2(), &dir)?;
+        let p = dir.join("config.json");
+        std::fs::write(&p, serde_json::to_vec_pretty(&spec)?).map_err(|e| io_err("write", &p, e))
+    }
+
+    fn shim_options(&self, c: &Container, start: bool) -> Options {
+        Options {
+            id: c.id.clone(),
+            bundle: self.paths.container_dir(&c.id),
+            state_dir: self.paths.state_dir(&c.id),
+            runtime: self.paths.runtime.clone(),
+            runtime_root: Some(self.paths.runtime_root()),
+            log_path: Some(c.log_path.clone().into()),
+            log_max_size: 0,
+            log_max_files: 1,
+            stdin: c.config.open_stdin.unwrap_or(false),
+            stdin_once: c.config.stdin_once.unwrap_or(false),
+            tty: c.tty(),
+            start,
+            auto_remove: false,
+            linger: None,
+        }
+    }
+
+    fn launch_shim(&self, c: &Container, start: bool) -> Result<i32> {
+        let opts = self.shim_options(c, start);
+        let _ = std::fs::remove_dir_all(&opts.state_dir);
+        berth_shim::launch(&self.paths.shim, &opts)
+            .map(|s| s.container_pid)
+            .map_err(|e| EngineError::InvalidArgument(format!("failed to create container: {e}")))
+    }
+
+    /// Undoes a create: unmount, release the lease, remove the dirs.
+    fn destroy(&self, c: &Container) {
+        let dir = self.paths.container_dir(&c.id);
+        let rootfs = dir.join("rootfs");
+        if is_mountpoint(&rootfs) {
+            let _ = berth_image::rootfs::unmount(&rootfs);
+        }
+        if let Ok(canon) = dir.canonicalize() {
+            let id = path_lease_id(&canon);
+            if let Ok(Some(lease)) = self.images.leases.get(&id) {
+                let _ = self.images.leases.remove(&id);
+                let _ = self.images.collect(Some((&lease.blobs, &lease.chain_ids)));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(self.paths.state_dir(&c.id));
+    }
+
+    pub fn start(self: &Arc<Self>, key: &str) -> Result<()> {
+        let c = {
+            let t = self.lock();
+            let c = t.get(key)?;
+            if c.state.running {
+                return Ok(());
+            }
+            if c.state.status == "removing" {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is being removed",
+                    c.id
+                )));
+            }
+            c.clone()
+        };
+        let pid = if c.shim {
+            let sock = self.paths.shim_socket(&c.id);
+            let mut client = ShimClient::connect(&sock)?;
+            client.start().map_err(|e| {
+                EngineError::InvalidArgument(format!("failed to start container: {e}"))
+            })?;
+            client.state().map(|s| s.pid).unwrap_or(0)
+        } else {
+            self.launch_shim(&c, true)?
+        };
+        {
+            let mut t = self.lock();
+            let c = t.containers.get_mut(&c.id).ok_or_else(|| no_such(key))?;
+            c.shim = true;
+            c.state.running = true;
+            c.state.status = "running".into();
+            c.state.pid = pid;
+            c.state.exit_code = 0;
+            c.state.error.clear();
+            c.state.started_at = now_rfc3339();
+            c.state.finished_at = ZERO_TIME.into();
+            self.persist(c)?;
+        }
+        self.changed.notify_all();
+        self.watch(c.id.clone());
+        Ok(())
+    }
+
+    /// A thread that waits on the shim for the container's exit, collects
+    /// the shim, records the exit, and does `--rm`.
+    pub(crate) fn watch(self: &Arc<Self>, id: String) {
+        let engine = self.clone();
+        std::thread::spawn(move || {
+            let sock = engine.paths.shim_socket(&id);
+            let exit = ShimClient::connect(&sock)
+                .and_then(|mut s| s.wait(None))
+                .ok();
+            let exit = exit.or_else(|| read_exit(&engine.paths.state_dir(&id).join("exit.json")));
+            match ShimClient::connect(&sock) {
+                Ok(mut s) => {
+                    let _ = s.delete();
+                    let _ = s.shutdown();
+                }
+                Err(_) => engine.cleanup_lost_shim(&id),
+            }
+            let auto_remove = {
+                let mut t = engine.lock();
+                let Some(c) = t.containers.get_mut(&id) else {
+                    return;
+                };
+                apply_exit(c, exit);
+                let _ = engine.persist(c);
+                c.host_config.auto_remove.unwrap_or(false)
+            };
+            engine.changed.notify_all();
+            if auto_remove {
+                let _ = engine.remove(&id, true);
+            }
+        });
+    }
+
+    pub fn kill(&self, key: &str, signal: Option<&str>) -> Result<()> {
+        let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
+        let c = self.inspect(key)?;
+        if !c.state.running {
+            return Err(EngineError::Conflict(format!(
+                "Cannot kill container: {key}: Container {} is not running",
+                c.id
+            )));
+        }
+        ShimClient::connect(&self.paths.shim_socket(&c.id))?.kill(sig, false)?;
+        Ok(())
+    }
+
+    /// The stop signal, then SIGKILL after `timeout` seconds.
+    pub fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let c = self.inspect(key)?;
+        if !c.state.running {
+            return Ok(());
+        }
+        let sig = signal
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .or(c.config.stop_signal.clone())
+            .unwrap_or_else(|| "TERM".into());
+        let timeout = timeout.or(c.config.stop_timeout).unwrap_or(10);
+        let sock = self.paths.shim_socket(&c.id);
+        let send =
+            |sig: i32, all: bool| ShimClient::connect(&sock).and_then(|mut s| s.kill(sig, all));
+        let _ = send(parse_signal(&sig)?, false);
+        if timeout >= 0 && self.wait_stopped(&c.id, Duration::from_secs(timeout as u64)) {
+            return Ok(());
+        }
+        let _ = send(libc::SIGKILL, true);
+        if self.wait_stopped(&c.id, Duration::from_secs(30)) {
+            Ok(())
+        } else {
+            Err(EngineError::Internal(format!(
+                "container {} did not stop",
+                c.id
+            )))
+        }
+    }
+
+    /// True once the container is not running (or gone) within `limit`.
+    fn wait_stopped(&self, id: &str, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        let mut t = self.lock();
+        loop {
+            match t.containers.get(id) {
+                Some(c) if c.state.running => {}
+                _ => return true,
+            }
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            t = self
+                .changed
+                .wait_timeout(t, end - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Registers a wait; the ticket blocks in [`Engine::wait`]. Split so the
+    /// API can answer with headers as soon as the wait is in place.
+    pub fn wait_ticket(&self, key: &str, cond: WaitCondition) -> Result<WaitTicket> {
+        let t = self.lock();
+        let c = t.get(key)?;
+        Ok(WaitTicket {
+            id: c.id.clone(),
+            cond,
+            exits: c.exits,
+        })
+    }
+
+    /// Blocks until the ticket's condition holds; returns the exit code.
+    pub fn wait(&self, ticket: &WaitTicket) -> i32 {
+        let mut t = self.lock();
+        let mut last = 0;
+        loop {
+            match t.containers.get(&ticket.id) {
+                None => return last,
+                Some(c) => {
+                    last = c.state.exit_code;
+                    let done = match ticket.cond {
+                        WaitCondition::NotRunning => !c.state.running,
+                        WaitCondition::NextExit => c.exits > ticket.exits,
+                        WaitCondition::Removed => false,
+                    };
+                    if done {
+                        return last;
+                    }
+                }
+            }
+            t = self.changed.wait(t).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Opens an attach stream on the container's shim: the returned socket
+    /// carries stdin one way and output (frames unless tty) the other.
+    pub fn attach(
+        &self,
+        key: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<(UnixStream, bool)> {
+        let c = self.inspect(key)?;
+        if !c.shim {
+            return Err(EngineError::Conflict(
+                "You cannot attach to a stopped container, start it first".into(),
+            ));
+        }
+        let stream = shim_stream(
+            &self.paths.shim_socket(&c.id),
+            &Request::Attach {
+                stdin: stdin && c.config.open_stdin.unwrap_or(false),
+                stdout,
+                stderr,
+                exec_id: None,
+            },
+        )?;
+        Ok((stream, c.tty()))
+    }
+
+    pub fn resize(&self, key: &str, exec_id: Option<&str>, w: u16, h: u16) -> Result<()> {
+        let c = self.inspect(key)?;
+        if !c.shim {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        ShimClient::connect(&self.paths.shim_socket(&c.id))?.resize(w, h, exec_id)?;
+        Ok(())
+    }
+
+    /// `docker rm`: a running container needs `force` (then SIGKILL).
+    pub fn remove(&self, key: &str, force: bool) -> Result<()> {
+        let c = {
+            let mut t = self.lock();
+            let id = t.find(key)?;
+            let c = t.containers.get_mut(&id).expect("found");
+            if c.state.running && !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"{}\": container is running: stop the container before removing or force remove",
+                    c.name
+                )));
+            }
+            if c.state.status == "removing" && c.state.running {
+                return Err(EngineError::Conflict(format!(
+                    "removal of container {key} is already in progress"
+                )));
+            }
+            c.state.status = "removing".into();
+            let _ = self.persist(c);
+            c.clone()
+        };
+        let sock = self.paths.shim_socket(&c.id);
+        if c.state.running {
+            if let Ok(mut s) = ShimClient::connect(&sock) {
+                let _ = s.kill(libc::SIGKILL, true);
+            }
+            if !self.wait_stopped(&c.id, Duration::from_secs(30)) {
+                return Err(EngineError::Internal(format!(
+                    "container {} did not stop",
+                    c.id
+                )));
+            }
+        } else if c.shim {
+            // Created, never started: the shim holds it; collect it here.
+            match ShimClient::connect(&sock) {
+                Ok(mut s) => {
+                    let _ = s.kill(libc::SIGKILL, true);
+                    let _ = s.delete();
+                    let _ = s.shutdown();
+                }
+                Err(_) => self.cleanup_lost_shim(&c.id),
+            }
+        }
+        self.destroy(&c);
+        self.lock().containers.remove(&c.id);
+        self.changed.notify_all();
+        Ok(())
+    }
+}
+
+fn check_name_in(t: &crate::Table, name: &str) -> Result<()> {
+    let full = format!("/{name}");
+    if let Some(other) = t.containers.values().find(|c| c.name == full) {
+        return Err(EngineError::Conflict(format!(
+            "Conflict. The container name \"{full}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+            other.id
+        )));
+    }
+    Ok(())
+}
+
+/// Wait state captured when the wait was asked for.
+pub struct WaitTicket {
+    id: String,
+    cond: WaitCondition,
+    exits: u64,
+}
+
+/// Sends a streaming request (attach, attaching exec) and returns the raw
+/// socket after the response line: the stream is spliced, not re-framed.
+pub(crate) fn shim_stream(sock: &Path, req: &Request) -> Result<UnixStream> {
+    let mut s = UnixStream::connect(sock).map_err(|e| io_err("connect", sock, e))?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    s.write_all(&line).map_err(|e| io_err("write", sock, e))?;
+    // Byte by byte, so nothing of the stream after the line is buffered away.
+    let mut resp = Vec::new();
+    let mut r = BufReader::with_capacity(1, &s);
+    r.read_until(b'\n', &mut resp)
+        .map_err(|e| io_err("read", sock, e))?;
+    let v: serde_json::Value = serde_json::from_slice(&resp)
+        .map_err(|_| EngineError::Internal("shim closed the connection".into()))?;
+    if v["ok"] != serde_json::Value::Bool(true) {
+        return Err(EngineError::Conflict(
+            v["error"].as_str().unwrap_or("shim refused").to_string(),
+        ));
+    }
+    Ok(s)
+}
+
+fn is_mountpoint(p: &Path) -> bool {
+    let Ok(canon) = p.canonicalize() else {
+        return false;
+    };
+    let want = canon.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}

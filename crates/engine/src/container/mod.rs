@@ -1,0 +1,234 @@
+//! Containers: records on disk, lookup, listing, and taking over a previous
+//! daemon's containers. Lifecycle operations are in [`lifecycle`].
+
+pub mod exec;
+pub mod lifecycle;
+pub mod logs;
+pub mod model;
+pub mod spec;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_shim::{ExitStatus, ShimClient};
+use serde_json::{Value, json};
+
+use self::model::{Container, Summary};
+use crate::error::{EngineError, Result};
+use crate::util::{unix_secs, write_atomic};
+use crate::{Engine, Table};
+
+pub(crate) const RECORD: &str = "config.v2.json";
+
+pub(crate) fn no_such(id: &str) -> EngineError {
+    EngineError::NotFound(format!("No such container: {id}"))
+}
+
+impl Table {
+    /// Full id, name (with or without the slash), or a unique id prefix.
+    pub(crate) fn find(&self, key: &str) -> Result<String> {
+        if self.containers.contains_key(key) {
+            return Ok(key.to_string());
+        }
+        let name = format!("/{}", key.trim_start_matches('/'));
+        if let Some(c) = self.containers.values().find(|c| c.name == name) {
+            return Ok(c.id.clone());
+        }
+        let hits: Vec<&String> = if key.is_empty() {
+            Vec::new()
+        } else {
+            self.containers
+                .keys()
+                .filter(|k| k.starts_with(key))
+                .collect()
+        };
+        match hits.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(no_such(key)),
+            _ => Err(EngineError::InvalidArgument(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Result<&Container> {
+        let id = self.find(key)?;
+        Ok(&self.containers[&id])
+    }
+}
+
+/// Which containers `list` returns (`docker ps` filters).
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    pub all: bool,
+    /// Docker's filter JSON: `{"status":["running"],"name":["x"],...}`.
+    pub filters: Value,
+}
+
+fn matches(c: &Container, filters: &Value) -> bool {
+    let Some(obj) = filters.as_object() else {
+        return true;
+    };
+    obj.iter().all(|(key, vals)| {
+        // Old clients send {"k":["v"]}, newer {"k":{"v":true}}.
+        let vals: Vec<String> = match vals {
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            Value::Object(o) => o.keys().cloned().collect(),
+            _ => return true,
+        };
+        vals.iter().any(|v| match key.as_str() {
+            "status" => c.state.status == *v,
+            "name" => c.short_name().contains(v.trim_start_matches('/')),
+            "id" => c.id.starts_with(v.as_str()),
+            "label" => match v.split_once('=') {
+                Some((k, val)) => {
+                    c.config.labels.as_ref().and_then(|l| l.get(k)) == Some(&val.to_string())
+                }
+                None => c.config.labels.as_ref().is_some_and(|l| l.contains_key(v)),
+            },
+            "ancestor" => {
+                c.config.image.as_deref() == Some(v.as_str()) || c.image.contains(v.as_str())
+            }
+            "exited" => c.state.status == "exited" && c.state.exit_code.to_string() == *v,
+            _ => true,
+        })
+    })
+}
+
+impl Engine {
+    pub(crate) fn persist(&self, c: &Container) -> Result<()> {
+        let p = self.paths.container_dir(&c.id).join(RECORD);
+        write_atomic(&p, &serde_json::to_vec(c).expect("container serialises"))
+    }
+
+    pub fn inspect(&self, key: &str) -> Result<Container> {
+        Ok(self.lock().get(key)?.clone())
+    }
+
+    pub fn list(&self, opts: &ListOptions) -> Result<Vec<Summary>> {
+        let t = self.lock();
+        let mut out: Vec<Summary> = t
+            .containers
+            .values()
+            .filter(|c| opts.all || c.state.running)
+            .filter(|c| matches(c, &opts.filters))
+            .map(|c| {
+                let mut command = vec![c.path.clone()];
+                command.extend(c.args.iter().cloned());
+                Summary {
+                    id: c.id.clone(),
+                    names: vec![c.name.clone()],
+                    image: c.config.image.clone().unwrap_or_else(|| c.image.clone()),
+                    image_id: c.image.clone(),
+                    command: command.join(" "),
+                    created: unix_secs(&c.created),
+                    ports: Vec::new(),
+                    labels: c.config.labels.clone().unwrap_or_default(),
+                    state: c.state.status.clone(),
+                    status: c.status_text(),
+                    host_config: json!({"NetworkMode": c.host_config.network_mode.clone().unwrap_or_else(|| "none".into())}),
+                    network_settings: json!({"Networks": {}}),
+                    mounts: Vec::new(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
+        Ok(out)
+    }
+
+    /// Reads every container record and reconnects to the shims that hold
+    /// them; a shim that vanished left its exit in `exit.json`.
+    pub(crate) fn restore(self: &Arc<Self>) -> Result<()> {
+        let dir = self.paths.containers();
+        let entries = std::fs::read_dir(&dir).map_err(|e| crate::error::io_err("read", &dir, e))?;
+        let mut watch = Vec::new();
+        let mut remove = Vec::new();
+        for e in entries.flatten() {
+            let Ok(data) = std::fs::read(e.path().join(RECORD)) else {
+                continue;
+            };
+            let Ok(mut c) = serde_json::from_slice::<Container>(&data) else {
+                continue;
+            };
+            if c.shim {
+                match ShimClient::connect(&self.paths.shim_socket(&c.id))
+                    .and_then(|mut s| s.state())
+                {
+                    Ok(st) if st.status == "created" => c.state.status = "created".into(),
+                    Ok(st) => {
+                        c.state.running = st.status == "running";
+                        c.state.status = if c.state.running { "running" } else { "exited" }.into();
+                        watch.push(c.id.clone());
+                    }
+                    Err(_) => {
+                        let exit = read_exit(&self.paths.state_dir(&c.id).join("exit.json"));
+                        self.cleanup_lost_shim(&c.id);
+                        apply_exit(&mut c, exit);
+                        if c.host_config.auto_remove.unwrap_or(false) {
+                            remove.push(c.id.clone());
+                        }
+                    }
+                }
+            } else if c.state.status == "removing" {
+                remove.push(c.id.clone());
+            }
+            let _ = self.persist(&c);
+            self.lock().containers.insert(c.id.clone(), c);
+        }
+        for id in watch {
+            self.watch(id);
+        }
+        for id in remove {
+            let _ = self.remove(&id, true);
+        }
+        Ok(())
+    }
+
+    /// When a shim is gone (killed, host trouble), the runtime may still
+    /// hold state for the container: remove it so the id can start again.
+    pub(crate) fn cleanup_lost_shim(&self, id: &str) {
+        let runtime = self.paths.runtime.clone().unwrap_or_else(|| {
+            self.paths
+                .shim
+                .parent()
+                .map_or("berth-runtime".into(), |d| d.join("berth-runtime"))
+        });
+        let _ = std::process::Command::new(runtime)
+            .arg("--root")
+            .arg(self.paths.runtime_root())
+            .args(["delete", "--force", id])
+            .output();
+        let _ = std::fs::remove_dir_all(self.paths.state_dir(id));
+    }
+}
+
+pub(crate) fn read_exit(p: &Path) -> Option<ExitStatus> {
+    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+}
+
+/// Records an exit (or, with None, that the exit could not be learned).
+pub(crate) fn apply_exit(c: &mut Container, exit: Option<ExitStatus>) {
+    let s = &mut c.state;
+    match exit {
+        Some(e) => {
+            s.exit_code = e.exit_code;
+            s.oom_killed = e.oom_killed;
+            s.finished_at = e.exited_at;
+        }
+        None => {
+            s.exit_code = 255;
+            s.error = "container's shim exited without recording an exit status".into();
+            s.finished_at = crate::util::now_rfc3339();
+        }
+    }
+    s.running = false;
+    s.pid = 0;
+    if s.status != "removing" {
+        s.status = "exited".into();
+    }
+    c.shim = false;
+    c.exits += 1;
+}

@@ -1,0 +1,219 @@
+//! A container's record, in Docker's shapes (what `inspect` shows and what
+//! `create` accepts), persisted as `config.v2.json`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Docker's `Config`: what runs, as the client asked merged with the image.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Config {
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub user: Option<String>,
+    pub attach_stdin: Option<bool>,
+    pub attach_stdout: Option<bool>,
+    pub attach_stderr: Option<bool>,
+    pub tty: Option<bool>,
+    pub open_stdin: Option<bool>,
+    pub stdin_once: Option<bool>,
+    pub env: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub image: Option<String>,
+    pub working_dir: Option<String>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
+}
+
+/// Docker's `HostConfig`, the parts Berth honours.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    pub binds: Option<Vec<String>>,
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub privileged: Option<bool>,
+    pub cap_add: Option<Vec<String>>,
+    pub cap_drop: Option<Vec<String>>,
+    pub security_opt: Option<Vec<String>>,
+    pub readonly_rootfs: Option<bool>,
+    pub tmpfs: Option<BTreeMap<String, String>>,
+    pub auto_remove: Option<bool>,
+    pub network_mode: Option<String>,
+    pub init: Option<bool>,
+}
+
+/// `POST /containers/create`'s body.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateRequest {
+    #[serde(flatten)]
+    pub config: Config,
+    pub host_config: HostConfig,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct State {
+    /// created, running, exited, removing
+    pub status: String,
+    pub running: bool,
+    pub paused: bool,
+    pub restarting: bool,
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    pub dead: bool,
+    pub pid: i32,
+    pub exit_code: i32,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Container {
+    pub id: String,
+    /// With docker's leading slash.
+    pub name: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: State,
+    /// The image ID (config digest).
+    pub image: String,
+    pub log_path: String,
+    pub hostname_path: String,
+    pub hosts_path: String,
+    pub resolv_conf_path: String,
+    pub driver: String,
+    pub platform: String,
+    pub restart_count: i64,
+    pub config: Config,
+    pub host_config: HostConfig,
+    /// Berth's own: a shim holds this container (created or running), so
+    /// its socket is the way to it.
+    pub shim: bool,
+    /// Exits seen so far, for `wait?condition=next-exit`.
+    pub exits: u64,
+}
+
+impl Container {
+    pub fn short_name(&self) -> &str {
+        self.name.trim_start_matches('/')
+    }
+    pub fn tty(&self) -> bool {
+        self.config.tty.unwrap_or(false)
+    }
+    /// Docker's `Status` column: "Up 5 seconds", "Exited (0) 3 seconds ago".
+    pub fn status_text(&self) -> String {
+        use crate::util::{human_duration, since};
+        match self.state.status.as_str() {
+            "running" => format!("Up {}", human_duration(since(&self.state.started_at))),
+            "exited" => format!(
+                "Exited ({}) {} ago",
+                self.state.exit_code,
+                human_duration(since(&self.state.finished_at))
+            ),
+            "created" => "Created".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// `GET /containers/json` entries.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Summary {
+    pub id: String,
+    pub names: Vec<String>,
+    pub image: String,
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    pub command: String,
+    pub created: i64,
+    pub ports: Vec<serde_json::Value>,
+    pub labels: BTreeMap<String, String>,
+    pub state: String,
+    pub status: String,
+    pub host_config: serde_json::Value,
+    pub network_settings: serde_json::Value,
+    pub mounts: Vec<serde_json::Value>,
+}
+
+/// `wait` conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl std::str::FromStr for WaitCondition {
+    type Err = crate::EngineError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            _ => Err(crate::EngineError::InvalidArgument(format!(
+                "invalid condition: \"{s}\""
+            ))),
+        }
+    }
+}
+
+/// Log selection for `logs`.
+#[derive(Clone, Debug, Default)]
+pub struct LogOptions {
+    pub stdout: bool,
+    pub stderr: bool,
+    pub timestamps: bool,
+    pub follow: bool,
+    /// Last N lines; None = all.
+    pub tail: Option<usize>,
+    /// Only entries at or after this unix time.
+    pub since: Option<f64>,
+    pub until: Option<f64>,
+}
+
+/// `POST /containers/{id}/exec`'s body.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecConfig {
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub tty: bool,
+    pub env: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub privileged: bool,
+}
+
+/// `GET /exec/{id}/json`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecInspect {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub running: bool,
+    pub exit_code: Option<i32>,
+    pub open_stdin: bool,
+    pub open_stdout: bool,
+    pub open_stderr: bool,
+    #[serde(rename = "ContainerID")]
+    pub container_id: String,
+    pub pid: i32,
+    pub process_config: serde_json::Value,
+}

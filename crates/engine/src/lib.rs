@@ -1,0 +1,123 @@
+//! berth-engine: the daemon's logic — images, containers, exec, logs — as
+//! typed operations. It knows nothing of HTTP; the API crate translates.
+//! Containers run under berth-shim, so the engine can die and come back
+//! (see [`Engine::open`]) without touching them.
+
+pub mod container;
+pub mod error;
+pub mod images;
+mod util;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use berth_image::ImageStore;
+
+pub use container::exec::Exec;
+pub use container::model::*;
+pub use error::{EngineError, ErrorKind, Result};
+pub use images::{ImageInspect, ImageSummary, Removed};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// Images, layers, container records and logs (`/var/lib/berth`).
+    pub root: PathBuf,
+    /// Shim and runtime state (`/run/berth`).
+    pub exec_root: PathBuf,
+    pub shim: PathBuf,
+    /// OCI runtime; the shim's default (berth-runtime beside it) when unset.
+    pub runtime: Option<PathBuf>,
+}
+
+impl Paths {
+    pub fn containers(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers().join(id)
+    }
+    pub fn state_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join("containers").join(id)
+    }
+    pub fn shim_socket(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("shim.sock")
+    }
+    pub fn runtime_root(&self) -> PathBuf {
+        self.exec_root.join("runtime")
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Table {
+    pub containers: BTreeMap<String, Container>,
+    pub execs: HashMap<String, Exec>,
+}
+
+pub struct Engine {
+    pub paths: Paths,
+    pub(crate) images: Arc<ImageStore>,
+    pub(crate) table: Mutex<Table>,
+    /// Signalled on every container state change (exit, removal).
+    pub(crate) changed: Condvar,
+}
+
+impl Engine {
+    /// Opens the stores and takes over the containers a previous daemon left:
+    /// live shims are watched again, exits that happened meanwhile recorded.
+    pub fn open(paths: Paths) -> Result<Arc<Engine>> {
+        for d in [paths.containers(), paths.exec_root.join("containers")] {
+            std::fs::create_dir_all(&d).map_err(|e| error::io_err("create", &d, e))?;
+        }
+        let images = Arc::new(ImageStore::open(&paths.root)?);
+        images.cleanup()?;
+        let engine = Arc::new(Engine {
+            paths,
+            images,
+            table: Mutex::new(Table::default()),
+            changed: Condvar::new(),
+        });
+        engine.restore()?;
+        Ok(engine)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn image_store(&self) -> &Arc<ImageStore> {
+        &self.images
+    }
+
+    /// `/info`'s figures.
+    pub fn info(&self) -> Result<Info> {
+        let t = self.lock();
+        let running = t.containers.values().filter(|c| c.state.running).count();
+        Ok(Info {
+            containers: t.containers.len(),
+            running,
+            stopped: t.containers.len() - running,
+            images: self.images.list()?.len(),
+            root: self.paths.root.clone(),
+            cgroup_version: if cgroup_v2() { "2" } else { "1" },
+            runtime: self.paths.runtime.clone(),
+        })
+    }
+}
+
+pub struct Info {
+    pub containers: usize,
+    pub running: usize,
+    pub stopped: usize,
+    pub images: usize,
+    pub root: PathBuf,
+    pub cgroup_version: &'static str,
+    pub runtime: Option<PathBuf>,
+}
+
+/// cgroup v2 when /sys/fs/cgroup is the unified hierarchy.
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
