@@ -89,7 +89,7 @@ impl Engine {
                 }
             })
             .collect();
-        out.sort_by(|a, b| b.created.cmp(&a.created));
+        out.sort_by_key(|i| std::cmp::Reverse(i.created));
         Ok(out)
     }
 

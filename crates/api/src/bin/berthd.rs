@@ -1,0 +1,114 @@
+//! berthd: the Berth daemon, serving the Docker Engine API on a unix socket.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use berth_engine::{Engine, Paths};
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    name = "berthd",
+    about = "Berth daemon: the Docker Engine API over a unix socket"
+)]
+struct Args {
+    /// Where to listen.
+    #[arg(long, short = 'H', default_value = "unix:///run/berth/berth.sock")]
+    host: String,
+    /// Images, layers, containers and logs.
+    #[arg(long, default_value = "/var/lib/berth")]
+    root: PathBuf,
+    /// Sockets and shim/runtime state.
+    #[arg(long, default_value = "/run/berth")]
+    exec_root: PathBuf,
+    /// Group that may use the socket (mode 0660); without it, 0600.
+    #[arg(long, short = 'G')]
+    group: Option<String>,
+    /// OCI runtime for containers (default: berth-runtime beside berth-shim).
+    #[arg(long)]
+    runtime: Option<PathBuf>,
+    /// berth-shim binary (default: beside berthd, else on PATH).
+    #[arg(long)]
+    shim: Option<PathBuf>,
+}
+
+fn beside_me(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn group_id(name: &str) -> anyhow::Result<u32> {
+    if let Ok(n) = name.parse() {
+        return Ok(n);
+    }
+    let groups = std::fs::read_to_string("/etc/group").context("read /etc/group")?;
+    groups
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[0] == name)
+                .then(|| f[2].parse().ok())
+                .flatten()
+        })
+        .with_context(|| format!("no group {name}"))
+}
+
+/// Binds the socket, replacing a stale one (no daemon answering on it).
+fn bind(path: &Path, group: Option<&str>) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!("another daemon is listening on {}", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("remove stale {}", path.display()))?;
+    }
+    let l =
+        tokio::net::UnixListener::bind(path).with_context(|| format!("bind {}", path.display()))?;
+    let mode = match group {
+        Some(g) => {
+            let gid = group_id(g)?;
+            let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+            // SAFETY: chown on a NUL-terminated path we own.
+            if unsafe { libc::chown(c.as_ptr(), 0, gid) } != 0 {
+                return Err(std::io::Error::last_os_error()).context("chown socket");
+            }
+            0o660
+        }
+        None => 0o600,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .context("chmod socket")?;
+    Ok(l)
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let Some(sock) = a.host.strip_prefix("unix://") else {
+        bail!("only unix:// hosts are supported: {}", a.host);
+    };
+    let paths = Paths {
+        root: a.root,
+        exec_root: a.exec_root,
+        shim: a.shim.unwrap_or_else(|| beside_me("berth-shim")),
+        runtime: a.runtime,
+    };
+    let engine = Engine::open(paths).context("open the engine")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let listener = bind(Path::new(sock), a.group.as_deref())?;
+        eprintln!(
+            "berthd {} listening on unix://{sock}",
+            berth_engine::VERSION
+        );
+        berth_api::serve(engine, listener).await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,162 @@
+//! berth-api: the Docker Engine API over a unix socket. Handlers only
+//! translate HTTP to berth-engine calls and back; errors become status codes
+//! in [`error::ApiError::status`].
+
+// /info is one large json! literal.
+#![recursion_limit = "256"]
+
+pub mod error;
+mod hijack;
+mod http;
+mod routes;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use berth_engine::Engine;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixListener;
+
+pub use error::ApiError;
+use error::Result;
+use http::Resp;
+
+pub const API_VERSION: &str = "1.45";
+pub const MIN_API_VERSION: &str = "1.24";
+const API_MINOR: u32 = 45;
+const MIN_API_MINOR: u32 = 24;
+
+/// Serves connections from `listener` until the process ends.
+pub async fn serve(engine: Arc<Engine>, listener: UnixListener) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let engine = engine.clone();
+                async move { Ok::<_, Infallible>(handle(engine, req).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Resp {
+    match route(engine, req).await {
+        Ok(r) => r,
+        Err(e) => http::error_response(&e),
+    }
+}
+
+/// Splits `/v1.45/containers/json` into the version and the rest.
+fn split_version(path: &str) -> Result<(Option<u32>, String)> {
+    let Some(rest) = path.strip_prefix("/v") else {
+        return Ok((None, path.to_string()));
+    };
+    let (ver, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Some(minor) = ver.strip_prefix("1.").and_then(|m| m.parse::<u32>().ok()) else {
+        return Ok((None, path.to_string()));
+    };
+    if minor < MIN_API_MINOR {
+        return Err(ApiError::BadRequest(format!(
+            "client version 1.{minor} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+        )));
+    }
+    if minor > API_MINOR {
+        return Err(ApiError::BadRequest(format!(
+            "client version 1.{minor} is too new. Maximum supported API version is {API_VERSION}"
+        )));
+    }
+    Ok((Some(minor), tail.to_string()))
+}
+
+fn decode(s: &str) -> String {
+    form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
+    let (_, path) = split_version(req.uri().path())?;
+    let path = decode(&path);
+    let m = req.method().clone();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    use routes::{containers as c, images as i, system as s};
+    match (&m, segs.as_slice()) {
+        (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(s::ping(&m)),
+        (&Method::GET, ["version"]) => s::version().await,
+        (&Method::GET, ["info"]) => s::info(engine).await,
+        (&Method::GET, ["images", "json"]) => i::list(engine).await,
+        (&Method::POST, ["images", "create"]) => i::create(engine, req).await,
+        (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
+            i::inspect(engine, name.join("/")).await
+        }
+        (&Method::POST, ["images", name @ .., "tag"]) if !name.is_empty() => {
+            i::tag(engine, name.join("/"), req).await
+        }
+        (&Method::DELETE, ["images", name @ ..]) if !name.is_empty() => {
+            i::remove(engine, name.join("/"), req).await
+        }
+        (&Method::GET, ["containers", "json"]) => c::list(engine, req).await,
+        (&Method::POST, ["containers", "create"]) => c::create(engine, req).await,
+        (&Method::GET, ["containers", id, "json"]) => c::inspect(engine, id.to_string()).await,
+        (&Method::GET, ["containers", id, "logs"]) => c::logs(engine, id.to_string(), req).await,
+        (&Method::POST, ["containers", id, op]) => {
+            let id = id.to_string();
+            match *op {
+                "start" => c::start(engine, id).await,
+                "stop" => c::stop(engine, id, req, false).await,
+                "restart" => c::stop(engine, id, req, true).await,
+                "kill" => c::kill(engine, id, req).await,
+                "wait" => c::wait(engine, id, req).await,
+                "attach" => c::attach(engine, id, req).await,
+                "resize" => c::resize(engine, id, None, req).await,
+                "exec" => c::exec_create(engine, id, req).await,
+                _ => Err(ApiError::NoRoute),
+            }
+        }
+        (&Method::DELETE, ["containers", id]) => c::remove(engine, id.to_string(), req).await,
+        (&Method::POST, ["exec", id, "start"]) => c::exec_start(engine, id.to_string(), req).await,
+        (&Method::POST, ["exec", id, "resize"]) => {
+            c::exec_resize(engine, id.to_string(), req).await
+        }
+        (&Method::GET, ["exec", id, "json"]) => c::exec_inspect(engine, id.to_string()).await,
+        _ => Err(ApiError::NoRoute),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            split_version("/v1.45/info").unwrap(),
+            (Some(45), "/info".into())
+        );
+        assert_eq!(split_version("/info").unwrap(), (None, "/info".into()));
+        assert_eq!(split_version("/_ping").unwrap(), (None, "/_ping".into()));
+        assert_eq!(
+            split_version("/volumes").unwrap(),
+            (None, "/volumes".into())
+        );
+        assert_eq!(
+            split_version("/v1.12/info").unwrap_err().status().as_u16(),
+            400
+        );
+        assert_eq!(
+            split_version("/v1.99/info").unwrap_err().status().as_u16(),
+            400
+        );
+        assert_eq!(decode("localhost%3A5000/busybox"), "localhost:5000/busybox");
+    }
+}
