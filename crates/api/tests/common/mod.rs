@@ -1,0 +1,285 @@
+//! Root-only helpers: a berthd per test on its own socket, --root and
+//! --exec-root, driven by the real docker CLI; a guard that leaves no daemon,
+//! shim, container, mount or directory behind.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
+pub const DOCKER: &str = "/usr/local/bin/docker";
+pub const IMAGE: &str = "localhost:5000/busybox";
+
+pub fn require_root() {
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "these tests need root");
+}
+
+/// berth-shim and berth-runtime beside berthd (built if this crate was built alone).
+fn ensure_helpers() {
+    let dir = Path::new(BERTHD).parent().unwrap();
+    if ["berth-shim", "berth-runtime"]
+        .iter()
+        .all(|b| dir.join(b).is_file())
+    {
+        return;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-p", "berth-shim", "-p", "berth-runtime"]);
+    if dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    assert!(
+        cmd.status().unwrap().success(),
+        "building berth-shim/berth-runtime failed"
+    );
+}
+
+fn require_registry() {
+    if std::net::TcpStream::connect("127.0.0.1:5000").is_err() {
+        panic!(
+            "no registry on localhost:5000: run scripts/setup.sh (it starts the reference registry with the busybox fixture)"
+        );
+    }
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub root: tempfile::TempDir,
+    pub exec_root: tempfile::TempDir,
+    pub docker_config: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        require_root();
+        require_registry();
+        ensure_helpers();
+        let tmp = |prefix: &str, dir: &str| {
+            tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir_in(dir)
+                .unwrap()
+        };
+        // Short: the shim socket path is <exec-root>/containers/<64 hex>/shim.sock.
+        let mut d = Daemon {
+            child: None,
+            root: tmp("berthd-root-", "/var/tmp"),
+            exec_root: tmp("bd", "/run"),
+            docker_config: tmp("berthd-dcfg-", "/tmp"),
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.exec_root.path().join("berth.sock")
+    }
+
+    /// Starts berthd (again) on the same dirs and waits for its socket.
+    pub fn spawn(&mut self) {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join("berthd.log"))
+            .unwrap();
+        let child = Command::new(BERTHD)
+            .arg("--host")
+            .arg(format!("unix://{}", self.socket().display()))
+            .arg("--root")
+            .arg(self.root.path())
+            .arg("--exec-root")
+            .arg(self.exec_root.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let end = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(self.socket()).is_err() {
+            assert!(
+                Instant::now() < end,
+                "berthd did not come up: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        let out = Command::new(DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.docker_config.path())
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// docker that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert_eq!(
+            o.code,
+            0,
+            "docker {args:?} failed: {}\n--- berthd log:\n{}",
+            o.stderr,
+            self.log()
+        );
+        o.stdout
+    }
+
+    /// A raw HTTP/1.0 request on the socket: (status, body).
+    pub fn http(&self, method: &str, path: &str) -> (u16, String) {
+        let mut s = UnixStream::connect(self.socket()).unwrap();
+        write!(s, "{method} {path} HTTP/1.0\r\nHost: berth\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status = resp
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = resp.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
+        (status, body)
+    }
+
+    fn container_ids(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.path().join("containers"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Removes every container through the daemon, then checks nothing is
+    /// left: no shim or container process, no mount, no state.
+    pub fn finish(&mut self) {
+        for id in self.container_ids() {
+            self.ok(&["rm", "-f", &id]);
+        }
+        assert!(self.ok(&["ps", "-aq"]).trim().is_empty());
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let me = self.child.as_ref().map(|c| c.id() as i32);
+            let procs: Vec<i32> = processes_mentioning(self.exec_root.path())
+                .into_iter()
+                .filter(|p| Some(*p) != me)
+                .collect();
+            let mounts = mounts_under(self.root.path());
+            if procs.is_empty() && mounts.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "left behind: processes {procs:?}, mounts {mounts:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let left: Vec<_> = std::fs::read_dir(self.exec_root.path().join("containers"))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "state left: {left:?}");
+        let rt: Vec<_> = std::fs::read_dir(self.exec_root.path().join("runtime"))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(rt.is_empty(), "runtime state left: {rt:?}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+        // Whatever a failed test left: shims (by their pid files), runtime
+        // state, overlay mounts.
+        for id in self.container_ids() {
+            let state = self.exec_root.path().join("containers").join(&id);
+            if let Ok(mut c) = berth_shim::ShimClient::connect(&state.join("shim.sock")) {
+                let _ = c.kill(libc::SIGKILL, true);
+            }
+            if let Some(pid) = std::fs::read_to_string(state.join("shim.pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            {
+                // SAFETY: plain kill of our own shim.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            let runtime = Path::new(BERTHD).parent().unwrap().join("berth-runtime");
+            let _ = Command::new(runtime)
+                .arg("--root")
+                .arg(self.exec_root.path().join("runtime"))
+                .args(["delete", "--force", &id])
+                .output();
+        }
+        for m in mounts_under(self.root.path()) {
+            let _ = Command::new("umount").arg("-l").arg(&m).status();
+        }
+    }
+}
+
+/// Processes whose command line names `dir` (shims get their state dir).
+pub fn processes_mentioning(dir: &Path) -> Vec<i32> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'));
+            !zombie && String::from_utf8_lossy(&cmd).contains(&needle)
+        })
+        .collect()
+}
+
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let d = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let d = d.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&d))
+        .map(String::from)
+        .collect()
+}
+
+pub fn unique(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
