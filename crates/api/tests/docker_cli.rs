@@ -261,3 +261,70 @@ fn live_restore_after_sigkill() {
     assert_eq!(st.trim(), "exited");
     d.finish();
 }
+
+#[test]
+fn run_options_stdin_mounts_loopback_limits() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    // -i with a pipe: stdin streams and closes at EOF.
+    let o = d.docker_stdin(
+        &["run", "-i", "--rm", IMAGE, "sh", "-c", "cat; echo done"],
+        b"line1\nline2\n",
+    );
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "line1\nline2\ndone\n"),
+        "{}",
+        o.stderr
+    );
+    let host = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::fs::write(host.path().join("f"), "from-host").unwrap();
+    let bind = format!("{}:/data:ro", host.path().display());
+    let script = "cat /data/f; echo; touch /data/g 2>/dev/null || echo bind-ro; \
+                  grep -q ' /scratch tmpfs' /proc/mounts && echo tmpfs; \
+                  ip link show lo | grep -q ',UP' && echo lo-up; \
+                  grep CapEff /proc/self/status";
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "--tmpfs",
+        "/scratch",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        "--cap-drop",
+        "all",
+        IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(
+        &lines[..4],
+        ["from-host", "bind-ro", "tmpfs", "lo-up"],
+        "{}",
+        o.stdout
+    );
+    assert!(lines[4].ends_with("0000000000000000"), "{}", o.stdout);
+    // create + rm of a never-started container collects its shim.
+    let name = unique("created");
+    d.ok(&["create", "--name", &name, IMAGE, "true"]);
+    let st = d.ok(&["inspect", "--format", "{{.State.Status}}", &name]);
+    assert_eq!(st.trim(), "created");
+    let o = d.docker(&["create", "--name", &name, IMAGE, "true"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("is already in use"),
+        "{}",
+        o.stderr
+    );
+    // An image a container uses needs force to go.
+    let o = d.docker(&["rmi", IMAGE]);
+    assert!(o.code != 0 && o.stderr.contains("conflict"), "{}", o.stderr);
+    d.ok(&["rm", &name]);
+    d.finish();
+}

@@ -146,6 +146,26 @@ impl Daemon {
         }
     }
 
+    /// docker with `input` on its stdin.
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = Command::new(DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.docker_config.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// docker that must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.docker(args);

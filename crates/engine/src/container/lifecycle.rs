@@ -172,9 +172,13 @@ impl Engine {
         };
         let res = self.prepare_bundle(&c, &rec, &argv, &env);
         let res = res.and_then(|()| {
-            self.launch_shim(&c, false)?;
+            let pid = self.launch_shim(&c, false)?;
             c.shim = true;
-            self.persist(&c)
+            self.persist(&c)?;
+            if c.host_config.network_mode.as_deref() == Some("none") {
+                super::netns::loopback_up(pid)?;
+            }
+            Ok(())
         });
         if let Err(e) = res {
             self.destroy(&c);
@@ -274,6 +278,17 @@ impl Engine {
 
     /// Undoes a create: unmount, release the lease, remove the dirs.
     fn destroy(&self, c: &Container) {
+        if c.shim {
+            match ShimClient::connect(&self.paths.shim_socket(&c.id)) {
+                Ok(mut s) => {
+                    let _ = s.kill(libc::SIGKILL, true);
+                    let _ = s.wait(None);
+                    let _ = s.delete();
+                    let _ = s.shutdown();
+                }
+                Err(_) => self.cleanup_lost_shim(&c.id),
+            }
+        }
         let dir = self.paths.container_dir(&c.id);
         let rootfs = dir.join("rootfs");
         if is_mountpoint(&rootfs) {
@@ -308,12 +323,21 @@ impl Engine {
         let pid = if c.shim {
             let sock = self.paths.shim_socket(&c.id);
             let mut client = ShimClient::connect(&sock)?;
+            // The right size from the first instruction on, not after the
+            // client's resize (which races the start).
+            if let Some([h, w]) = c.host_config.console_size.filter(|s| c.tty() && s[0] > 0) {
+                let _ = client.resize(w, h, None);
+            }
             client.start().map_err(|e| {
                 EngineError::InvalidArgument(format!("failed to start container: {e}"))
             })?;
             client.state().map(|s| s.pid).unwrap_or(0)
         } else {
-            self.launch_shim(&c, true)?
+            let pid = self.launch_shim(&c, true)?;
+            if c.host_config.network_mode.as_deref() == Some("none") {
+                let _ = super::netns::loopback_up(pid);
+            }
+            pid
         };
         {
             let mut t = self.lock();
@@ -536,17 +560,9 @@ impl Engine {
                     c.id
                 )));
             }
-        } else if c.shim {
-            // Created, never started: the shim holds it; collect it here.
-            match ShimClient::connect(&sock) {
-                Ok(mut s) => {
-                    let _ = s.kill(libc::SIGKILL, true);
-                    let _ = s.delete();
-                    let _ = s.shutdown();
-                }
-                Err(_) => self.cleanup_lost_shim(&c.id),
-            }
         }
+        // A created, never started container's shim is collected here too.
+        let c = self.inspect(&c.id).unwrap_or(c);
         self.destroy(&c);
         self.lock().containers.remove(&c.id);
         self.changed.notify_all();

@@ -5,6 +5,7 @@ pub mod exec;
 pub mod lifecycle;
 pub mod logs;
 pub mod model;
+mod netns;
 pub mod spec;
 
 use std::path::Path;

@@ -48,6 +48,8 @@ pub struct HostConfig {
     pub auto_remove: Option<bool>,
     pub network_mode: Option<String>,
     pub init: Option<bool>,
+    /// [height, width] of the client's terminal, for `-t`.
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// `POST /containers/create`'s body.
