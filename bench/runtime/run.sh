@@ -11,6 +11,14 @@
 # medians. Then (SPLIT=1, default) the same alternation for the split lifecycle
 # create → start → init exited → delete, and berth-runtime alone on the host's
 # cgroup layout as it is.
+# SECCOMP=1 (default): the split lifecycle again with the realistic bundle: the same
+# config plus Docker's default capability set and the Docker-equivalent default
+# seccomp profile (bench/runtime/seccomp-default.json: berth-runtime's built-in
+# profile, made by bench/runtime/seccomp-profile.sh), all namespaces incl. cgroup.
+# Phases are prefixed "sc-" in the report.
+# EXEC=1 (default): `exec` latency: one long-running container per runtime
+# (`run -d`, `sleep 1000`, terminal false), then `RUNTIME exec ID /bin/true`
+# alternating berth, crun, runc, RUNS times each (WARMUP untimed first).
 #
 # Hybrid cgroup hosts (v1 controllers + cgroup2 at /sys/fs/cgroup/unified): crun
 # refuses them, so the comparison runs for all three runtimes inside a private
@@ -21,7 +29,14 @@
 # Env:  RUNS=30         runs per runtime
 #       WARMUP=3        untimed runs per runtime first
 #       SPLIT=1         also time create/start/wait/delete (0: skip)
+#       SECCOMP=1       also time create/start/wait/delete with the default seccomp
+#                       profile and Docker's capabilities (0: skip)
+#       SECCOMP_PROFILE=bench/runtime/seccomp-default.json   (an OCI linux.seccomp object)
+#       EXEC=1          also time exec into a running container (0: skip)
 #       HOST_LAYOUT=1   also time berth-runtime on the cgroup layout as is (0: skip)
+#       ROTATE=0        1: rotate the order berth/crun/runc every iteration (each runtime
+#                       then follows each other equally often; with 0 berth always
+#                       follows runc, crun follows berth, runc follows crun)
 #       GAP=0           seconds to sleep (untimed) before every timed run; e.g. GAP=0.3
 #                       shows the latency of an isolated start (see README: the first
 #                       cgroup v1 attach after an idle period waits for an RCU grace period)
@@ -33,8 +48,10 @@
 #       PROFILE=0       1: `strace -c -f` and `perf stat` of one berth-runtime run
 #       BERTH=<repo>/target/release/berth-runtime   CRUN=crun   RUNC=runc
 #       FIXTURE=/var/tmp/berth-fixtures/busybox     (OCI layout)
-#       BERTH_UNSEALED=1  passed through: berth-runtime skips its sealed memfd re-exec
-#                       (CVE-2019-5736 protection), to measure what that costs
+#       BERTH_UNSEALED=1  passed through: berth-runtime skips its protective re-exec
+#                       from a read-only image (CVE-2019-5736), which it does only for
+#                       containers holding CAP_SYS_PTRACE without a user namespace; none
+#                       of the bundles here do, so this changes nothing for them
 #       KEEP=0          1: keep the temp dir (raw timings in $WORK/*.ns)
 set -euo pipefail
 
@@ -42,9 +59,13 @@ REPO=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 SPLIT=${SPLIT:-1}
+SECCOMP=${SECCOMP:-1}
+EXEC=${EXEC:-1}
+SECCOMP_PROFILE=${SECCOMP_PROFILE:-$REPO/bench/runtime/seccomp-default.json}
 HOST_LAYOUT=${HOST_LAYOUT:-1}
 PROFILE=${PROFILE:-0}
 GAP=${GAP:-0}
+ROTATE=${ROTATE:-0}
 IDLE_WAIT=${IDLE_WAIT:-120}
 NICE=${NICE:-0}
 KEEP=${KEEP:-0}
@@ -52,7 +73,7 @@ FIXTURE=${FIXTURE:-/var/tmp/berth-fixtures/busybox}
 BERTH=${BERTH:-$REPO/target/release/berth-runtime}
 CRUN=${CRUN:-$(command -v crun || echo /usr/bin/crun)}
 RUNC=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
-export RUNS WARMUP SPLIT HOST_LAYOUT PROFILE GAP IDLE_WAIT NICE KEEP FIXTURE BERTH CRUN RUNC
+export ROTATE RUNS WARMUP SPLIT SECCOMP EXEC SECCOMP_PROFILE HOST_LAYOUT PROFILE GAP IDLE_WAIT NICE KEEP FIXTURE BERTH CRUN RUNC
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: $*"; exit 1; }
@@ -103,6 +124,16 @@ wait_idle() {
         log "host ${p}% busy; waiting for it to settle (IDLE_WAIT=${IDLE_WAIT}s)"
     done
 }
+# order I → ORD: the runtimes in the order for iteration I: berth crun runc, or with
+# ROTATE=1 rotated by I, so that each one follows each other equally often (the
+# cost of a cgroup v1 attach depends on how long ago the previous attach was)
+order() {
+    ORD=(berth crun runc)
+    if [ "$ROTATE" = 1 ]; then
+        local r=$(($1 % 3))
+        ORD=("${ORD[@]:r}" "${ORD[@]:0:r}")
+    fi
+}
 next_id() { SEQ=$((SEQ + 1)); ID="$IDPFX-$1-$SEQ"; }
 
 # time_run NAME → appends ns to $WORK/NAME.run.ns
@@ -117,13 +148,14 @@ time_run() {
     echo $((REPLY - t0)) >>"$WORK/$name.run.ns"
 }
 
-# time_split NAME → create / start / wait (init exited) / delete / total, ns each
+# time_split NAME [BUNDLE PREFIX] → create / start / wait (init exited) / delete /
+# total, ns each, into $WORK/NAME.PREFIXcreate.ns etc.
 time_split() {
-    local name=$1 t0 t1 t2 t3 t4 pid st
+    local name=$1 bundle=${2:-$WORK/bundle} pfx=${3:-} t0 t1 t2 t3 t4 pid st
     rt_cmd "$name"; next_id "$name"
     gap
     now_ns; t0=$REPLY
-    RC=0; "${RT[@]}" create --bundle "$WORK/bundle" "$ID" </dev/null >/dev/null 2>"$WORK/err" || RC=$?
+    RC=0; "${RT[@]}" create --bundle "$bundle" "$ID" </dev/null >/dev/null 2>"$WORK/err" || RC=$?
     now_ns; t1=$REPLY
     [ "$RC" = 0 ] || fail_run "$name" "$ID" create
     # the init's host pid, read untimed; after `start` we wait (no forks) until it
@@ -146,11 +178,43 @@ time_split() {
     now_ns; t4=$REPLY
     [ "$RC" = 0 ] || fail_run "$name" "$ID" delete
     local create=$((t_state0 - t0))
-    echo "$create" >>"$WORK/$name.create.ns"
-    echo $((t2 - t1)) >>"$WORK/$name.start.ns"
-    echo $((t3 - t2)) >>"$WORK/$name.wait.ns"
-    echo $((t4 - t3)) >>"$WORK/$name.delete.ns"
-    echo $((create + t4 - t1)) >>"$WORK/$name.total.ns"
+    echo "$create" >>"$WORK/$name.${pfx}create.ns"
+    echo $((t2 - t1)) >>"$WORK/$name.${pfx}start.ns"
+    echo $((t3 - t2)) >>"$WORK/$name.${pfx}wait.ns"
+    echo $((t4 - t3)) >>"$WORK/$name.${pfx}delete.ns"
+    echo $((create + t4 - t1)) >>"$WORK/$name.${pfx}total.ns"
+}
+
+# exec_setup NAME → a long-running container ($WORK/bundle-sleep) for time_exec
+exec_setup() {
+    local name=$1
+    rt_cmd "$name"; ID="$IDPFX-$name-exec"
+    RC=0; "${RT[@]}" run -d --bundle "$WORK/bundle-sleep" "$ID" </dev/null >/dev/null 2>"$WORK/err" || RC=$?
+    [ "$RC" = 0 ] || fail_run "$name" "$ID" "run -d"
+}
+
+# time_exec NAME → appends ns of `exec ID /bin/true` to $WORK/NAME.exec.ns
+time_exec() {
+    local name=$1 t0
+    rt_cmd "$name"; ID="$IDPFX-$name-exec"
+    gap
+    now_ns; t0=$REPLY
+    RC=0; "${RT[@]}" exec "$ID" /bin/true </dev/null >/dev/null 2>"$WORK/err" || RC=$?
+    now_ns
+    [ "$RC" = 0 ] || fail_run "$name" "$ID" exec
+    echo $((REPLY - t0)) >>"$WORK/$name.exec.ns"
+}
+
+exec_teardown() {
+    local name=$1
+    rt_cmd "$name"; ID="$IDPFX-$name-exec"
+    "${RT[@]}" kill "$ID" KILL >/dev/null 2>&1 || true
+    local k
+    for k in 1 2 3 4 5 6 7 8 9 10; do
+        "${RT[@]}" delete "$ID" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    "${RT[@]}" delete -f "$ID" >/dev/null 2>&1 || true
 }
 
 # stats FILE → "median p10 p90" in ms (linear interpolation between order stats)
@@ -168,7 +232,7 @@ table() {  # PHASE NAME... → rows "| phase | runtime | median | p10 | p90 | n 
     for n in "$@"; do
         [ -s "$WORK/$n.$phase.ns" ] || continue
         read -r med p10 p90 cnt < <(stats "$WORK/$n.$phase.ns")
-        printf '| %-8s | %-22s | %8s | %8s | %8s | %3s |\n' "$phase" "$(label "$n")" "$med" "$p10" "$p90" "$cnt"
+        printf '| %-9s | %-22s | %8s | %8s | %8s | %3s |\n' "$phase" "$(label "$n")" "$med" "$p10" "$p90" "$cnt"
     done
 }
 
@@ -217,19 +281,43 @@ inner() {
     log "comparison (private mount ns, cgroup layout: $(cg_layout)): warm-up $WARMUP, then $RUNS x run each, alternating"
     cpu_ticks; local c0=$REPLY
     for ((i = 0; i < WARMUP; i++)); do
-        for n in berth crun runc; do time_run "$n"; done
+        order $i; for n in "${ORD[@]}"; do time_run "$n"; done
     done
     rm -f "$WORK"/berth.run.ns "$WORK"/crun.run.ns "$WORK"/runc.run.ns
     for ((i = 1; i <= RUNS; i++)); do
-        for n in berth crun runc; do time_run "$n"; done
+        order $i; for n in "${ORD[@]}"; do time_run "$n"; done
         [ $((i % 10)) = 0 ] && log "  run: $i/$RUNS"
     done
     if [ "$SPLIT" = 1 ]; then
         log "split create/start/wait/delete: $RUNS each, alternating"
         for ((i = 1; i <= RUNS; i++)); do
-            for n in berth crun runc; do time_split "$n"; done
+            order $i; for n in "${ORD[@]}"; do time_split "$n"; done
             [ $((i % 10)) = 0 ] && log "  split: $i/$RUNS"
         done
+    fi
+    if [ "$SECCOMP" = 1 ]; then
+        log "split with default seccomp + Docker caps: warm-up $WARMUP, then $RUNS each, alternating"
+        for ((i = 0; i < WARMUP; i++)); do
+            order $i; for n in "${ORD[@]}"; do time_split "$n" "$WORK/bundle-sc" sc-; done
+        done
+        for n in berth crun runc; do rm -f "$WORK/$n".sc-*.ns; done
+        for ((i = 1; i <= RUNS; i++)); do
+            order $i; for n in "${ORD[@]}"; do time_split "$n" "$WORK/bundle-sc" sc-; done
+            [ $((i % 10)) = 0 ] && log "  seccomp split: $i/$RUNS"
+        done
+    fi
+    if [ "$EXEC" = 1 ]; then
+        log "exec: one sleeping container per runtime, warm-up $WARMUP, then $RUNS x exec each, alternating"
+        for n in berth crun runc; do exec_setup "$n"; done
+        for ((i = 0; i < WARMUP; i++)); do
+            order $i; for n in "${ORD[@]}"; do time_exec "$n"; done
+        done
+        rm -f "$WORK"/berth.exec.ns "$WORK"/crun.exec.ns "$WORK"/runc.exec.ns
+        for ((i = 1; i <= RUNS; i++)); do
+            order $i; for n in "${ORD[@]}"; do time_exec "$n"; done
+            [ $((i % 10)) = 0 ] && log "  exec: $i/$RUNS"
+        done
+        for n in berth crun runc; do exec_teardown "$n"; done
     fi
     cpu_ticks; echo "$(busy_pct "$c0" "$REPLY")" >"$WORK/busy.inner"
     if [ "$PROFILE" = 1 ]; then
@@ -361,12 +449,28 @@ jq '.process.terminal = false | .process.args = ["/bin/true"]
     | .linux.namespaces |= (if any(.type == "cgroup") then . else . + [{"type": "cgroup"}] end)' \
     "$WORK/bundle/config.json" >"$WORK/config.json"
 mv "$WORK/config.json" "$WORK/bundle/config.json"
+# same rootfs (read-only), by absolute path, for the other two bundles
+mkdir -p "$WORK/bundle-sleep" "$WORK/bundle-sc"
+jq --arg root "$WORK/bundle/rootfs" '.root.path = $root | .process.args = ["/bin/sleep", "1000"]' \
+    "$WORK/bundle/config.json" >"$WORK/bundle-sleep/config.json"
+if [ "$SECCOMP" = 1 ]; then
+    [ -f "$SECCOMP_PROFILE" ] || die "no seccomp profile at $SECCOMP_PROFILE (bench/runtime/seccomp-profile.sh makes it)"
+    # Docker's default capabilities (moby oci/caps/defaults.go), in the sets runc spec fills
+    jq --arg root "$WORK/bundle/rootfs" --slurpfile sc "$SECCOMP_PROFILE" '
+        ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+         "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+         "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"] as $caps
+        | .root.path = $root
+        | .process.capabilities |= with_entries(.value = $caps)
+        | .linux.seccomp = $sc[0]' \
+        "$WORK/bundle/config.json" >"$WORK/bundle-sc/config.json"
+fi
 
 # a private copy of berth-runtime, so a concurrent rebuild can't change it mid-run
 mkdir -p "$WORK/bin"
 cp "$BERTH" "$WORK/bin/berth-runtime"
 BERTH_SRC=$BERTH BERTH=$WORK/bin/berth-runtime
-BERTH_REV=$(git -C "$(dirname "$BERTH_SRC")" rev-parse --short HEAD 2>/dev/null || echo "?")
+BERTH_REV=${BERTH_REV:-$(git -C "$(dirname "$BERTH_SRC")" rev-parse --short HEAD 2>/dev/null || echo "?")}
 BERTH_SUM=$(sha256sum "$BERTH" | cut -c1-12)
 export BERTH
 
@@ -375,6 +479,7 @@ wait_idle
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 log "berth-runtime: $BERTH_SRC (repo HEAD $BERTH_REV, sha256 $BERTH_SUM)"
 log "bundle: $WORK/bundle (namespaces: $(jq -r '[.linux.namespaces[].type] | join(",")' "$WORK/bundle/config.json"))"
+[ "$SECCOMP" = 1 ] && log "seccomp bundle: $WORK/bundle-sc ($(jq -r '"\(.linux.seccomp.syscalls | length) rules, \([.linux.seccomp.syscalls[].names | length] | add) names, default \(.linux.seccomp.defaultAction); caps: \(.process.capabilities.bounding | length)"' "$WORK/bundle-sc/config.json"))"
 
 # berth-runtime on the cgroup layout as it is (on a hybrid host crun can't do this)
 if [ "$HOST_LAYOUT" = 1 ]; then
@@ -396,18 +501,28 @@ echo
 echo "container start latency: \`RUNTIME run\` of busybox /bin/true, $RUNS runs each (ms)"
 echo "host cgroups: $LAYOUT; comparison rows in a private mount ns$([ "$LAYOUT" = hybrid ] && echo " without /sys/fs/cgroup/unified")"
 echo "berth-runtime: $BERTH_SRC, repo HEAD $BERTH_REV, sha256 $BERTH_SUM$([ -n "${BERTH_UNSEALED:-}" ] && echo ", BERTH_UNSEALED=1"); $("$CRUN" --version | head -1); $("$RUNC" --version | head -1)"
-echo "gap between runs: ${GAP}s; nice: $(nice); loadavg before: $LOAD0, after: $LOAD1; CPU busy during the comparison: $(cat "$WORK/busy.inner" 2>/dev/null || echo '?')% of $(nproc) CPUs (this script included)"
+echo "order: $([ "$ROTATE" = 1 ] && echo "rotated every iteration" || echo "berth, crun, runc"); gap between runs: ${GAP}s; nice: $(nice); loadavg before: $LOAD0, after: $LOAD1; CPU busy during the comparison: $(cat "$WORK/busy.inner" 2>/dev/null || echo '?')% of $(nproc) CPUs (this script included)"
 echo
-echo "| phase    | runtime                |   median |      p10 |      p90 |   n |"
-echo "|----------|------------------------|---------:|---------:|---------:|----:|"
+echo "| phase     | runtime                |   median |      p10 |      p90 |   n |"
+echo "|-----------|------------------------|---------:|---------:|---------:|----:|"
 table run berth crun runc berth-host
 if [ "$SPLIT" = 1 ]; then
     for ph in create start wait delete total; do table "$ph" berth crun runc; done
 fi
+if [ "$SECCOMP" = 1 ]; then
+    for ph in create start wait delete total; do table "sc-$ph" berth crun runc; done
+fi
+if [ "$EXEC" = 1 ]; then table exec berth crun runc; fi
 echo
 echo "ratios of medians (run): berth/crun = $(ratio run berth crun), berth/runc = $(ratio run berth runc)"
 if [ "$SPLIT" = 1 ]; then
     echo "ratios of medians (create+start+wait+delete): berth/crun = $(ratio total berth crun), berth/runc = $(ratio total berth runc)"
+fi
+if [ "$SECCOMP" = 1 ]; then
+    echo "ratios of medians (create+start+wait+delete, default seccomp + Docker caps): berth/crun = $(ratio sc-total berth crun), berth/runc = $(ratio sc-total berth runc)"
+fi
+if [ "$EXEC" = 1 ]; then
+    echo "ratios of medians (exec): berth/crun = $(ratio exec berth crun), berth/runc = $(ratio exec berth runc)"
 fi
 if [ "$PROFILE" = 1 ]; then
     echo
