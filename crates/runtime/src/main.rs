@@ -128,6 +128,13 @@ enum Command {
     },
     /// Print the features this runtime supports as JSON.
     Features,
+    /// Print the Docker-equivalent default seccomp profile (linux.seccomp
+    /// JSON) for a container with the given capabilities (default: Docker's
+    /// default set).
+    DefaultSeccomp {
+        #[arg(long = "cap")]
+        caps: Vec<String>,
+    },
     /// Run a new process inside a running container.
     Exec(cli_extra::ExecArgs),
     /// List the processes in a container.
@@ -283,6 +290,22 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Spec { bundle, rootless } => cli_extra::write_default_spec(bundle, *rootless)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&cli_extra::features())?),
         Command::Exec(args) => return cli_extra::exec(&rt, args),
+        Command::DefaultSeccomp { caps } => {
+            let caps = if caps.is_empty() {
+                cli_extra::DOCKER_DEFAULT_CAPS
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect()
+            } else {
+                caps.clone()
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &berth_runtime::seccomp_profile::default_profile_json(&caps)
+                )?
+            );
+        }
         Command::Ps {
             format,
             container_id,

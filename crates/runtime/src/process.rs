@@ -72,6 +72,7 @@ pub fn drop_privileges(
     seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
 ) -> Result<()> {
     let filter = seccomp.map(crate::seccomp::compile).transpose()?;
+    apply_apparmor(process)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     if let (Some(f), false) = (&filter, nnp) {
         crate::seccomp::install(f)?;
@@ -87,6 +88,34 @@ pub fn drop_privileges(
         crate::seccomp::install(f)?;
     }
     Ok(())
+}
+
+/// Asks the kernel to confine the process with its AppArmor profile at
+/// exec. A profile that cannot be applied is an error, never skipped: a
+/// security setting silently dropped is worse than a container that fails.
+fn apply_apparmor(process: &Process) -> Result<()> {
+    let Some(profile) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(());
+    };
+    let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .map(|s| s.trim() == "Y")
+        .unwrap_or(false);
+    if !enabled {
+        return Err(RuntimeError::InvalidArgument(format!(
+            "process.apparmorProfile {profile:?}: AppArmor is not enabled on this host"
+        )));
+    }
+    let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
+        "/proc/self/attr/apparmor/exec"
+    } else {
+        "/proc/self/attr/exec"
+    };
+    std::fs::write(attr, format!("exec {profile}"))
+        .ctx(|| format!("set AppArmor profile {profile:?}"))
 }
 
 pub fn set_rlimits(process: &Process) -> Result<()> {

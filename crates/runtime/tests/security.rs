@@ -223,3 +223,23 @@ fn default_seccomp_profile_denies_with_eperm() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("UNSHARE-OK"), "{out} {err}");
 }
+
+#[test]
+fn an_apparmor_profile_that_cannot_be_applied_is_an_error() {
+    let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .map(|s| s.trim() == "Y")
+        .unwrap_or(false);
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox(&["true"]);
+    b.config["process"]["apparmorProfile"] = json!("berth-test-no-such-profile");
+    let (code, _, err) = rt.run(&b, &unique_id("apparmor"));
+    // Either AppArmor is off (this CI host) or the profile does not exist: never run unconfined.
+    assert_ne!(
+        code, 0,
+        "container ran although its AppArmor profile was not applied (AppArmor enabled: {enabled})"
+    );
+    assert!(
+        err.contains("AppArmor") || err.contains("apparmor"),
+        "{err}"
+    );
+}
