@@ -373,7 +373,7 @@ fn parser_and_expander_never_panic() {
             b.into_iter().collect()
         };
         let _ = parse("Dockerfile", &text);
-        let vars = |n: &str| (n.len() % 2 == 0).then(|| n.to_string());
+        let vars = |n: &str| n.len().is_multiple_of(2).then(|| n.to_string());
         let _ = dockerfile::expand::expand(&text, '\\', &vars);
         let _ = dockerfile::expand::expand_words(&text, '`', &vars);
         let _ = dockerfile::expand::expand_heredoc(&text, &vars);

@@ -1,1 +1,76 @@
-//! The build engine.
+//! The build engine: stages in dependency order (only those the target
+//! needs), metadata steps edit the image config (history `empty_layer`),
+//! RUN and COPY/ADD produce layers from the overlay upper dir, and every
+//! layer-making step goes through the cache first.
+
+mod cache;
+pub mod config;
+pub mod copy;
+mod engine;
+pub mod layer;
+pub mod run;
+mod steps;
+
+pub use cache::Cache;
+pub use engine::{build, stderr_sink};
+pub use run::Sink;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where the Dockerfile comes from.
+#[derive(Clone, Debug)]
+pub enum DockerfileSource {
+    /// A path (relative paths are relative to the context).
+    Path(PathBuf),
+    /// Text (`-f -` or a Dockerfile on stdin).
+    Text(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub context: PathBuf,
+    pub dockerfile: DockerfileSource,
+    /// Full or familiar names; normalised by the store's reference parser.
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub pull: bool,
+    pub labels: BTreeMap<String, String>,
+    /// `--network host` for every RUN (default: a private network namespace).
+    pub host_network: bool,
+    /// Clamp for layer mtimes and the config's dates (reproducible builds).
+    pub source_date_epoch: Option<i64>,
+    /// Allow plain-HTTP registries when a base image is pulled.
+    pub insecure_registry: bool,
+}
+
+impl BuildOptions {
+    pub fn new(context: impl Into<PathBuf>) -> BuildOptions {
+        BuildOptions {
+            context: context.into(),
+            dockerfile: DockerfileSource::Path("Dockerfile".into()),
+            tags: Vec::new(),
+            build_args: BTreeMap::new(),
+            target: None,
+            no_cache: false,
+            pull: false,
+            labels: BTreeMap::new(),
+            host_network: false,
+            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|s| s.parse().ok()),
+            insecure_registry: true,
+        }
+    }
+}
+
+/// What a build produced.
+#[derive(Clone, Debug)]
+pub struct BuildResult {
+    pub image_id: berth_image::Digest,
+    /// Steps answered from the cache, and steps executed.
+    pub cached_steps: usize,
+    pub executed_steps: usize,
+}

@@ -1,0 +1,72 @@
+//! The step cache: key (parent state + expanded instruction + args + content
+//! hash of copied files) → the step's result. One small JSON file per key
+//! under `<root>/builder/cache`, written to a temp name and renamed, so a
+//! crash leaves an old entry or none, and the cache survives restarts.
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+
+use berth_image::{Digest, ImageStore, LayerRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IoContext, Result};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    /// None: the step changed no file (an empty layer).
+    pub layer: Option<LayerRecord>,
+    pub created: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    pub fn open(root: &std::path::Path) -> Result<Cache> {
+        let dir = root.join("builder").join("cache");
+        fs::create_dir_all(&dir).ctx("create", &dir)?;
+        Ok(Cache { dir })
+    }
+
+    fn path(&self, key: &Digest) -> PathBuf {
+        self.dir.join(format!("{}.json", key.hex()))
+    }
+
+    /// An entry whose layer is still in the store (else it's a miss).
+    pub fn get(&self, store: &ImageStore, key: &Digest) -> Option<Entry> {
+        let e: Entry = serde_json::from_slice(&fs::read(self.path(key)).ok()?).ok()?;
+        if let Some(l) = &e.layer
+            && !(store.layers.exists(&l.chain_id) && store.content.exists(&l.blob))
+        {
+            return None;
+        }
+        Some(e)
+    }
+
+    pub fn put(&self, key: &Digest, e: &Entry) -> Result<()> {
+        let p = self.path(key);
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.tmp", key.hex(), std::process::id()));
+        let mut f = fs::File::create(&tmp).ctx("create", &tmp)?;
+        f.write_all(&serde_json::to_vec(e).expect("entry serialises"))
+            .ctx("write", &tmp)?;
+        f.sync_all().ctx("fsync", &tmp)?;
+        fs::rename(&tmp, &p).ctx("rename", &p)
+    }
+
+    /// `builder prune`: drops every entry; returns how many. Layers only
+    /// the cache kept are then unreferenced and go with the next collect.
+    pub fn prune(&self) -> Result<usize> {
+        let mut n = 0;
+        for e in fs::read_dir(&self.dir).ctx("read", &self.dir)? {
+            let p = e.ctx("read", &self.dir)?.path();
+            fs::remove_file(&p).ctx("remove", &p)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}

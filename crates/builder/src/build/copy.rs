@@ -1,0 +1,270 @@
+//! COPY/ADD: sources from the context (globs, .dockerignore) or another
+//! stage's rootfs, Docker's destination rules, --chown/--chmod, ADD's local
+//! tar auto-extraction, and the content hash the cache keys on (contents,
+//! modes, owners, link targets — never mtimes).
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
+use std::path::{Path, PathBuf};
+
+use berth_image::digest::{Algorithm, Hasher};
+
+use crate::dockerfile::glob;
+use crate::dockerfile::ignore::{Ignore, clean};
+use crate::error::{Error, IoContext, Result};
+
+/// A source resolved to a real path, with its context-relative name.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub path: PathBuf,
+    pub rel: String,
+}
+
+/// Expands source words against `root` (globs match context-relative paths).
+pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result<Vec<Source>> {
+    let mut out = Vec::new();
+    for w in words {
+        let rel = clean(w);
+        if glob::is_pattern(&rel) {
+            let mut all = Vec::new();
+            list(root, "", &mut all)?;
+            let before = out.len();
+            for r in all {
+                if glob::matches(&rel, &r) && !ignore.is_some_and(|i| i.excluded(&r)) {
+                    out.push(Source {
+                        path: root.join(&r),
+                        rel: r,
+                    });
+                }
+            }
+            if out.len() == before {
+                return Err(Error::Invalid(format!(
+                    "no source files were specified: `{w}` matches nothing"
+                )));
+            }
+        } else {
+            let path = if rel.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(&rel)
+            };
+            if fs::symlink_metadata(&path).is_err()
+                || (!rel.is_empty() && ignore.is_some_and(|i| i.excluded(&rel)))
+            {
+                return Err(Error::Invalid(format!(
+                    "`{w}` not found in the build context (or excluded by .dockerignore)"
+                )));
+            }
+            out.push(Source { path, rel });
+        }
+    }
+    Ok(out)
+}
+
+fn list(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<()> {
+    let dir = root.join(rel);
+    let mut names: Vec<_> = fs::read_dir(&dir)
+        .ctx("read", &dir)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    for n in names {
+        let r = if rel.is_empty() {
+            n
+        } else {
+            format!("{rel}/{n}")
+        };
+        let is_dir = fs::symlink_metadata(root.join(&r)).is_ok_and(|m| m.is_dir());
+        out.push(r.clone());
+        if is_dir {
+            list(root, &r, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Hashes what a COPY would copy: names, types, modes, owners, link
+/// targets and contents, in sorted order.
+pub fn hash(sources: &[Source], ignore: Option<&Ignore>) -> Result<String> {
+    let mut h = Hasher::new(Algorithm::Sha256);
+    for s in sources {
+        h.update(s.rel.as_bytes());
+        h.update(b"\0");
+        hash_tree(&s.path, &s.rel, ignore, &mut h)?;
+    }
+    Ok(h.finish().to_string())
+}
+
+fn hash_tree(path: &Path, rel: &str, ignore: Option<&Ignore>, h: &mut Hasher) -> Result<()> {
+    let m = fs::symlink_metadata(path).ctx("stat", path)?;
+    h.update(format!("{}:{:o}:{}:{}\0", rel, m.mode(), m.uid(), m.gid()).as_bytes());
+    if m.file_type().is_symlink() {
+        h.update(
+            fs::read_link(path)
+                .ctx("readlink", path)?
+                .as_os_str()
+                .as_encoded_bytes(),
+        );
+    } else if m.is_file() {
+        let mut f = File::open(path).ctx("open", path)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = f.read(&mut buf).ctx("read", path)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+    } else if m.is_dir() {
+        let mut names: Vec<_> = fs::read_dir(path)
+            .ctx("read", path)?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        names.sort();
+        for n in names {
+            let r = if rel.is_empty() {
+                n.clone()
+            } else {
+                format!("{rel}/{n}")
+            };
+            if ignore.is_some_and(|i| i.excluded(&r)) {
+                continue;
+            }
+            hash_tree(&path.join(&n), &r, ignore, h)?;
+        }
+    }
+    Ok(())
+}
+
+/// How copied files are owned and moded.
+#[derive(Clone, Copy, Debug)]
+pub struct Attrs {
+    /// None: keep the source's owner (COPY --from); Some: set it.
+    pub owner: Option<(u32, u32)>,
+    pub chmod: Option<u32>,
+}
+
+/// Copies `src` to `dst` (a directory's *contents* go into `dst`).
+pub fn copy(src: &Source, dst: &Path, attrs: Attrs, ignore: Option<&Ignore>) -> Result<()> {
+    copy_entry(&src.path, &src.rel, dst, attrs, ignore)
+}
+
+fn copy_entry(
+    src: &Path,
+    rel: &str,
+    dst: &Path,
+    attrs: Attrs,
+    ignore: Option<&Ignore>,
+) -> Result<()> {
+    let m = fs::symlink_metadata(src).ctx("stat", src)?;
+    let ft = m.file_type();
+    if ft.is_dir() {
+        if !dst.is_dir() {
+            let _ = fs::remove_file(dst);
+            fs::create_dir_all(dst).ctx("create", dst)?;
+        }
+        let mut names: Vec<_> = fs::read_dir(src)
+            .ctx("read", src)?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        names.sort();
+        for n in names {
+            let r = if rel.is_empty() {
+                n.to_string_lossy().into_owned()
+            } else {
+                format!("{rel}/{}", n.to_string_lossy())
+            };
+            if ignore.is_some_and(|i| i.excluded(&r)) {
+                continue;
+            }
+            copy_entry(&src.join(&n), &r, &dst.join(&n), attrs, ignore)?;
+        }
+    } else if ft.is_symlink() {
+        let t = fs::read_link(src).ctx("readlink", src)?;
+        let _ = fs::remove_file(dst);
+        symlink(&t, dst).ctx("symlink", dst)?;
+    } else if ft.is_file() {
+        let _ = fs::remove_file(dst);
+        fs::copy(src, dst).ctx("copy", dst)?;
+    } else {
+        return Err(Error::Unsupported(format!(
+            "copying special file {}",
+            src.display()
+        )));
+    }
+    let (uid, gid) = attrs.owner.unwrap_or((m.uid(), m.gid()));
+    lchown(dst, Some(uid), Some(gid)).ctx("chown", dst)?;
+    if !ft.is_symlink() {
+        let mode = attrs.chmod.unwrap_or(m.mode() & 0o7777);
+        fs::set_permissions(dst, fs::Permissions::from_mode(mode)).ctx("chmod", dst)?;
+    }
+    set_mtime(dst, m.mtime(), m.mtime_nsec())?;
+    Ok(())
+}
+
+/// Copies keep the source's mtime, as Docker's do (the cache ignores it).
+fn set_mtime(p: &Path, sec: i64, nsec: i64) -> Result<()> {
+    let ts = nix::sys::time::TimeSpec::new(sec, nsec);
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        p,
+        &ts,
+        &ts,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| Error::Io {
+        op: "utimensat",
+        path: p.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+/// ADD's auto-extraction: is this a (gzip'd) tar archive?
+pub fn is_archive(p: &Path) -> bool {
+    let Ok(mut f) = File::open(p) else {
+        return false;
+    };
+    let mut head = [0u8; 512];
+    let Ok(n) = read_full(&mut f, &mut head) else {
+        return false;
+    };
+    if n >= 2 && head[..2] == [0x1f, 0x8b] {
+        let Ok(f) = File::open(p) else { return false };
+        let mut d = flate2::read::GzDecoder::new(f);
+        let mut h = [0u8; 512];
+        return read_full(&mut d, &mut h).is_ok_and(|n| n == 512 && &h[257..262] == b"ustar");
+    }
+    n == 512 && &head[257..262] == b"ustar"
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Unpacks an archive into `dst`, owners and modes as in the archive.
+pub fn extract(p: &Path, dst: &Path) -> Result<()> {
+    let mut f = File::open(p).ctx("open", p)?;
+    let mut magic = [0u8; 2];
+    let gz = read_full(&mut f, &mut magic).ctx("read", p)? == 2 && magic == [0x1f, 0x8b];
+    let f = File::open(p).ctx("open", p)?;
+    let r: Box<dyn Read> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else {
+        Box::new(f)
+    };
+    fs::create_dir_all(dst).ctx("create", dst)?;
+    let mut a = tar::Archive::new(r);
+    a.set_preserve_permissions(true);
+    a.set_preserve_ownerships(true);
+    a.set_preserve_mtime(true);
+    a.set_overwrite(true);
+    a.unpack(dst).ctx("extract", p)
+}

@@ -1,0 +1,223 @@
+//! Orchestration: parse, pick the stages the target needs, build them in
+//! order, write the image (config, manifest, record, tags).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use berth_image::formats::{Platform, media};
+use berth_image::lease::Lease;
+use berth_image::{Digest, ImageRecord, ImageStore, Reference};
+use serde_json::{Value, json};
+
+use super::steps::{Ctx, StageState};
+use super::{BuildOptions, BuildResult, DockerfileSource, Sink, config};
+use crate::dockerfile::ignore::Ignore;
+use crate::dockerfile::{self, Dockerfile, Kind, expand};
+use crate::error::{Error, IoContext, Result};
+
+/// Builds the image described by `opts`, writing progress to `out`.
+pub fn build(store: &Arc<ImageStore>, opts: &BuildOptions, out: Sink) -> Result<BuildResult> {
+    let t0 = Instant::now();
+    let (name, text) = match &opts.dockerfile {
+        DockerfileSource::Text(t) => ("Dockerfile".to_string(), t.clone()),
+        DockerfileSource::Path(p) => {
+            let full = if p.is_absolute() {
+                p.clone()
+            } else {
+                opts.context.join(p)
+            };
+            let text = fs::read_to_string(&full).ctx("read Dockerfile", &full)?;
+            (p.display().to_string(), text)
+        }
+    };
+    let ctx_ignore = opts.context.join(".dockerignore");
+    let ignore = fs::read_to_string(&ctx_ignore)
+        .ok()
+        .map(|t| Ignore::parse(&t));
+    let mut ctx = Ctx::new(store.clone(), opts, out, ignore)?;
+    ctx.vertex(&format!("[internal] load build definition from {name}"));
+    let df = dockerfile::parse(&name, &text)?;
+    ctx.done(t0);
+
+    // Meta args: usable in FROM lines.
+    let mut meta: BTreeMap<String, String> = BTreeMap::new();
+    for a in &df.meta_args {
+        let v = match (opts.build_args.get(&a.name), &a.default) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(d)) => Some(
+                expand::expand(d, df.escape, &|n| meta.get(n).cloned())
+                    .map_err(|e| Error::Invalid(format!("ARG {}: {e}", a.name)))?,
+            ),
+            (None, None) => None,
+        };
+        if let Some(v) = v {
+            meta.insert(a.name.clone(), v);
+        }
+    }
+    let target = match &opts.target {
+        None => df.stages.len() - 1,
+        Some(t) => stage_index(&df, &t.to_ascii_lowercase(), df.stages.len())
+            .ok_or_else(|| Error::Invalid(format!("target stage {t:?} could not be found")))?,
+    };
+    let needed = needed_stages(&df, target, &meta);
+    let mut lease = Lease::for_process("build");
+    let _guard = store.lease_process(&lease)?;
+    let mut states: Vec<Option<StageState>> = vec![None; df.stages.len()];
+    for i in 0..=target {
+        if !needed.contains(&i) {
+            continue;
+        }
+        let st = ctx.build_stage(&df, i, &meta, &states, &mut lease)?;
+        states[i] = Some(st);
+    }
+    let mut fin = states[target].take().expect("target built");
+    let t1 = Instant::now();
+    ctx.vertex("exporting to image");
+    for (k, v) in &opts.labels {
+        config::set_map_entry(&mut fin.image, "Labels", k, json!(v));
+    }
+    let rec = write_image(store, &mut fin, opts.source_date_epoch)?;
+    ctx.line(&format!("writing image {} done", rec.id));
+    for t in &opts.tags {
+        let r: Reference = t.parse()?;
+        let full = r
+            .tagged()
+            .ok_or_else(|| Error::Invalid(format!("-t {t}: expected name[:tag]")))?;
+        store.put(rec.clone(), Some(&full))?;
+        ctx.line(&format!("naming to {full} done"));
+    }
+    if opts.tags.is_empty() {
+        store.put(rec.clone(), None)?;
+    }
+    ctx.done(t1);
+    Ok(BuildResult {
+        image_id: rec.id,
+        cached_steps: ctx.cached,
+        executed_steps: ctx.executed,
+    })
+}
+
+/// A stage by name, or by index (`COPY --from=0`).
+pub(super) fn stage_index(df: &Dockerfile, name: &str, before: usize) -> Option<usize> {
+    df.stages[..before]
+        .iter()
+        .position(|s| s.name.as_deref() == Some(name))
+        .or_else(|| name.parse::<usize>().ok().filter(|&i| i < before))
+}
+
+/// The stages the target depends on (FROM <stage>, COPY --from=<stage>).
+fn needed_stages(
+    df: &Dockerfile,
+    target: usize,
+    meta: &BTreeMap<String, String>,
+) -> BTreeSet<usize> {
+    let mut need = BTreeSet::new();
+    let mut todo = vec![target];
+    let x = |s: &str| expand::expand(s, df.escape, &|n| meta.get(n).cloned()).unwrap_or_default();
+    while let Some(i) = todo.pop() {
+        if !need.insert(i) {
+            continue;
+        }
+        let s = &df.stages[i];
+        if let Some(j) = stage_index(df, &x(&s.base).to_ascii_lowercase(), i) {
+            todo.push(j);
+        }
+        for ins in &s.instructions {
+            if let Kind::Copy(c) = &ins.kind
+                && let Some(f) = &c.from
+                && let Some(j) = stage_index(df, &x(f).to_ascii_lowercase(), i)
+            {
+                todo.push(j);
+            }
+        }
+    }
+    need
+}
+
+pub(super) fn rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+pub(super) fn now_or_epoch(epoch: Option<i64>) -> String {
+    rfc3339(epoch.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }))
+}
+
+fn write_image(store: &ImageStore, st: &mut StageState, epoch: Option<i64>) -> Result<ImageRecord> {
+    let created = now_or_epoch(epoch);
+    st.image["created"] = json!(created);
+    let config_bytes = serde_json::to_vec(&st.image).expect("config serialises");
+    let config_digest = store.content.write_all(&config_bytes, None)?;
+    let layers: Vec<Value> = st
+        .layers
+        .iter()
+        .map(|l| json!({"mediaType": l.media_type, "digest": l.blob.to_string(), "size": l.blob_size}))
+        .collect();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()},
+        "layers": layers,
+    });
+    let mbytes = serde_json::to_vec(&manifest).expect("manifest serialises");
+    let mdigest = store.content.write_all(&mbytes, None)?;
+    let size = st
+        .layers
+        .iter()
+        .map(|l| store.layers.meta(&l.chain_id).map_or(0, |m| m.size))
+        .sum();
+    let s = |k: &str| st.image[k].as_str().unwrap_or_default().to_string();
+    Ok(ImageRecord {
+        id: Digest::sha256_of(&config_bytes),
+        manifest: mdigest,
+        manifest_media_type: media::OCI_MANIFEST.into(),
+        index: None,
+        repo_tags: Vec::new(),
+        repo_digests: Vec::new(),
+        layers: st.layers.clone(),
+        created: Some(created),
+        platform: Platform {
+            architecture: s("architecture"),
+            os: s("os"),
+            variant: st.image["variant"].as_str().map(String::from),
+            os_version: None,
+        }
+        .to_string(),
+        size,
+    })
+}
+
+/// A sink that writes to a file descriptor's duplicate (the CLI's stderr,
+/// unaffected while a RUN has the real fd 2).
+pub fn stderr_sink() -> Sink {
+    // SAFETY: dup of fd 2; the new fd is owned by the File.
+    let fd = unsafe { libc::dup(2) };
+    let f: Box<dyn Write + Send> = if fd >= 0 {
+        Box::new(unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    } else {
+        Box::new(std::io::sink())
+    };
+    Arc::new(Mutex::new(f))
+}

@@ -1,0 +1,855 @@
+//! One stage: FROM (scratch, an earlier stage, a local or pulled image,
+//! ONBUILD triggers), then each instruction.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use berth_image::formats::Platform;
+use berth_image::lease::Lease;
+use berth_image::{Digest, ImageStore, LayerRecord, Reference};
+use serde_json::{Value, json};
+
+use super::engine::{now_or_epoch, stage_index};
+use super::run::{ReadOnlyRoot, RunSpec, StepRoot};
+use super::{BuildOptions, Cache, Sink, cache, config, copy, layer, run};
+use crate::dockerfile::ignore::Ignore;
+use crate::dockerfile::{self, Command, Dockerfile, Instruction, Kind, PREDEFINED_ARGS, expand};
+use crate::error::{Error, IoContext, Result};
+
+#[derive(Clone, Debug)]
+pub(super) struct StageState {
+    pub image: Value,
+    pub layers: Vec<LayerRecord>,
+}
+
+pub(super) struct Ctx<'a> {
+    store: Arc<ImageStore>,
+    opts: &'a BuildOptions,
+    cache: Cache,
+    out: Sink,
+    ignore: Option<Ignore>,
+    tmp: PathBuf,
+    runtime_root: PathBuf,
+    vertex: usize,
+    pub cached: usize,
+    pub executed: usize,
+}
+
+/// Per-stage variables: declared ARGs (with values) and the config's ENV.
+struct Scope {
+    args: BTreeMap<String, String>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        store: Arc<ImageStore>,
+        opts: &'a BuildOptions,
+        out: Sink,
+        ignore: Option<Ignore>,
+    ) -> Result<Self> {
+        let base = store.root().join("builder");
+        let tmp = base.join("tmp");
+        let runtime_root = base.join("runtime");
+        for d in [&tmp, &runtime_root] {
+            std::fs::create_dir_all(d).ctx("create", d)?;
+        }
+        Ok(Ctx {
+            cache: Cache::open(store.root())?,
+            store,
+            opts,
+            out,
+            ignore,
+            tmp,
+            runtime_root,
+            vertex: 0,
+            cached: 0,
+            executed: 0,
+        })
+    }
+
+    fn write(&self, s: &str) {
+        let mut o = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(o, "{s}");
+    }
+
+    /// Starts a progress vertex (`#N name`).
+    pub fn vertex(&mut self, name: &str) {
+        self.vertex += 1;
+        self.write(&format!("#{} {name}", self.vertex));
+    }
+
+    pub fn line(&self, s: &str) {
+        self.write(&format!("#{} {s}", self.vertex));
+    }
+
+    pub fn done(&self, t: Instant) {
+        self.line(&format!("DONE {:.1}s", t.elapsed().as_secs_f64()));
+    }
+
+    pub fn build_stage(
+        &mut self,
+        df: &Dockerfile,
+        idx: usize,
+        meta: &BTreeMap<String, String>,
+        done: &[Option<StageState>],
+        lease: &mut Lease,
+    ) -> Result<StageState> {
+        let stage = &df.stages[idx];
+        let esc = df.escape;
+        let label = stage.name.clone().unwrap_or_else(|| {
+            if df.stages.len() > 1 {
+                format!("stage-{idx}")
+            } else {
+                String::new()
+            }
+        });
+        let total = 1 + stage
+            .instructions
+            .iter()
+            .filter(|i| matches!(i.kind, Kind::Run(_) | Kind::Copy(_)))
+            .count();
+        let tag = |n: usize| {
+            if label.is_empty() {
+                format!("[{n}/{total}]")
+            } else {
+                format!("[{label} {n}/{total}]")
+            }
+        };
+        let base = expand::expand(&stage.base, esc, &|n| meta.get(n).cloned())
+            .map_err(|e| Error::Invalid(format!("FROM {}: {e}", stage.base)))?;
+        if base.is_empty() {
+            return Err(Error::Invalid(format!(
+                "FROM {}: expands to an empty name",
+                stage.base
+            )));
+        }
+        let t = Instant::now();
+        self.vertex(&format!("{} FROM {base}", tag(1)));
+        let mut st = if base == "scratch" {
+            StageState {
+                image: config::scratch(&Platform::host()),
+                layers: Vec::new(),
+            }
+        } else if let Some(j) = stage_index(df, &base.to_ascii_lowercase(), idx) {
+            done[j]
+                .clone()
+                .ok_or_else(|| Error::Invalid(format!("stage {base} was not built")))?
+        } else {
+            self.image_state(&base, lease)?
+        };
+        self.done(t);
+        st.image["history"] = st.image.get("history").cloned().unwrap_or(json!([]));
+        let mut scope = Scope {
+            args: BTreeMap::new(),
+        };
+        // ONBUILD triggers of the base run first, then are cleared.
+        let triggers = config::get_list(&st.image, "OnBuild").unwrap_or_default();
+        config::cfg(&mut st.image).remove("OnBuild");
+        let mut trig_ins = Vec::new();
+        for t in &triggers {
+            let df2 = dockerfile::parse("ONBUILD", &format!("FROM scratch\n{t}\n"))?;
+            trig_ins.extend(df2.stages[0].instructions.clone());
+        }
+        let mut n = 1;
+        for ins in trig_ins.iter().chain(&stage.instructions) {
+            if matches!(ins.kind, Kind::Run(_) | Kind::Copy(_)) {
+                n += 1;
+            }
+            self.step(
+                df,
+                idx,
+                ins,
+                &mut st,
+                &mut scope,
+                meta,
+                done,
+                lease,
+                &tag(n),
+            )?;
+        }
+        Ok(st)
+    }
+
+    fn image_state(&mut self, name: &str, lease: &mut Lease) -> Result<StageState> {
+        let r: Reference = name.parse()?;
+        let full = r.tagged().unwrap_or_else(|| name.to_string());
+        let local = if self.opts.pull {
+            None
+        } else {
+            self.store.resolve(name).ok()
+        };
+        let rec = match local {
+            Some(rec) => rec,
+            None => {
+                self.line(&format!("pulling {r}"));
+                let client = Arc::new(berth_distribution::RegistryClient::new(
+                    &r.domain,
+                    berth_distribution::ClientOptions {
+                        insecure: self.opts.insecure_registry,
+                        credentials: None,
+                    },
+                )?);
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .ctx("start", "tokio runtime")?;
+                let rec = rt.block_on(berth_distribution::pull(
+                    self.store.clone(),
+                    client,
+                    &r,
+                    &berth_distribution::PullOptions::default(),
+                    Arc::new(berth_distribution::NoProgress),
+                ))?;
+                let _ = full;
+                rec
+            }
+        };
+        lease
+            .chain_ids
+            .extend(rec.layers.iter().map(|l| l.chain_id.clone()));
+        lease.blobs.extend(rec.blobs().cloned());
+        self.store.leases.put(lease)?;
+        let image: Value = serde_json::from_slice(&self.store.content.read(&rec.id)?)
+            .map_err(|e| Error::Invalid(format!("config of {name}: {e}")))?;
+        Ok(StageState {
+            image,
+            layers: rec.layers,
+        })
+    }
+
+    fn lookup<'s>(st: &'s StageState, scope: &'s Scope) -> impl Fn(&str) -> Option<String> + 's {
+        let env = config::env(&st.image);
+        move |n: &str| {
+            env.iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+                .or_else(|| scope.args.get(n).cloned())
+        }
+    }
+
+    fn x(st: &StageState, scope: &Scope, esc: char, s: &str) -> Result<String> {
+        let l = Self::lookup(st, scope);
+        expand::expand(s, esc, &l).map_err(|e| Error::Invalid(format!("{s}: {e}")))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        df: &Dockerfile,
+        idx: usize,
+        ins: &Instruction,
+        st: &mut StageState,
+        scope: &mut Scope,
+        meta: &BTreeMap<String, String>,
+        done: &[Option<StageState>],
+        lease: &mut Lease,
+        tag: &str,
+    ) -> Result<()> {
+        let esc = df.escape;
+        let at = |e: Error| match e {
+            Error::Invalid(m) => Error::Invalid(format!("line {}: {m}", ins.pos.line)),
+            e => e,
+        };
+        let meta_only = |st: &mut StageState, by: String| {
+            push_history(st, &by, true, self.opts.source_date_epoch);
+        };
+        match &ins.kind {
+            Kind::Arg { args } => {
+                for a in args {
+                    let v = match (self.opts.build_args.get(&a.name), &a.default) {
+                        (Some(v), _) => Some(v.clone()),
+                        (None, Some(d)) => Some(Self::x(st, scope, esc, d).map_err(at)?),
+                        (None, None) => meta.get(&a.name).cloned(),
+                    };
+                    if let Some(v) = v {
+                        scope.args.insert(a.name.clone(), v);
+                    }
+                }
+                // ARG makes no history entry unless it changes the config (it doesn't).
+            }
+            Kind::Env { vars } => {
+                let mut shown = Vec::new();
+                for kv in vars {
+                    let k = Self::x(st, scope, esc, &kv.key).map_err(at)?;
+                    let v = Self::x(st, scope, esc, &kv.value).map_err(at)?;
+                    config::set_env(&mut st.image, &k, &v);
+                    shown.push(format!("{k}={v}"));
+                }
+                meta_only(st, format!("ENV {}", shown.join(" ")));
+            }
+            Kind::Label { labels } => {
+                let mut shown = Vec::new();
+                for kv in labels {
+                    let k = Self::x(st, scope, esc, &kv.key).map_err(at)?;
+                    let v = Self::x(st, scope, esc, &kv.value).map_err(at)?;
+                    config::set_map_entry(&mut st.image, "Labels", &k, json!(v));
+                    shown.push(format!("{k}={v}"));
+                }
+                meta_only(st, format!("LABEL {}", shown.join(" ")));
+            }
+            Kind::Expose { ports } => {
+                let mut shown = Vec::new();
+                for p in ports {
+                    let p = Self::x(st, scope, esc, p).map_err(at)?;
+                    let p = if p.contains('/') {
+                        p
+                    } else {
+                        format!("{p}/tcp")
+                    };
+                    config::set_map_entry(&mut st.image, "ExposedPorts", &p, json!({}));
+                    shown.push(p);
+                }
+                meta_only(st, format!("EXPOSE map[{}]", shown.join(" ")));
+            }
+            Kind::User { user } => {
+                let u = Self::x(st, scope, esc, user).map_err(at)?;
+                config::cfg(&mut st.image).insert("User".into(), json!(u));
+                meta_only(st, format!("USER {u}"));
+            }
+            Kind::Volume { paths } => {
+                for p in paths {
+                    let p = Self::x(st, scope, esc, p).map_err(at)?;
+                    config::set_map_entry(&mut st.image, "Volumes", &p, json!({}));
+                }
+                meta_only(st, format!("VOLUME {paths:?}"));
+            }
+            Kind::Workdir { path } => {
+                let p = Self::x(st, scope, esc, path).map_err(at)?;
+                let cur = config::get_str(&st.image, "WorkingDir");
+                let p = if p.starts_with('/') {
+                    p
+                } else {
+                    format!(
+                        "{}/{p}",
+                        if cur.is_empty() { "/" } else { cur.as_str() }.trim_end_matches('/')
+                    )
+                };
+                let p = format!("/{}", dockerfile::ignore::clean(&p));
+                config::cfg(&mut st.image).insert("WorkingDir".into(), json!(p));
+                meta_only(st, format!("WORKDIR {p}"));
+            }
+            Kind::Cmd { cmd } | Kind::Entrypoint { cmd } => {
+                let argv = match cmd {
+                    Command::Exec(v) => v.clone(),
+                    Command::Shell(s) => {
+                        let mut v = config::shell(&st.image);
+                        v.push(s.clone());
+                        v
+                    }
+                };
+                let is_cmd = matches!(ins.kind, Kind::Cmd { .. });
+                let c = config::cfg(&mut st.image);
+                if is_cmd {
+                    c.insert("Cmd".into(), json!(argv));
+                    meta_only(st, format!("CMD {}", json!(argv)));
+                } else {
+                    c.insert("Entrypoint".into(), json!(argv));
+                    // A new ENTRYPOINT drops a CMD inherited from the base.
+                    if !st_sets_cmd(df, idx, ins) {
+                        c.insert("Cmd".into(), Value::Null);
+                    }
+                    meta_only(st, format!("ENTRYPOINT {}", json!(argv)));
+                }
+            }
+            Kind::Shell { shell } => {
+                config::cfg(&mut st.image).insert("Shell".into(), json!(shell));
+                meta_only(st, format!("SHELL {}", json!(shell)));
+            }
+            Kind::StopSignal { signal } => {
+                let s = Self::x(st, scope, esc, signal).map_err(at)?;
+                config::cfg(&mut st.image).insert("StopSignal".into(), json!(s));
+                meta_only(st, format!("STOPSIGNAL {s}"));
+            }
+            Kind::Healthcheck(h) => {
+                let v = healthcheck_json(h, &config::shell(&st.image))?;
+                config::cfg(&mut st.image).insert("Healthcheck".into(), v);
+                meta_only(st, ins.source.clone());
+            }
+            Kind::Onbuild { inner } => {
+                let c = config::cfg(&mut st.image);
+                let mut list: Vec<Value> = c
+                    .get("OnBuild")
+                    .and_then(|v| v.as_array().cloned())
+                    .unwrap_or_default();
+                list.push(json!(inner.source));
+                c.insert("OnBuild".into(), json!(list));
+                meta_only(st, ins.source.clone());
+            }
+            Kind::Maintainer { name } => {
+                st.image["author"] = json!(name);
+                meta_only(st, format!("MAINTAINER {name}"));
+            }
+            Kind::Run(r) => self.run_step(st, scope, r, tag, lease)?,
+            Kind::Copy(c) => self
+                .copy_step(df, idx, st, scope, c, done, lease, tag)
+                .map_err(at)?,
+        }
+        Ok(())
+    }
+
+    /// Cache lookup, else `make`; then the layer (or empty) joins the state.
+    fn cached_layer(
+        &mut self,
+        st: &mut StageState,
+        key: Digest,
+        by: &str,
+        lease: &mut Lease,
+        make: impl FnOnce(&mut Self, &StageState) -> Result<Option<LayerRecord>>,
+    ) -> Result<()> {
+        let t = Instant::now();
+        let hit = if self.opts.no_cache {
+            None
+        } else {
+            self.cache.get(&self.store, &key)
+        };
+        let layer = match hit {
+            Some(e) => {
+                self.line("CACHED");
+                self.cached += 1;
+                e.layer
+            }
+            None => {
+                let l = make(self, st)?;
+                self.executed += 1;
+                self.cache.put(
+                    &key,
+                    &cache::Entry {
+                        layer: l.clone(),
+                        created: std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs()),
+                    },
+                )?;
+                self.done(t);
+                l
+            }
+        };
+        if let Some(l) = &layer {
+            lease.chain_ids.push(l.chain_id.clone());
+            lease.blobs.push(l.blob.clone());
+            self.store.leases.put(lease)?;
+            st.layers.push(l.clone());
+            let ids = st.image["rootfs"]["diff_ids"].as_array_mut();
+            match ids {
+                Some(a) => a.push(json!(l.diff_id.to_string())),
+                None => {
+                    st.image["rootfs"] =
+                        json!({"type": "layers", "diff_ids": [l.diff_id.to_string()]})
+                }
+            }
+        }
+        push_history(st, by, layer.is_none(), self.opts.source_date_epoch);
+        Ok(())
+    }
+
+    /// The step's upper dir → a stored layer (None when nothing changed).
+    fn commit(&self, step: &mut StepRoot, st: &StageState) -> Result<Option<LayerRecord>> {
+        step.unmount()?;
+        if layer::is_empty(&step.upper)? {
+            return Ok(None);
+        }
+        let tgz = step.dir.join("layer.tar.gz");
+        let (blob, size, diff_id) =
+            layer::write_tar(&step.upper, &tgz, self.opts.source_date_epoch)?;
+        let parent = st.layers.last().map(|l| l.chain_id.clone());
+        Ok(Some(layer::store_layer(
+            &self.store,
+            &tgz,
+            blob,
+            size,
+            diff_id,
+            parent.as_ref(),
+        )?))
+    }
+
+    fn lowers(&self, st: &StageState) -> Result<Vec<PathBuf>> {
+        st.layers
+            .iter()
+            .map(|l| {
+                if self.store.layers.exists(&l.chain_id) {
+                    Ok(self.store.layers.diff_dir(&l.chain_id))
+                } else {
+                    Err(Error::Invalid(format!(
+                        "layer {} is missing from the store",
+                        l.chain_id
+                    )))
+                }
+            })
+            .collect()
+    }
+
+    fn run_step(
+        &mut self,
+        st: &mut StageState,
+        scope: &Scope,
+        r: &dockerfile::Run,
+        tag: &str,
+        lease: &mut Lease,
+    ) -> Result<()> {
+        let argv = match &r.cmd {
+            Command::Exec(v) => v.clone(),
+            Command::Shell(s) => {
+                let script = run_script(s, &r.heredocs);
+                let mut v = config::shell(&st.image);
+                v.push(script);
+                v
+            }
+        };
+        let shown = match &r.cmd {
+            Command::Exec(v) => json!(v).to_string(),
+            Command::Shell(_) => argv.join(" "),
+        };
+        self.vertex(&format!("{tag} RUN {shown}"));
+        // Build args reach RUN as environment (ENV wins), not the image.
+        let mut env: Vec<String> = config::get_list(&st.image, "Env").unwrap_or_default();
+        let env_keys: Vec<String> = config::env(&st.image).into_iter().map(|(k, _)| k).collect();
+        let mut args_used = Vec::new();
+        for (k, v) in &scope.args {
+            if !env_keys.contains(k) {
+                env.push(format!("{k}={v}"));
+                if !PREDEFINED_ARGS.contains(&k.as_str()) {
+                    args_used.push(format!("{k}={v}"));
+                }
+            }
+        }
+        let host_network = self.opts.host_network || r.network.as_deref() == Some("host");
+        let key = Digest::sha256_of(
+            json!({"p": config::identity(&st.image), "run": argv, "env": env, "net": host_network, "layers": chain(st)})
+                .to_string()
+                .as_bytes(),
+        );
+        let mut by = format!("RUN {shown}");
+        if !args_used.is_empty() {
+            by = format!("RUN |{} {} {shown}", args_used.len(), args_used.join(" "));
+        }
+        let user = config::get_str(&st.image, "User");
+        let workdir = non_empty(config::get_str(&st.image, "WorkingDir"));
+        let prefix = format!("#{} ", self.vertex);
+        self.cached_layer(st, key, &format!("{by} # buildkit"), lease, |me, st| {
+            let mut step = StepRoot::mount(&me.store, &me.tmp, &me.lowers(st)?)?;
+            mkdir_in_root(&step.rootfs, &workdir)?;
+            let spec = RunSpec {
+                argv: argv.clone(),
+                env: env.clone(),
+                user: user.clone(),
+                workdir: workdir.clone(),
+                host_network,
+                runtime_root: &me.runtime_root,
+            };
+            let code = run::run(&step, &spec, &me.out, &prefix)?;
+            if code != 0 {
+                return Err(Error::StepFailed {
+                    step: format!("RUN {shown}"),
+                    code,
+                });
+            }
+            me.commit(&mut step, st)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_step(
+        &mut self,
+        df: &Dockerfile,
+        idx: usize,
+        st: &mut StageState,
+        scope: &Scope,
+        c: &dockerfile::Copy,
+        done: &[Option<StageState>],
+        lease: &mut Lease,
+        tag: &str,
+    ) -> Result<()> {
+        let esc = df.escape;
+        let kw = if c.add { "ADD" } else { "COPY" };
+        let xs = |s: &str| Self::x(st, scope, esc, s);
+        let workdir = non_empty(config::get_str(&st.image, "WorkingDir"));
+        let mut dest = xs(&c.dest)?;
+        if !dest.starts_with('/') {
+            dest = format!("{}/{dest}", workdir.trim_end_matches('/'));
+        }
+        let chown = c.chown.as_deref().map(xs).transpose()?;
+        let chmod = c
+            .chmod
+            .as_deref()
+            .map(|m| {
+                u32::from_str_radix(m, 8)
+                    .map_err(|_| Error::Invalid(format!("--chmod={m}: not octal")))
+            })
+            .transpose()?;
+        let mut words = Vec::new();
+        let mut heredocs = Vec::new();
+        for s in &c.sources {
+            if let Some(h) = s
+                .strip_prefix("<<")
+                .map(|n| n.trim_start_matches('-').trim_matches(['\'', '"']))
+                && let Some(hd) = c.heredocs.iter().find(|d| d.name == h)
+            {
+                let body = if hd.expand {
+                    let l = Self::lookup(st, scope);
+                    expand::expand_heredoc(&hd.content, &l).map_err(Error::Invalid)?
+                } else {
+                    hd.content.clone()
+                };
+                heredocs.push((hd.name.clone(), body));
+                continue;
+            }
+            let w = xs(s)?;
+            if c.add && (w.contains("://") || w.starts_with("git@")) {
+                return Err(Error::Unsupported(format!("ADD from a URL ({w})")));
+            }
+            words.push(w);
+        }
+        // Where sources come from: the context, an earlier stage, or an image.
+        let from = c.from.as_deref().map(xs).transpose()?;
+        let (from_state, from_key) = match &from {
+            None => (None, String::new()),
+            Some(f) => match stage_index(df, &f.to_ascii_lowercase(), idx) {
+                Some(j) => {
+                    let s = done[j]
+                        .clone()
+                        .ok_or_else(|| Error::Invalid(format!("stage {f} was not built")))?;
+                    let k = json!(chain(&s)).to_string();
+                    (Some(s), k)
+                }
+                None => {
+                    let s = self.image_state(f, lease)?;
+                    let k = json!(chain(&s)).to_string();
+                    (Some(s), k)
+                }
+            },
+        };
+        let from_root = match &from_state {
+            Some(s) => Some(ReadOnlyRoot::mount(
+                &self.store,
+                &self.tmp,
+                &self.lowers(s)?,
+            )?),
+            None => None,
+        };
+        let opts = self.opts;
+        let ignore_owned = self.ignore.clone();
+        let (root, ignore): (&Path, Option<&Ignore>) = match &from_root {
+            Some(r) => (&r.dir, None),
+            None => (&opts.context, ignore_owned.as_ref()),
+        };
+        let sources = copy::resolve(root, &words, ignore)?;
+        let content = if from_root.is_some() {
+            // Another stage's files are pinned by its layer chain.
+            from_key.clone() + &json!(words).to_string()
+        } else {
+            copy::hash(&sources, ignore)?
+        };
+        let shown = format!(
+            "{kw} {}{} {}",
+            c.from
+                .as_ref()
+                .map(|f| format!("--from={f} "))
+                .unwrap_or_default(),
+            c.sources.join(" "),
+            c.dest
+        );
+        self.vertex(&format!("{tag} {shown}"));
+        let key = Digest::sha256_of(
+            json!({"p": config::identity(&st.image), "layers": chain(st), "kw": kw, "dest": dest,
+                   "chown": chown, "chmod": chmod, "content": content, "heredocs": heredocs,
+                   "words": words})
+            .to_string()
+            .as_bytes(),
+        );
+        let many = words.len() + heredocs.len() > 1
+            || c.sources.iter().any(|s| dockerfile::glob::is_pattern(s));
+        let add = c.add;
+        let by = format!("{shown} # buildkit");
+        self.cached_layer(st, key, &by, lease, |me, st| {
+            let mut step = StepRoot::mount(&me.store, &me.tmp, &me.lowers(st)?)?;
+            mkdir_in_root(&step.rootfs, &workdir)?;
+            let owner = match &chown {
+                Some(u) => Some(berth_image::rootfs::resolve_user(u, &step.rootfs)?),
+                None if from_root.is_none() => Some((0, 0)),
+                None => None,
+            };
+            let attrs = copy::Attrs { owner, chmod };
+            let dest_dir = dest.ends_with('/') || many;
+            let dst_abs = scoped(&step.rootfs, &dest);
+            let dst_is_dir = dest_dir || dst_abs.is_dir();
+            for s in &sources {
+                let meta = std::fs::symlink_metadata(&s.path).ctx("stat", &s.path)?;
+                let target = if meta.is_dir() || !dst_is_dir {
+                    dst_abs.clone()
+                } else {
+                    dst_abs.join(s.path.file_name().unwrap_or_default())
+                };
+                if let Some(p) = target.parent() {
+                    std::fs::create_dir_all(p).ctx("create", p)?;
+                }
+                if add && meta.is_file() && copy::is_archive(&s.path) {
+                    copy::extract(&s.path, &dst_abs)?;
+                    continue;
+                }
+                copy::copy(
+                    s,
+                    &target,
+                    attrs,
+                    if from_root.is_none() { ignore } else { None },
+                )?;
+            }
+            for (name, body) in &heredocs {
+                let target = if dst_is_dir {
+                    dst_abs.join(name)
+                } else {
+                    dst_abs.clone()
+                };
+                if let Some(p) = target.parent() {
+                    std::fs::create_dir_all(p).ctx("create", p)?;
+                }
+                std::fs::write(&target, body).ctx("write", &target)?;
+                let (uid, gid) = owner.unwrap_or((0, 0));
+                std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).ctx("chown", &target)?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(
+                    &target,
+                    std::fs::Permissions::from_mode(chmod.unwrap_or(0o644)),
+                )
+                .ctx("chmod", &target)?;
+            }
+            me.commit(&mut step, st)
+        })
+    }
+}
+
+fn non_empty(s: String) -> String {
+    if s.is_empty() { "/".into() } else { s }
+}
+
+fn chain(st: &StageState) -> Vec<String> {
+    st.layers.iter().map(|l| l.chain_id.to_string()).collect()
+}
+
+fn st_sets_cmd(df: &Dockerfile, idx: usize, ins: &Instruction) -> bool {
+    df.stages[idx]
+        .instructions
+        .iter()
+        .take_while(|i| !std::ptr::eq(*i, ins))
+        .any(|i| matches!(i.kind, Kind::Cmd { .. }))
+}
+
+fn push_history(st: &mut StageState, by: &str, empty: bool, epoch: Option<i64>) {
+    let mut h = json!({"created": now_or_epoch(epoch), "created_by": by, "comment": "buildkit.dockerfile.v0"});
+    if empty {
+        h["empty_layer"] = json!(true);
+    }
+    match st.image["history"].as_array_mut() {
+        Some(a) => a.push(h),
+        None => st.image["history"] = json!([h]),
+    }
+}
+
+/// Shell-form RUN with heredocs: a bare `<<EOF` runs the body as the
+/// script; otherwise the shell gets the command with its here-documents.
+fn run_script(cmd: &str, heredocs: &[dockerfile::Heredoc]) -> String {
+    if heredocs.is_empty() {
+        return cmd.to_string();
+    }
+    let t = cmd.trim();
+    if heredocs.len() == 1 && t.starts_with("<<") && !t.contains(char::is_whitespace) {
+        return heredocs[0].content.clone();
+    }
+    let mut s = cmd.to_string();
+    s.push('\n');
+    for h in heredocs {
+        s.push_str(&h.content);
+        s.push_str(&h.name);
+        s.push('\n');
+    }
+    s
+}
+
+fn healthcheck_json(h: &dockerfile::Healthcheck, shell: &[String]) -> Result<Value> {
+    let ns = |d: &Option<String>| -> Value {
+        d.as_deref()
+            .and_then(expand::parse_duration)
+            .map_or(Value::Null, |d| json!(d.as_nanos() as u64))
+    };
+    Ok(match h {
+        dockerfile::Healthcheck::None => json!({"Test": ["NONE"]}),
+        dockerfile::Healthcheck::Cmd {
+            cmd,
+            interval,
+            timeout,
+            start_period,
+            start_interval,
+            retries,
+        } => {
+            let test = match cmd {
+                Command::Exec(v) => {
+                    let mut t = vec!["CMD".to_string()];
+                    t.extend(v.iter().cloned());
+                    t
+                }
+                Command::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
+            };
+            let _ = shell;
+            let mut v = json!({"Test": test});
+            for (k, d) in [
+                ("Interval", interval),
+                ("Timeout", timeout),
+                ("StartPeriod", start_period),
+                ("StartInterval", start_interval),
+            ] {
+                let n = ns(d);
+                if !n.is_null() {
+                    v[k] = n;
+                }
+            }
+            if let Some(r) = retries {
+                v["Retries"] = json!(r);
+            }
+            v
+        }
+    })
+}
+
+/// `root`/`path` with symlinks resolved *inside* root, so an image's
+/// absolute or `..` links can never point a copy at the host.
+pub(super) fn scoped(root: &Path, path: &str) -> PathBuf {
+    let mut cur = PathBuf::new();
+    let mut parts: std::collections::VecDeque<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    let mut hops = 0;
+    while let Some(c) = parts.pop_front() {
+        match c.as_str() {
+            "." => continue,
+            ".." => {
+                cur.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let cand = cur.join(&c);
+        match std::fs::read_link(root.join(&cand)) {
+            Ok(t) if hops < 40 => {
+                hops += 1;
+                let t = t.to_string_lossy().into_owned();
+                if t.starts_with('/') {
+                    cur = PathBuf::new();
+                }
+                for p in t.split('/').filter(|s| !s.is_empty()).rev() {
+                    parts.push_front(p.to_string());
+                }
+            }
+            _ => cur = cand,
+        }
+    }
+    root.join(cur)
+}
+
+fn mkdir_in_root(root: &Path, dir: &str) -> Result<()> {
+    let p = scoped(root, dir);
+    std::fs::create_dir_all(&p).ctx("create", p)
+}
