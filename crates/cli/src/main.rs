@@ -2,6 +2,7 @@
 //! run in-process on the store under `--root`.
 
 mod archive;
+mod build_cmd;
 mod format;
 mod login;
 mod progress;
@@ -59,6 +60,11 @@ enum Cmd {
     /// Run an OCI registry (serve, gc) on its own --root.
     #[command(subcommand)]
     Registry(berth_registry::cli::RegistryCmd),
+    /// Build an image from a Dockerfile.
+    Build(build_cmd::BuildArgs),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(build_cmd::BuilderCmd),
 }
 
 #[derive(clap::Args)]
@@ -173,6 +179,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => archive::load(&store, a),
         Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => archive::import(&store, a),
         Cmd::System(c) => system::run(&store, c),
+        Cmd::Build(a) => build_cmd::build(&store, a),
+        Cmd::Builder(c) => build_cmd::builder(&store, c),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => pull(store, a),
         Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => push(store, a),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => {

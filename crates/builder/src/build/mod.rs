@@ -5,6 +5,7 @@
 
 mod cache;
 pub mod config;
+pub mod context;
 pub mod copy;
 mod engine;
 pub mod layer;
