@@ -7,6 +7,7 @@ mod cache;
 pub mod config;
 pub mod context;
 pub mod copy;
+mod copy_step;
 mod engine;
 pub mod layer;
 pub mod run;

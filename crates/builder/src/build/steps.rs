@@ -2,7 +2,7 @@
 //! ONBUILD triggers), then each instruction.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,9 +11,10 @@ use berth_image::lease::Lease;
 use berth_image::{Digest, ImageStore, LayerRecord, Reference};
 use serde_json::{Value, json};
 
+use super::copy_step::mkdir_in_root;
 use super::engine::{now_or_epoch, stage_index};
-use super::run::{ReadOnlyRoot, RunSpec, StepRoot};
-use super::{BuildOptions, Cache, Sink, cache, config, copy, layer, run};
+use super::run::{RunSpec, StepRoot};
+use super::{BuildOptions, Cache, Sink, cache, config, layer, run};
 use crate::dockerfile::ignore::Ignore;
 use crate::dockerfile::{self, Command, Dockerfile, Instruction, Kind, PREDEFINED_ARGS, expand};
 use crate::error::{Error, IoContext, Result};
@@ -25,21 +26,21 @@ pub(super) struct StageState {
 }
 
 pub(super) struct Ctx<'a> {
-    store: Arc<ImageStore>,
-    opts: &'a BuildOptions,
-    cache: Cache,
-    out: Sink,
-    ignore: Option<Ignore>,
-    tmp: PathBuf,
-    runtime_root: PathBuf,
-    vertex: usize,
+    pub(super) store: Arc<ImageStore>,
+    pub(super) opts: &'a BuildOptions,
+    pub(super) cache: Cache,
+    pub(super) out: Sink,
+    pub(super) ignore: Option<Ignore>,
+    pub(super) tmp: PathBuf,
+    pub(super) runtime_root: PathBuf,
+    pub(super) vertex: usize,
     pub cached: usize,
     pub executed: usize,
 }
 
 /// Per-stage variables: declared ARGs (with values) and the config's ENV.
-struct Scope {
-    args: BTreeMap<String, String>,
+pub(super) struct Scope {
+    pub args: BTreeMap<String, String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -172,7 +173,7 @@ impl<'a> Ctx<'a> {
         Ok(st)
     }
 
-    fn image_state(&mut self, name: &str, lease: &mut Lease) -> Result<StageState> {
+    pub(super) fn image_state(&mut self, name: &str, lease: &mut Lease) -> Result<StageState> {
         let r: Reference = name.parse()?;
         let full = r.tagged().unwrap_or_else(|| name.to_string());
         let local = if self.opts.pull {
@@ -220,7 +221,10 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    fn lookup<'s>(st: &'s StageState, scope: &'s Scope) -> impl Fn(&str) -> Option<String> + 's {
+    pub(super) fn lookup<'s>(
+        st: &'s StageState,
+        scope: &'s Scope,
+    ) -> impl Fn(&str) -> Option<String> + 's {
         let env = config::env(&st.image);
         move |n: &str| {
             env.iter()
@@ -230,7 +234,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn x(st: &StageState, scope: &Scope, esc: char, s: &str) -> Result<String> {
+    pub(super) fn x(st: &StageState, scope: &Scope, esc: char, s: &str) -> Result<String> {
         let l = Self::lookup(st, scope);
         expand::expand(s, esc, &l).map_err(|e| Error::Invalid(format!("{s}: {e}")))
     }
@@ -391,7 +395,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Cache lookup, else `make`; then the layer (or empty) joins the state.
-    fn cached_layer(
+    pub(super) fn cached_layer(
         &mut self,
         st: &mut StageState,
         key: Digest,
@@ -446,7 +450,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// The step's upper dir → a stored layer (None when nothing changed).
-    fn commit(&self, step: &mut StepRoot, st: &StageState) -> Result<Option<LayerRecord>> {
+    pub(super) fn commit(
+        &self,
+        step: &mut StepRoot,
+        st: &StageState,
+    ) -> Result<Option<LayerRecord>> {
         step.unmount()?;
         if layer::is_empty(&step.upper)? {
             return Ok(None);
@@ -465,7 +473,7 @@ impl<'a> Ctx<'a> {
         )?))
     }
 
-    fn lowers(&self, st: &StageState) -> Result<Vec<PathBuf>> {
+    pub(super) fn lowers(&self, st: &StageState) -> Result<Vec<PathBuf>> {
         st.layers
             .iter()
             .map(|l| {
@@ -549,182 +557,13 @@ impl<'a> Ctx<'a> {
             me.commit(&mut step, st)
         })
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn copy_step(
-        &mut self,
-        df: &Dockerfile,
-        idx: usize,
-        st: &mut StageState,
-        scope: &Scope,
-        c: &dockerfile::Copy,
-        done: &[Option<StageState>],
-        lease: &mut Lease,
-        tag: &str,
-    ) -> Result<()> {
-        let esc = df.escape;
-        let kw = if c.add { "ADD" } else { "COPY" };
-        let xs = |s: &str| Self::x(st, scope, esc, s);
-        let workdir = non_empty(config::get_str(&st.image, "WorkingDir"));
-        let mut dest = xs(&c.dest)?;
-        if !dest.starts_with('/') {
-            dest = format!("{}/{dest}", workdir.trim_end_matches('/'));
-        }
-        let chown = c.chown.as_deref().map(xs).transpose()?;
-        let chmod = c
-            .chmod
-            .as_deref()
-            .map(|m| {
-                u32::from_str_radix(m, 8)
-                    .map_err(|_| Error::Invalid(format!("--chmod={m}: not octal")))
-            })
-            .transpose()?;
-        let mut words = Vec::new();
-        let mut heredocs = Vec::new();
-        for s in &c.sources {
-            if let Some(h) = s
-                .strip_prefix("<<")
-                .map(|n| n.trim_start_matches('-').trim_matches(['\'', '"']))
-                && let Some(hd) = c.heredocs.iter().find(|d| d.name == h)
-            {
-                let body = if hd.expand {
-                    let l = Self::lookup(st, scope);
-                    expand::expand_heredoc(&hd.content, &l).map_err(Error::Invalid)?
-                } else {
-                    hd.content.clone()
-                };
-                heredocs.push((hd.name.clone(), body));
-                continue;
-            }
-            let w = xs(s)?;
-            if c.add && (w.contains("://") || w.starts_with("git@")) {
-                return Err(Error::Unsupported(format!("ADD from a URL ({w})")));
-            }
-            words.push(w);
-        }
-        // Where sources come from: the context, an earlier stage, or an image.
-        let from = c.from.as_deref().map(xs).transpose()?;
-        let (from_state, from_key) = match &from {
-            None => (None, String::new()),
-            Some(f) => match stage_index(df, &f.to_ascii_lowercase(), idx) {
-                Some(j) => {
-                    let s = done[j]
-                        .clone()
-                        .ok_or_else(|| Error::Invalid(format!("stage {f} was not built")))?;
-                    let k = json!(chain(&s)).to_string();
-                    (Some(s), k)
-                }
-                None => {
-                    let s = self.image_state(f, lease)?;
-                    let k = json!(chain(&s)).to_string();
-                    (Some(s), k)
-                }
-            },
-        };
-        let from_root = match &from_state {
-            Some(s) => Some(ReadOnlyRoot::mount(
-                &self.store,
-                &self.tmp,
-                &self.lowers(s)?,
-            )?),
-            None => None,
-        };
-        let opts = self.opts;
-        let ignore_owned = self.ignore.clone();
-        let (root, ignore): (&Path, Option<&Ignore>) = match &from_root {
-            Some(r) => (&r.dir, None),
-            None => (&opts.context, ignore_owned.as_ref()),
-        };
-        let sources = copy::resolve(root, &words, ignore)?;
-        let content = if from_root.is_some() {
-            // Another stage's files are pinned by its layer chain.
-            from_key.clone() + &json!(words).to_string()
-        } else {
-            copy::hash(&sources, ignore)?
-        };
-        let shown = format!(
-            "{kw} {}{} {}",
-            c.from
-                .as_ref()
-                .map(|f| format!("--from={f} "))
-                .unwrap_or_default(),
-            c.sources.join(" "),
-            c.dest
-        );
-        self.vertex(&format!("{tag} {shown}"));
-        let key = Digest::sha256_of(
-            json!({"p": config::identity(&st.image), "layers": chain(st), "kw": kw, "dest": dest,
-                   "chown": chown, "chmod": chmod, "content": content, "heredocs": heredocs,
-                   "words": words})
-            .to_string()
-            .as_bytes(),
-        );
-        let many = words.len() + heredocs.len() > 1
-            || c.sources.iter().any(|s| dockerfile::glob::is_pattern(s));
-        let add = c.add;
-        let by = format!("{shown} # buildkit");
-        self.cached_layer(st, key, &by, lease, |me, st| {
-            let mut step = StepRoot::mount(&me.store, &me.tmp, &me.lowers(st)?)?;
-            mkdir_in_root(&step.rootfs, &workdir)?;
-            let owner = match &chown {
-                Some(u) => Some(berth_image::rootfs::resolve_user(u, &step.rootfs)?),
-                None if from_root.is_none() => Some((0, 0)),
-                None => None,
-            };
-            let attrs = copy::Attrs { owner, chmod };
-            let dest_dir = dest.ends_with('/') || many;
-            let dst_abs = scoped(&step.rootfs, &dest);
-            let dst_is_dir = dest_dir || dst_abs.is_dir();
-            for s in &sources {
-                let meta = std::fs::symlink_metadata(&s.path).ctx("stat", &s.path)?;
-                let target = if meta.is_dir() || !dst_is_dir {
-                    dst_abs.clone()
-                } else {
-                    dst_abs.join(s.path.file_name().unwrap_or_default())
-                };
-                if let Some(p) = target.parent() {
-                    std::fs::create_dir_all(p).ctx("create", p)?;
-                }
-                if add && meta.is_file() && copy::is_archive(&s.path) {
-                    copy::extract(&s.path, &dst_abs)?;
-                    continue;
-                }
-                copy::copy(
-                    s,
-                    &target,
-                    attrs,
-                    if from_root.is_none() { ignore } else { None },
-                )?;
-            }
-            for (name, body) in &heredocs {
-                let target = if dst_is_dir {
-                    dst_abs.join(name)
-                } else {
-                    dst_abs.clone()
-                };
-                if let Some(p) = target.parent() {
-                    std::fs::create_dir_all(p).ctx("create", p)?;
-                }
-                std::fs::write(&target, body).ctx("write", &target)?;
-                let (uid, gid) = owner.unwrap_or((0, 0));
-                std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).ctx("chown", &target)?;
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(
-                    &target,
-                    std::fs::Permissions::from_mode(chmod.unwrap_or(0o644)),
-                )
-                .ctx("chmod", &target)?;
-            }
-            me.commit(&mut step, st)
-        })
-    }
 }
 
-fn non_empty(s: String) -> String {
+pub(super) fn non_empty(s: String) -> String {
     if s.is_empty() { "/".into() } else { s }
 }
 
-fn chain(st: &StageState) -> Vec<String> {
+pub(super) fn chain(st: &StageState) -> Vec<String> {
     st.layers.iter().map(|l| l.chain_id.to_string()).collect()
 }
 
@@ -810,46 +649,4 @@ fn healthcheck_json(h: &dockerfile::Healthcheck, shell: &[String]) -> Result<Val
             v
         }
     })
-}
-
-/// `root`/`path` with symlinks resolved *inside* root, so an image's
-/// absolute or `..` links can never point a copy at the host.
-pub(super) fn scoped(root: &Path, path: &str) -> PathBuf {
-    let mut cur = PathBuf::new();
-    let mut parts: std::collections::VecDeque<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
-    let mut hops = 0;
-    while let Some(c) = parts.pop_front() {
-        match c.as_str() {
-            "." => continue,
-            ".." => {
-                cur.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let cand = cur.join(&c);
-        match std::fs::read_link(root.join(&cand)) {
-            Ok(t) if hops < 40 => {
-                hops += 1;
-                let t = t.to_string_lossy().into_owned();
-                if t.starts_with('/') {
-                    cur = PathBuf::new();
-                }
-                for p in t.split('/').filter(|s| !s.is_empty()).rev() {
-                    parts.push_front(p.to_string());
-                }
-            }
-            _ => cur = cand,
-        }
-    }
-    root.join(cur)
-}
-
-fn mkdir_in_root(root: &Path, dir: &str) -> Result<()> {
-    let p = scoped(root, dir);
-    std::fs::create_dir_all(&p).ctx("create", p)
 }
