@@ -143,6 +143,7 @@ fn main_context(e: &Env) -> PathBuf {
     fs::write(ctx.join("dir/sub/b.txt"), "B\n").unwrap();
     fs::set_permissions(ctx.join("dir/sub/b.txt"), fs::Permissions::from_mode(0o755)).unwrap();
     symlink("a.txt", ctx.join("link")).unwrap();
+    symlink("b.txt", ctx.join("dir/sub/lb")).unwrap();
     fs::write(ctx.join("ignored.txt"), "x").unwrap();
     fs::write(ctx.join(".dockerignore"), "ignored.txt\n").unwrap();
     ctx
@@ -226,10 +227,15 @@ fn build_config_history_layers_cache() {
     assert_eq!((a.mode() & 0o7777, a.uid(), a.gid()), (0o640, 1000, 1000));
     let b = fs::metadata(root.join("work/dir/sub/b.txt")).unwrap();
     assert_eq!((b.mode() & 0o7777, b.uid(), b.gid()), (0o755, 0, 0));
+    // Links inside a copied dir stay links.
     assert_eq!(
-        fs::read_link(root.join("work/link")).unwrap(),
-        Path::new("a.txt")
+        fs::read_link(root.join("work/dir/sub/lb")).unwrap(),
+        Path::new("b.txt")
     );
+    // A symlink named as a source is followed (docker does the same).
+    assert_eq!(fs::read_to_string(root.join("work/link")).unwrap(), "A\n");
+    let link = fs::symlink_metadata(root.join("work/link")).unwrap();
+    assert!(!link.file_type().is_symlink());
     assert_eq!(
         fs::read_to_string(root.join("work/here.txt")).unwrap(),
         "greeting=hello\n"

@@ -56,6 +56,16 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
                     "`{w}` not found in the build context (or excluded by .dockerignore)"
                 )));
             }
+            // A source that is itself a symlink is followed (within the
+            // root), as Docker does; links inside copied dirs stay links.
+            let path = if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                super::copy_step::scoped(root, &rel)
+            } else {
+                path
+            };
+            if !path.exists() {
+                return Err(Error::Invalid(format!("`{w}` is a dangling symlink")));
+            }
             out.push(Source { path, rel });
         }
     }

@@ -146,7 +146,7 @@ impl Ctx<'_> {
                 let target = if meta.is_dir() || !dst_is_dir {
                     dst_abs.clone()
                 } else {
-                    dst_abs.join(s.path.file_name().unwrap_or_default())
+                    dst_abs.join(Path::new(&s.rel).file_name().unwrap_or_default())
                 };
                 if let Some(p) = target.parent() {
                     std::fs::create_dir_all(p).ctx("create", p)?;

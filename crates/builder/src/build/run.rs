@@ -125,6 +125,23 @@ pub struct RunSpec<'a> {
 
 pub type Sink = Arc<Mutex<dyn Write + Send>>;
 
+const DOCKER_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 /// Runs the command; its output goes to `out` line by line, each prefixed.
 pub fn run(step: &StepRoot, spec: &RunSpec, out: &Sink, prefix: &str) -> Result<i32> {
     let image = ImageConfig {
@@ -155,8 +172,14 @@ pub fn run(step: &StepRoot, spec: &RunSpec, out: &Sink, prefix: &str) -> Result<
         p.set_no_new_privileges(Some(false));
         oci.set_process(Some(p));
     }
+    // Docker's default capability set for build steps (chown, setuid
+    // tools, mknod… work as they do under `docker build`).
+    let mut v = serde_json::to_value(&oci).expect("spec serialises");
+    let caps: Vec<&str> = DOCKER_CAPS.to_vec();
+    v["process"]["capabilities"] =
+        serde_json::json!({"bounding": caps, "effective": caps, "permitted": caps});
     let cfg = step.dir.join("config.json");
-    fs::write(&cfg, serde_json::to_vec(&oci).expect("spec serialises")).ctx("write", &cfg)?;
+    fs::write(&cfg, serde_json::to_vec(&v).expect("spec serialises")).ctx("write", &cfg)?;
     let opts = CreateOptions {
         id: unique("berth-build"),
         bundle: step.dir.clone(),
