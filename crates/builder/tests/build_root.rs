@@ -383,3 +383,131 @@ fn run_failure_and_missing_source_are_clear() {
         .unwrap();
     assert!(!mounts.contains(e.dir.path().to_str().unwrap()));
 }
+
+#[test]
+fn instruction_semantics() {
+    let e = env();
+    let ctx = e.context("sem");
+    // A tar.gz for ADD to unpack.
+    {
+        let f = fs::File::create(ctx.join("bundle.tar.gz")).unwrap();
+        let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        let mut b = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o600);
+        h.set_uid(7);
+        h.set_gid(8);
+        b.append_data(&mut h, "pkg/inner.txt", &b"in\n"[..])
+            .unwrap();
+        b.into_inner().unwrap().finish().unwrap();
+    }
+    fs::write(ctx.join("one.conf"), "1").unwrap();
+    fs::write(ctx.join("two.conf"), "2").unwrap();
+    fs::write(ctx.join("skip.txt"), "s").unwrap();
+    let base = "FROM busybox\nONBUILD RUN echo TRIGGER-RAN > /trigger\nCMD [\"base-cmd\"]\n";
+    let (b, _) = e.build(&ctx, base, |o| o.tags = vec!["sem/base".into()]);
+    let bc = e.config(&e.store.resolve(&b.image_id.to_string()).unwrap());
+    assert_eq!(
+        bc["config"]["OnBuild"],
+        serde_json::json!(["RUN echo TRIGGER-RAN > /trigger"])
+    );
+    let df = r#"ARG TAG=base
+ARG UNUSED=meta
+FROM sem/${TAG}
+ARG TAG
+RUN test "$TAG" = base && test -z "$UNUSED" && echo ARGS-OK
+ADD bundle.tar.gz /opt/
+COPY *.conf /etc/app/
+WORKDIR /srv
+WORKDIR sub
+RUN pwd > /pwd
+SHELL ["/bin/sh", "-ec"]
+RUN <<EOT
+echo heredoc-script > /heredoc
+EOT
+ENTRYPOINT ["/bin/echo"]
+HEALTHCHECK --interval=5s --retries=2 CMD ["true"]
+VOLUME ["/data"]
+"#;
+    let (r, out) = e.build(&ctx, df, |_| {});
+    assert!(ran(&out, "ARGS-OK"), "{out}");
+    let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+    let c = e.config(&rec);
+    let cfg = &c["config"];
+    // ENTRYPOINT drops the CMD inherited from the base; triggers are consumed.
+    assert!(cfg["Cmd"].is_null(), "{cfg}");
+    assert_eq!(cfg["Entrypoint"], serde_json::json!(["/bin/echo"]));
+    assert!(cfg.get("OnBuild").is_none() || cfg["OnBuild"].is_null());
+    assert_eq!(cfg["WorkingDir"], "/srv/sub");
+    assert_eq!(cfg["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(
+        cfg["Healthcheck"],
+        serde_json::json!({"Test": ["CMD", "true"], "Interval": 5_000_000_000u64, "Retries": 2})
+    );
+    assert_eq!(cfg["Volumes"], serde_json::json!({"/data": {}}));
+    let m = Mounted::new(&e.store, &rec, e.dir.path().join("mnt"));
+    assert_eq!(
+        fs::read_to_string(m.dir.join("trigger")).unwrap(),
+        "TRIGGER-RAN\n"
+    );
+    assert_eq!(fs::read_to_string(m.dir.join("pwd")).unwrap(), "/srv/sub\n");
+    assert_eq!(
+        fs::read_to_string(m.dir.join("heredoc")).unwrap(),
+        "heredoc-script\n"
+    );
+    let inner = fs::metadata(m.dir.join("opt/pkg/inner.txt")).unwrap();
+    assert_eq!(
+        (inner.mode() & 0o7777, inner.uid(), inner.gid()),
+        (0o600, 7, 8)
+    );
+    assert!(!m.dir.join("opt/bundle.tar.gz").exists());
+    assert_eq!(
+        fs::read_to_string(m.dir.join("etc/app/one.conf")).unwrap(),
+        "1"
+    );
+    assert_eq!(
+        fs::read_to_string(m.dir.join("etc/app/two.conf")).unwrap(),
+        "2"
+    );
+    assert!(!m.dir.join("etc/app/skip.txt").exists());
+    drop(m);
+
+    // Out of scope, said clearly.
+    let mut o = BuildOptions::new(&ctx);
+    o.dockerfile = DockerfileSource::Text("FROM busybox\nADD https://example.com/x /x\n".into());
+    let err = build::build(&e.store, &o, Arc::new(Mutex::new(Vec::<u8>::new())))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ADD from a URL") && err.contains("not supported"),
+        "{err}"
+    );
+}
+
+/// `FROM` an image that is not local: pulled from the local registry
+/// (scripts/setup.sh starts it on localhost:5000).
+#[test]
+fn from_pulls_missing_base_image() {
+    let e = env();
+    let ctx = e.context("pull");
+    let (r, out) = e.build(
+        &ctx,
+        "FROM localhost:5000/busybox:latest\nRUN echo PULLED-AND-RAN\n",
+        |o| o.pull = true,
+    );
+    assert!(
+        out.contains("pulling localhost:5000/busybox:latest"),
+        "{out}"
+    );
+    assert!(ran(&out, "PULLED-AND-RAN"), "{out}");
+    assert!(e.store.resolve("localhost:5000/busybox:latest").is_ok());
+    // The RUN wrote nothing: no layer, an empty_layer history entry.
+    let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+    assert_eq!(rec.layers.len(), 1);
+    let c = e.config(&rec);
+    assert_eq!(
+        c["history"].as_array().unwrap().last().unwrap()["empty_layer"],
+        true
+    );
+}
