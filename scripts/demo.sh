@@ -1,56 +1,71 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh machine (as root): install what is
 # needed, build Berth, then
-#   1. pull the busybox fixture image from the local reference registry,
-#   2. turn it into an OCI bundle and run it with berth-runtime, printing the
-#      container's isolated view (hostname, ps with itself as PID 1, mounts,
-#      cgroup limits),
-#   3. push it to Berth's own registry (`berth registry serve`), pull it back
-#      into an empty store and run it again.
-# (Building from a Dockerfile comes with `berth build`.)
+#   1. build an image from the example Dockerfile (examples/hello) with `berth build`,
+#   2. run it with berth-runtime, printing the container's isolated view
+#      (hostname, ps with itself as PID 1, mounts, cgroup limits),
+#   3. start berthd and run the image with the docker CLI against it,
+#   4. push it to Berth's own registry (`berth registry serve`), remove it, pull it
+#      back through berthd and run it again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --release -p berth-runtime -p berth-cli
+cargo build --release -p berth-runtime -p berth-cli -p berth-shim -p berth-api
 BIN=$PWD/target/release
 RT=$BIN/berth-runtime
 BERTH=$BIN/berth
+DOCKER=${DOCKER:-/usr/local/bin/docker}
+[ -x "$DOCKER" ] || DOCKER=$(command -v docker)
 
 work=$(mktemp -d /var/tmp/berth-demo.XXXXXX)
-reg_pid=""
+store="$work/store"
+sock="$work/berthd.sock"
+pids=()
 cleanup() {
-  if [ -n "$reg_pid" ]; then kill "$reg_pid" 2>/dev/null; wait "$reg_pid" 2>/dev/null || true; fi
-  for b in "$work"/bundle*; do [ -d "$b" ] && "$BERTH" --root "$work/store" image umount "$b/rootfs" 2>/dev/null; done
-  "$BERTH" --root "$work/store2" image umount "$work/bundle2/rootfs" 2>/dev/null || true
+  set +e
+  if [ -S "$sock" ]; then
+    for c in $(DOCKER_HOST="unix://$sock" "$DOCKER" ps -aq 2>/dev/null); do
+      DOCKER_HOST="unix://$sock" "$DOCKER" rm -f "$c" >/dev/null 2>&1 || true
+    done
+  fi
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+  "$BERTH" --root "$store" image umount "$work/bundle/rootfs" >/dev/null 2>&1 || true
+  grep -o " $work[^ ]*" /proc/self/mountinfo 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$work"
   true
 }
 trap cleanup EXIT
 
-echo "== berth pull localhost:5000/busybox:latest"
-"$BERTH" --root "$work/store" pull localhost:5000/busybox:latest
-"$BERTH" --root "$work/store" images
+echo "== 1. berth build -t demo/hello:1 examples/hello"
+"$BERTH" --root "$store" build -t demo/hello:1 examples/hello
+"$BERTH" --root "$store" images
 
-echo "== berth image bundle + berth-runtime run (the container's isolated view)"
-"$BERTH" --root "$work/store" image bundle localhost:5000/busybox:latest "$work/bundle"
+echo "== 2. berth-runtime run (the container's isolated view)"
+"$BERTH" --root "$store" image bundle demo/hello:1 "$work/bundle" >/dev/null
 jq '.hostname = "berth-demo"
   | .process.terminal = false
   | .linux.resources = {"memory": {"limit": 67108864}, "pids": {"limit": 64}, "cpu": {"quota": 50000, "period": 100000}}
-  | .process.args = ["sh", "-c", "echo \"hostname: $(hostname)\"; echo \"--- ps (PID 1 is this shell)\"; ps; echo \"--- mounts\"; cat /proc/mounts; echo \"--- cgroup limits\"; echo \"memory.limit_in_bytes $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)\"; echo \"pids.max $(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)\"; echo \"cpu quota/period $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/cpu.max) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us 2>/dev/null)\""]' \
+  | .process.args = ["sh", "-c", "cat /etc/message; echo \"hostname: $(hostname)\"; echo \"--- ps (PID 1 is this shell)\"; ps; echo \"--- mounts\"; cat /proc/mounts; echo \"--- cgroup limits\"; echo \"memory.limit_in_bytes $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)\"; echo \"pids.max $(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)\"; echo \"cpu quota/period $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/cpu.max) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us 2>/dev/null)\""]' \
   "$work/bundle/config.json" > "$work/config.json"
 mv "$work/config.json" "$work/bundle/config.json"
 "$RT" --root "$work/state" run --bundle "$work/bundle" "demo-$$"
+"$BERTH" --root "$store" image umount "$work/bundle/rootfs" >/dev/null
 
-echo "== berth registry serve on 127.0.0.1:5001; push, pull back into an empty store, run"
+echo "== 3. berthd + docker CLI: docker run --rm demo/hello:1"
+"$BIN/berthd" --host "unix://$sock" --root "$store" --exec-root "$work/run" >"$work/berthd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -S "$sock" ] && curl -fs --unix-socket "$sock" http://x/_ping >/dev/null && break; sleep 0.1; done
+export DOCKER_HOST="unix://$sock"
+"$DOCKER" version --format 'docker CLI {{.Client.Version}} -> berthd {{.Server.Version}} (API {{.Server.APIVersion}})'
+"$DOCKER" run --rm demo/hello:1
+
+echo "== 4. push to berth's registry, remove, pull back through berthd, run"
 "$BERTH" registry serve --addr 127.0.0.1:5001 --root "$work/registry" >"$work/registry.log" 2>&1 &
-reg_pid=$!
-for _ in $(seq 50); do curl -fs http://127.0.0.1:5001/v2/ >/dev/null && break; sleep 0.1; done
-"$BERTH" --root "$work/store" tag localhost:5000/busybox:latest 127.0.0.1:5001/demo/busybox:v1
-"$BERTH" --root "$work/store" push 127.0.0.1:5001/demo/busybox:v1
-"$BERTH" --root "$work/store2" pull 127.0.0.1:5001/demo/busybox:v1
-"$BERTH" --root "$work/store2" image bundle 127.0.0.1:5001/demo/busybox:v1 "$work/bundle2"
-jq '.process.terminal = false | .process.args = ["sh", "-c", "echo pulled back from the berth registry, running as PID $$"]' \
-  "$work/bundle2/config.json" > "$work/config.json"
-mv "$work/config.json" "$work/bundle2/config.json"
-"$RT" --root "$work/state" run --bundle "$work/bundle2" "demo2-$$"
+pids+=($!)
+for _ in $(seq 100); do curl -fs http://127.0.0.1:5001/v2/ >/dev/null && break; sleep 0.1; done
+"$BERTH" --root "$store" tag demo/hello:1 127.0.0.1:5001/demo/hello:1
+"$BERTH" --root "$store" push 127.0.0.1:5001/demo/hello:1
+"$DOCKER" rmi demo/hello:1 127.0.0.1:5001/demo/hello:1 >/dev/null
+"$DOCKER" pull 127.0.0.1:5001/demo/hello:1
+"$DOCKER" run --rm 127.0.0.1:5001/demo/hello:1
 echo "== done"

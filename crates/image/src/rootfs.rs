@@ -161,12 +161,18 @@ fn lease_for(kind: LeaseKind, target: &Path, rec: &ImageRecord) -> Lease {
 /// Unmounts an image mount or a bundle's rootfs (`dir` holding config.json)
 /// and releases its lease.
 pub fn unmount_image(store: &ImageStore, dir: &Path) -> Result<()> {
-    let target = if dir.join("config.json").is_file() {
-        dir.join("rootfs")
+    // A bundle is leased by its directory: accept the bundle dir or its rootfs.
+    let bundle_of_rootfs = dir
+        .parent()
+        .filter(|p| dir.file_name() == Some("rootfs".as_ref()) && p.join("config.json").is_file());
+    let (target, lease_dir) = if dir.join("config.json").is_file() {
+        (dir.join("rootfs"), dir)
+    } else if let Some(bundle) = bundle_of_rootfs {
+        (dir.to_path_buf(), bundle)
     } else {
-        dir.to_path_buf()
+        (dir.to_path_buf(), dir)
     };
-    let canon = dir.canonicalize().ctx("resolve", dir)?;
+    let canon = lease_dir.canonicalize().ctx("resolve", lease_dir)?;
     unmount(&target)?;
     let id = path_lease_id(&canon);
     if let Some(lease) = store.leases.get(&id)? {

@@ -12,6 +12,7 @@ mod process;
 pub mod protocol;
 pub mod runtime;
 mod server;
+pub mod sockpath;
 
 pub use daemon::{Started, launch};
 pub use error::{Result, ShimError};

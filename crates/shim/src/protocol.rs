@@ -106,7 +106,7 @@ pub struct ShimClient {
 
 impl ShimClient {
     pub fn connect(socket: &Path) -> Result<ShimClient> {
-        let s = UnixStream::connect(socket).ctx(|| format!("connect {}", socket.display()))?;
+        let s = crate::sockpath::connect(socket).ctx(|| format!("connect {}", socket.display()))?;
         Ok(ShimClient {
             reader: BufReader::new(s),
         })

@@ -5,7 +5,6 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{IoSliceMut, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -106,7 +105,7 @@ impl OciRuntime {
         let listener = match console {
             Some(sock) => {
                 let _ = std::fs::remove_file(sock);
-                let l = UnixListener::bind(sock).ctx(|| format!("bind {}", sock.display()))?;
+                let l = crate::sockpath::bind(sock).ctx(|| format!("bind {}", sock.display()))?;
                 l.set_nonblocking(true).ctx(|| "console socket".into())?;
                 cmd.arg(&args[0]).arg("--console-socket").arg(sock);
                 cmd.args(&args[1..]);

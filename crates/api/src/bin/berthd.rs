@@ -63,13 +63,15 @@ fn bind(path: &Path, group: Option<&str>) -> anyhow::Result<tokio::net::UnixList
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
     if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        if berth_shim::sockpath::connect(path).is_ok() {
             bail!("another daemon is listening on {}", path.display());
         }
         std::fs::remove_file(path).with_context(|| format!("remove stale {}", path.display()))?;
     }
-    let l =
-        tokio::net::UnixListener::bind(path).with_context(|| format!("bind {}", path.display()))?;
+    let std_listener =
+        berth_shim::sockpath::bind(path).with_context(|| format!("bind {}", path.display()))?;
+    std_listener.set_nonblocking(true).context("socket")?;
+    let l = tokio::net::UnixListener::from_std(std_listener).context("socket")?;
     let mode = match group {
         Some(g) => {
             let gid = group_id(g)?;

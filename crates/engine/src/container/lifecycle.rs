@@ -591,7 +591,7 @@ pub struct WaitTicket {
 /// Sends a streaming request (attach, attaching exec) and returns the raw
 /// socket after the response line: the stream is spliced, not re-framed.
 pub(crate) fn shim_stream(sock: &Path, req: &Request) -> Result<UnixStream> {
-    let mut s = UnixStream::connect(sock).map_err(|e| io_err("connect", sock, e))?;
+    let mut s = berth_shim::sockpath::connect(sock).map_err(|e| io_err("connect", sock, e))?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     s.write_all(&line).map_err(|e| io_err("write", sock, e))?;

@@ -112,7 +112,7 @@ impl Shim {
         let sigfd = sigchld_fd()?;
         let sock = opts.socket_path();
         let _ = fs::remove_file(&sock);
-        let listener = UnixListener::bind(&sock).ctx(|| format!("bind {}", sock.display()))?;
+        let listener = crate::sockpath::bind(&sock).ctx(|| format!("bind {}", sock.display()))?;
         fs::set_permissions(&sock, fs::Permissions::from_mode(0o600))
             .ctx(|| "chmod socket".into())?;
         listener.set_nonblocking(true).ctx(|| "socket".into())?;
