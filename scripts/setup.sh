@@ -44,4 +44,7 @@ log "fixtures from $SHARED/fixtures"
 # registry.sh pushes all three images and stops if one is missing.
 ONLY="${BERTH_FIXTURE_IMAGES:-busybox debian multilayer}" bash "$SHARED/fixtures/make-images.sh" >/dev/null
 bash "$SHARED/fixtures/registry.sh" start >/dev/null
+# A dockerd (no bridge, busybox loaded) for the tests that compare with or
+# talk through Docker (registry push/pull, builder comparison).
+bash "$SHARED/fixtures/dockerd.sh" start >/dev/null
 log "setup done"

@@ -9,6 +9,7 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 log "cargo nextest"
-cargo nextest run --workspace --no-fail-fast "$@"
+# setup.sh started the shared dockerd: run the Docker comparison tests too.
+BERTH_DOCKER_TESTS=1 BERTH_DOCKER_COMPARE=1 cargo nextest run --workspace --no-fail-fast "$@"
 log "interop: docker, podman and containerd with berth-runtime"
 BERTH_RUNTIME="$PWD/target/debug/berth-runtime" bash tests/interop/run-all.sh
