@@ -68,6 +68,18 @@ fn attack_runtime_binary(extra_caps: &[&str]) -> String {
             std::fs::read_to_string(err.path()).unwrap()
         );
     };
+    // Whatever happens below, the container goes away with the test.
+    struct Cleanup<'a>(&'a std::path::Path, &'a std::path::Path, &'a str);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(self.0)
+                .arg("--root")
+                .arg(self.1)
+                .args(["delete", "--force", self.2])
+                .output();
+        }
+    }
+    let _cleanup = Cleanup(&copy, root.path(), &id);
     rt(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
     rt(&["start", &id]);
     // No runtime process is left running the binary now.
@@ -80,7 +92,6 @@ fn attack_runtime_binary(extra_caps: &[&str]) -> String {
         "the container rewrote the runtime binary"
     );
     assert_eq!(sha256(&copy), before, "runtime binary modified");
-    rt(&["delete", "--force", &id]);
     errs
 }
 
