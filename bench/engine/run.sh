@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# bench/engine/run.sh — Berth's berthd vs the shared dockerd fixture vs podman, same run, alternating.
+#
+#   bench/engine/run.sh            # N=10 runs each (N=20 for more)
+#
+# Measures (medians of N, engines interleaved per iteration):
+#   1. `docker run --rm --network none IMAGE true` latency (berthd, dockerd via /usr/local/bin/docker;
+#      podman run with runc; crun refuses this VM's hybrid cgroups)
+#   2. `exec C true` latency against a running `sleep 1000` container
+#   3. VmRSS: berthd idle and with 10 running containers, berth-shim per container; dockerd+containerd,
+#      containerd-shim-runc-v2 per container; conmon per container (podman)
+#   4. start rate: 20 sequential `run -d --network none IMAGE sleep 1000`, containers/s
+# Also the CLI floor (`version` round trip) per daemon so the fixed client cost is visible.
+# Needs root, target/release/{berthd,berth-shim,berth-runtime} (cargo build --release -p berth-api
+# -p berth-shim -p berth-runtime), the registry on localhost:5000 with busybox:latest, and the shared
+# dockerd (/work/shared/fixtures/dockerd.sh start). Starts its own berthd in a temp dir; never stops
+# the shared dockerd or registry. Prints a markdown table.
+set -uo pipefail
+N=${N:-10}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${BIN:-$ROOT/target/release}
+DOCKER=/usr/local/bin/docker
+REG_IMG=localhost:5000/busybox:latest
+DOCKERD_SOCK=${DOCKERD_SOCK:-/var/run/docker.sock}
+DIMG=${DIMG:-busybox:latest}          # image preloaded in the shared dockerd
+NSTART=${NSTART:-20}; NMEM=${NMEM:-10}
+
+W=$(mktemp -d /var/tmp/berth-bench-engine.XXXXXX)
+BSOCK=$W/berthd.sock
+BD=("$DOCKER" -H "unix://$BSOCK")
+DD=("$DOCKER" -H "unix://$DOCKERD_SOCK")
+PM=(podman --root "$W/proot" --runroot "$W/prunroot" --tmpdir "$W/ptmp" --runtime runc
+    --cgroup-manager cgroupfs --events-backend file --storage-driver overlay)
+capeff=$(awk '/^CapEff/ {print $2}' /proc/self/status)
+PRUN=(--network none)
+if ! (( (16#$capeff >> 24) & 1 )); then PRUN+=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024); fi
+BPID=
+cleanup() {
+  set +e
+  ids=$("${BD[@]}" ps -aq 2>/dev/null); [ -n "$ids" ] && "${BD[@]}" rm -f $ids >/dev/null 2>&1
+  [ -s "$W/dd.ids" ] && "${DD[@]}" rm -f $(cat "$W/dd.ids") >/dev/null 2>&1
+  ids=$("${PM[@]}" ps -aq 2>/dev/null); [ -n "$ids" ] && "${PM[@]}" rm -f -t 0 $ids >/dev/null 2>&1
+  "${PM[@]}" rmi -af >/dev/null 2>&1
+  [ -n "$BPID" ] && kill "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
+  # our berth-shims / conmons only (matched by our temp dir), by PID
+  for p in $(pgrep -f "$W/" 2>/dev/null); do [ "$p" != $$ ] && kill "$p" 2>/dev/null; done
+  grep " $W/" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now() { date +%s%N; }
+ms() { local t0 t1; t0=$(now); "$@" >/dev/null 2>&1 || echo "FAILED: $*" >&2; t1=$(now); echo $(( (t1 - t0) / 1000 )); }  # µs
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }   # kB
+sumrss() { local s=0 p; for p in "$@"; do s=$((s + $(rss "$p"))); done; echo $s; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
+
+# --- start berthd, pull images ---------------------------------------------------------------------
+"$BIN/berthd" --host "unix://$BSOCK" --root "$W/broot" --exec-root "$W/bexec" >"$W/berthd.log" 2>&1 &
+BPID=$!
+for _ in $(seq 50); do [ -S "$BSOCK" ] && break; sleep 0.1; done
+"${BD[@]}" pull -q "$REG_IMG" >/dev/null || { echo "berthd pull failed" >&2; exit 1; }
+"${DD[@]}" image inspect "$DIMG" >/dev/null || { echo "dockerd lacks $DIMG" >&2; exit 1; }
+"${PM[@]}" pull -q --tls-verify=false "$REG_IMG" >/dev/null || { echo "podman pull failed" >&2; exit 1; }
+BIMG=$REG_IMG; PIMG=$REG_IMG
+DPID=$(pgrep -x dockerd | head -1)
+CPID=$(pgrep -P "$DPID" -x containerd | head -1)
+[ -n "$CPID" ] || CPID=$(pgrep -x containerd | head -1)
+echo "berthd pid $BPID; dockerd $DPID ($("${DD[@]}" version -f '{{.Server.Version}}')); containerd $CPID; $(podman --version) + runc; N=$N" >&2
+
+B_IDLE0=$(rss "$BPID")
+# warm-up (page cache, first-run setup) — not counted
+ms "${BD[@]}" run --rm --network none "$BIMG" true >/dev/null
+ms "${DD[@]}" run --rm --network none "$DIMG" true >/dev/null
+ms "${PM[@]}" run --rm "${PRUN[@]}" "$PIMG" true >/dev/null
+
+# --- 1. run --rm latency + CLI floor ---------------------------------------------------------------
+for i in $(seq "$N"); do
+  ms "${BD[@]}" version >>"$W/b.ver"
+  ms "${DD[@]}" version >>"$W/d.ver"
+  ms "${BD[@]}" run --rm --network none "$BIMG" true >>"$W/b.run"
+  ms "${DD[@]}" run --rm --network none "$DIMG" true >>"$W/d.run"
+  ms "${PM[@]}" run --rm "${PRUN[@]}" "$PIMG" true >>"$W/p.run"
+done
+B_IDLE=$(rss "$BPID")
+D_IDLE=$(sumrss "$DPID" "$CPID")
+
+# --- 2+3. NMEM running containers: memory, exec latency ------------------------------------------------
+for i in $(seq "$NMEM"); do
+  "${BD[@]}" run -d --network none "$BIMG" sleep 1000 >>"$W/b.ids"
+  "${DD[@]}" run -d --network none "$DIMG" sleep 1000 >>"$W/dd.ids"
+  "${PM[@]}" run -d "${PRUN[@]}" "$PIMG" sleep 1000 >>"$W/p.ids"
+done
+sleep 1
+B_10=$(rss "$BPID"); D_10=$(sumrss "$DPID" "$CPID")
+bshims=$(pgrep -f "berth-shim .*$W/" | tr '\n' ' ')
+dshims=; for id in $(cat "$W/dd.ids"); do dshims+="$(pgrep -f "containerd-shim-runc-v2 .*-id $id") "; done
+conmons=; for id in $(cat "$W/p.ids"); do conmons+="$(pgrep -f "conmon .*-c $id") "; done
+nb=$(wc -w <<<"$bshims"); nd=$(wc -w <<<"$dshims"); np=$(wc -w <<<"$conmons")
+BSHIM=$(( $(sumrss $bshims) / (nb ? nb : 1) )); DSHIM=$(( $(sumrss $dshims) / (nd ? nd : 1) )); CONMON=$(( $(sumrss $conmons) / (np ? np : 1) ))
+echo "shims found: berth-shim $nb, containerd-shim-runc-v2 $nd, conmon $np" >&2
+bc=$(head -1 "$W/b.ids"); dc=$(head -1 "$W/dd.ids"); pc=$(head -1 "$W/p.ids")
+for i in $(seq "$N"); do
+  ms "${BD[@]}" exec "$bc" true >>"$W/b.exec"
+  ms "${DD[@]}" exec "$dc" true >>"$W/d.exec"
+  ms "${PM[@]}" exec "$pc" true >>"$W/p.exec"
+done
+"${BD[@]}" rm -f $(cat "$W/b.ids") >/dev/null; "${DD[@]}" rm -f $(cat "$W/dd.ids") >/dev/null
+"${PM[@]}" rm -f -t 0 $(cat "$W/p.ids") >/dev/null 2>&1; : >"$W/dd.ids"
+
+# --- 4. start rate -------------------------------------------------------------------------------------
+rate() {  # engine-array-name image extra-args... ; prints containers/s
+  local -n E=$1; local tag=$1 img=$2; shift 2; local t0 t1 i
+  t0=$(now)
+  for i in $(seq "$NSTART"); do "${E[@]}" run -d "$@" "$img" sleep 1000 >>"$W/rate.$tag.ids" || echo "run -d failed ($tag)" >&2; done
+  t1=$(now)
+  awk -v n="$NSTART" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}'
+}
+R_B=$(rate BD "$BIMG" --network none); "${BD[@]}" rm -f $(cat "$W/rate.BD.ids") >/dev/null
+R_D=$(rate DD "$DIMG" --network none); cp "$W/rate.DD.ids" "$W/dd.ids"
+"${DD[@]}" rm -f $(cat "$W/dd.ids") >/dev/null; : >"$W/dd.ids"
+R_P=$(rate PM "$PIMG" "${PRUN[@]}"); "${PM[@]}" rm -f -t 0 $(cat "$W/rate.PM.ids") >/dev/null 2>&1
+
+# --- report ----------------------------------------------------------------------------------------
+m() { awk '{printf "%.1f", $1/1000}' <<<"$(median <"$W/$1")"; }   # median ms
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+echo "| metric | berthd | dockerd | podman | berthd/dockerd | berthd/podman |"
+echo "|---|---|---|---|---|---|"
+bv=$(m b.ver); dv=$(m d.ver)
+echo "| CLI floor: \`docker version\` (ms, median) | $bv | $dv | – | $(ratio "$bv" "$dv") | – |"
+br=$(m b.run); dr=$(m d.run); pr=$(m p.run)
+echo "| \`run --rm --network none busybox true\` (ms, median) | $br | $dr | $pr | **$(ratio "$br" "$dr")** | $(ratio "$br" "$pr") |"
+be=$(m b.exec); de=$(m d.exec); pe=$(m p.exec)
+echo "| \`exec C true\` (ms, median) | $be | $de | $pe | $(ratio "$be" "$de") | $(ratio "$be" "$pe") |"
+echo "| daemon RSS idle before runs (MiB) | $(mib "$B_IDLE0") | – | – | – | – |"
+echo "| daemon RSS idle after runs (MiB; dockerd+containerd) | $(mib "$B_IDLE") | $(mib "$D_IDLE") | 0 (no daemon) | $(ratio "$B_IDLE" "$D_IDLE") | – |"
+echo "| daemon RSS, $NMEM running (MiB) | $(mib "$B_10") | $(mib "$D_10") | 0 | $(ratio "$B_10" "$D_10") | – |"
+echo "| shim RSS per container (MiB; berth-shim / containerd-shim-runc-v2 / conmon) | $(mib "$BSHIM") | $(mib "$DSHIM") | $(mib "$CONMON") | $(ratio "$BSHIM" "$DSHIM") | $(ratio "$BSHIM" "$CONMON") |"
+echo "| start rate, $NSTART sequential \`run -d\` (containers/s) | $R_B | $R_D | $R_P | **$(ratio "$R_B" "$R_D")** | $(ratio "$R_B" "$R_P") |"
+echo
+echo "raw µs (run): berthd $(tr '\n' ' ' <"$W/b.run")| dockerd $(tr '\n' ' ' <"$W/d.run")| podman $(tr '\n' ' ' <"$W/p.run")"
