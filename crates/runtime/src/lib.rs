@@ -2,6 +2,7 @@
 //! `berth-runtime` binary is a thin runc-compatible command line over it, and
 //! the shim can call the library without an extra exec.
 
+pub mod config;
 pub mod container;
 pub mod error;
 pub mod exec;
@@ -20,7 +21,8 @@ pub mod state;
 mod sync;
 pub mod sys;
 
-pub use container::{CreateOptions, Runtime, exit_code, load_spec};
+pub use config::load_spec;
+pub use container::{CreateOptions, Runtime, exit_code};
 pub use error::{Result, RuntimeError};
 pub use exec::ExecOptions;
 pub use state::{ContainerState, Status};

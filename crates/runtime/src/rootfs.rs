@@ -100,12 +100,7 @@ pub fn prepare_root(plan: &RootfsPlan) -> Result<()> {
     )
 }
 
-/// Step 2: every mount of the config, in order.
-pub fn mount_all(plan: &RootfsPlan) -> Result<()> {
-    mount_range(plan, plan.spec.mounts().as_deref().unwrap_or_default())
-}
-
-/// Some of the config's mounts, in order.
+/// Step 2: the config's mounts (or a slice of them), in order.
 pub fn mount_range(plan: &RootfsPlan, mounts: &[Mount]) -> Result<()> {
     for m in mounts {
         mount_entry(plan, m).map_err(|e| match e {

@@ -78,7 +78,15 @@ impl Engine {
                 }
                 n.to_string()
             }
-            None => generated_name(&id),
+            // 256 adjective_noun pairs collide soon; the id keeps it unique.
+            None => {
+                let base = generated_name(&id);
+                if self.check_name(&base).is_ok() {
+                    base
+                } else {
+                    format!("{base}_{}", &id[..6])
+                }
+            }
         };
         self.check_name(&name)?;
         let icfg = self.image_config(&rec)?;
