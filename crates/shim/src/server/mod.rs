@@ -80,8 +80,9 @@ pub fn run(opts: Options, reporter: Reporter) -> i32 {
     let mut shim = match Shim::try_create(&opts) {
         Ok(s) => s,
         Err(e) => {
-            reporter.failed(&e.to_string());
+            // Files first: the starter returns as soon as it reads the report.
             remove_files(&opts);
+            reporter.failed(&e.to_string());
             return 1;
         }
     };
