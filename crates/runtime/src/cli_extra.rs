@@ -4,24 +4,6 @@ use std::path::Path;
 
 use berth_runtime::Runtime;
 
-/// Docker's default capability set for containers.
-pub const DOCKER_DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 pub fn list(rt: &Runtime, format: &str, quiet: bool) -> anyhow::Result<()> {
     let containers = rt.list()?;
     if quiet {

@@ -292,7 +292,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Exec(args) => return cli_extra::exec(&rt, args),
         Command::DefaultSeccomp { caps } => {
             let caps = if caps.is_empty() {
-                cli_extra::DOCKER_DEFAULT_CAPS
+                berth_runtime::seccomp_profile::DOCKER_DEFAULT_CAPS
                     .iter()
                     .map(|c| c.to_string())
                     .collect()

@@ -618,6 +618,24 @@ const CAP_GROUPS: &[(&str, &[&str])] = &[
     ("CAP_PERFMON", &["perf_event_open"]),
 ];
 
+/// Docker's default capability set for containers (moby oci/caps).
+pub const DOCKER_DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 /// Docker-equivalent default seccomp profile as an OCI `LinuxSeccomp`,
 /// for a container whose bounding capability set is `caps` (names like
 /// "CAP_SYS_ADMIN"), on the architecture this binary was built for.
@@ -787,24 +805,8 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
-    /// Roughly Docker's default capability set (no SYS_ADMIN etc.).
     fn docker_default_caps() -> Vec<String> {
-        caps(&[
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FSETID",
-            "CAP_FOWNER",
-            "CAP_MKNOD",
-            "CAP_NET_RAW",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETFCAP",
-            "CAP_SETPCAP",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT",
-            "CAP_KILL",
-            "CAP_AUDIT_WRITE",
-        ])
+        caps(DOCKER_DEFAULT_CAPS)
     }
 
     fn all_caps() -> Vec<String> {

@@ -125,22 +125,7 @@ pub struct RunSpec<'a> {
 
 pub type Sink = Arc<Mutex<dyn Write + Send>>;
 
-const DOCKER_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+use berth_runtime::seccomp_profile::DOCKER_DEFAULT_CAPS as DOCKER_CAPS;
 
 /// Runs the command; its output goes to `out` line by line, each prefixed.
 pub fn run(step: &StepRoot, spec: &RunSpec, out: &Sink, prefix: &str) -> Result<i32> {
