@@ -75,11 +75,13 @@ pub fn login(a: LoginArgs) -> Result<()> {
         .build()?
         .block_on(client.ping())
         .with_context(|| format!("login to {server}"))?;
-    let path = auth::save_credentials(&server, &creds).context("storing credentials")?;
-    eprintln!(
-        "WARNING! Your password will be stored unencrypted in {}.",
-        path.display()
-    );
+    match auth::save_credentials(&server, &creds).context("storing credentials")? {
+        auth::StoredIn::File(path) => eprintln!(
+            "WARNING! Your password will be stored unencrypted in {}.",
+            path.display()
+        ),
+        auth::StoredIn::Helper(_) => {}
+    }
     println!("Login Succeeded");
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! Registry authentication: `www-authenticate` challenges, bearer tokens and
-//! credentials from a docker-style `config.json`.
+//! credentials from a docker-style `config.json`, including credential
+//! helpers (`credsStore`, `credHelpers`: the `docker-credential-<name>`
+//! programs that keep secrets in a keychain instead of the file).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -81,7 +83,30 @@ fn parse_params(s: &str) -> BTreeMap<String, String> {
 struct DockerConfig {
     #[serde(default)]
     auths: BTreeMap<String, AuthEntry>,
+    /// Helper for every registry not named in `credHelpers`.
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+    /// Helper per registry host.
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: BTreeMap<String, String>,
 }
+
+impl DockerConfig {
+    /// The credential helper that holds `host`'s secret, if any.
+    fn helper_for(&self, host: &str) -> Option<&str> {
+        let key = config_key(host);
+        self.cred_helpers
+            .get(host)
+            .or_else(|| self.cred_helpers.get(&key))
+            .or(self.creds_store.as_ref())
+            .map(String::as_str)
+            .filter(|h| !h.is_empty())
+    }
+}
+
+/// Username a credential helper returns for an identity (refresh) token
+/// instead of a password, as docker's helpers do.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
 
 #[derive(Deserialize)]
 struct AuthEntry {
@@ -101,14 +126,43 @@ fn docker_config_path() -> Option<PathBuf> {
 }
 
 /// Credentials for `host` from `$DOCKER_CONFIG/config.json` or
-/// `~/.docker/config.json` (credential helpers are not supported yet).
+/// `~/.docker/config.json`; failures of a credential helper count as none
+/// (use [`lookup_credentials`] to see them).
 pub fn credentials_for(host: &str) -> Option<Credentials> {
-    let text = std::fs::read(docker_config_path()?).ok()?;
-    credentials_from(&text, host)
+    lookup_credentials(host).ok().flatten()
 }
 
+/// Like [`credentials_for`] but a broken config.json or a failing credential
+/// helper is an error that names the file or the helper.
+pub fn lookup_credentials(host: &str) -> std::io::Result<Option<Credentials>> {
+    let Some(path) = docker_config_path() else {
+        return Ok(None);
+    };
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.display()),
+            ));
+        }
+    };
+    let cfg: DockerConfig = serde_json::from_slice(&text)
+        .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+    if let Some(helper) = cfg.helper_for(host) {
+        return helper_get(helper, &config_key(host));
+    }
+    Ok(from_auths(&cfg, host))
+}
+
+/// Credentials stored inline in a config.json (helpers not consulted).
 pub fn credentials_from(config_json: &[u8], host: &str) -> Option<Credentials> {
     let cfg: DockerConfig = serde_json::from_slice(config_json).ok()?;
+    from_auths(&cfg, host)
+}
+
+fn from_auths(cfg: &DockerConfig, host: &str) -> Option<Credentials> {
     let keys: Vec<String> = if host == "docker.io" || host == "registry-1.docker.io" {
         vec![
             "https://index.docker.io/v1/".into(),
@@ -137,6 +191,71 @@ pub fn credentials_from(config_json: &[u8], host: &str) -> Option<Credentials> {
         username: u.into(),
         password: p.into(),
     })
+}
+
+/// Runs `docker-credential-<helper> <verb>` with `input` on stdin: the
+/// protocol of docker's credential helpers. Returns stdout on success.
+fn run_helper(helper: &str, verb: &str, input: &[u8]) -> std::io::Result<Result<Vec<u8>, String>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let program = format!("docker-credential-{helper}");
+    let mut child = Command::new(&program)
+        .arg(verb)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("credential helper {program} (from config.json): {e}"),
+            )
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading gives EPIPE; its exit status
+        // says what went wrong.
+        let _ = stdin.write_all(input);
+    }
+    let out = child.wait_with_output()?;
+    if out.status.success() {
+        return Ok(Ok(out.stdout));
+    }
+    let mut msg = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if msg.is_empty() {
+        msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    }
+    Ok(Err(msg))
+}
+
+fn helper_get(helper: &str, server: &str) -> std::io::Result<Option<Credentials>> {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(rename = "Username", default)]
+        username: String,
+        #[serde(rename = "Secret", default)]
+        secret: String,
+    }
+    match run_helper(helper, "get", server.as_bytes())? {
+        Ok(out) => {
+            let a: Answer = serde_json::from_slice(&out).map_err(|e| {
+                std::io::Error::other(format!(
+                    "credential helper docker-credential-{helper} answered bad JSON: {e}"
+                ))
+            })?;
+            if a.secret.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(Credentials {
+                username: a.username,
+                password: a.secret,
+            }))
+        }
+        // The helpers' agreed message for "nothing stored".
+        Err(msg) if msg.contains("credentials not found") => Ok(None),
+        Err(msg) => Err(std::io::Error::other(format!(
+            "credential helper docker-credential-{helper} get {server}: {msg}"
+        ))),
+    }
 }
 
 /// The key docker uses for a registry in `auths`.
@@ -198,21 +317,72 @@ fn edit_config(
     Ok(true)
 }
 
-/// Stores credentials as docker does: `auths[server].auth = base64(user:pass)`.
-pub fn save_credentials(server: &str, c: &Credentials) -> std::io::Result<PathBuf> {
+/// The helper configured for `server` in config.json, if any.
+fn configured_helper(server: &str) -> std::io::Result<Option<String>> {
+    let path = config_path()?;
+    match std::fs::read(&path) {
+        Ok(b) => {
+            let cfg: DockerConfig = serde_json::from_slice(&b)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+            Ok(cfg.helper_for(server).map(str::to_string))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Where [`save_credentials`] put the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredIn {
+    /// Inline (base64) in this config.json.
+    File(PathBuf),
+    /// In `docker-credential-<name>`.
+    Helper(String),
+}
+
+/// Stores credentials as docker does: in the configured credential helper
+/// (config.json then keeps an empty `auths` entry), else inline as
+/// `auths[server].auth = base64(user:pass)`.
+pub fn save_credentials(server: &str, c: &Credentials) -> std::io::Result<StoredIn> {
     let key = config_key(server);
+    if let Some(helper) = configured_helper(server)? {
+        let input =
+            serde_json::json!({"ServerURL": key, "Username": c.username, "Secret": c.password});
+        if let Err(msg) = run_helper(&helper, "store", input.to_string().as_bytes())? {
+            return Err(std::io::Error::other(format!(
+                "credential helper docker-credential-{helper} store: {msg}"
+            )));
+        }
+        edit_config(|auths| {
+            auths.insert(key, serde_json::json!({}));
+            true
+        })?;
+        return Ok(StoredIn::Helper(helper));
+    }
     let auth = B64.encode(format!("{}:{}", c.username, c.password));
     edit_config(|auths| {
         auths.insert(key, serde_json::json!({ "auth": auth }));
         true
     })?;
-    config_path()
+    Ok(StoredIn::File(config_path()?))
 }
 
-/// Removes stored credentials; false if there were none.
+/// Removes stored credentials (from the helper too); false if there were none.
 pub fn remove_credentials(server: &str) -> std::io::Result<bool> {
     let key = config_key(server);
-    edit_config(|auths| auths.remove(&key).is_some())
+    let mut erased = false;
+    if let Some(helper) = configured_helper(server)? {
+        match run_helper(&helper, "erase", key.as_bytes())? {
+            Ok(_) => erased = true,
+            Err(msg) if msg.contains("credentials not found") => {}
+            Err(msg) => {
+                return Err(std::io::Error::other(format!(
+                    "credential helper docker-credential-{helper} erase: {msg}"
+                )));
+            }
+        }
+    }
+    Ok(edit_config(|auths| auths.remove(&key).is_some())? || erased)
 }
 
 #[cfg(test)]
@@ -224,7 +394,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(
             t.path().join("config.json"),
-            br#"{"auths":{"other:1":{"auth":"eDp5"}},"credsStore":"none"}"#,
+            br#"{"auths":{"other:1":{"auth":"eDp5"}},"currentContext":"none"}"#,
         )
         .unwrap();
         // SAFETY: this test is the only one in the binary touching DOCKER_CONFIG.
@@ -237,7 +407,7 @@ mod tests {
         assert_eq!(credentials_for("localhost:5000"), Some(c));
         let text = std::fs::read_to_string(t.path().join("config.json")).unwrap();
         assert!(
-            text.contains("credsStore") && text.contains("other:1"),
+            text.contains("currentContext") && text.contains("other:1"),
             "{text}"
         );
         assert!(remove_credentials("localhost:5000").unwrap());

@@ -14,7 +14,9 @@ use reqwest::header::{
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
-use crate::auth::{Challenge, Credentials, credentials_for, parse_challenge};
+use crate::auth::{
+    Challenge, Credentials, IDENTITY_TOKEN_USER, lookup_credentials, parse_challenge,
+};
 use crate::error::{Error, Result};
 
 const ATTEMPTS: u32 = 4;
@@ -77,7 +79,11 @@ impl RegistryClient {
                 url: host.clone(),
                 source: e,
             })?;
-        let creds = opts.credentials.or_else(|| credentials_for(domain));
+        let creds = match opts.credentials {
+            Some(c) => Some(c),
+            None => lookup_credentials(domain)
+                .map_err(|e| Error::Auth(domain.to_string(), e.to_string()))?,
+        };
         Ok(RegistryClient {
             http,
             base: format!("{scheme}://{host}"),
@@ -193,10 +199,32 @@ impl RegistryClient {
         if let Some(s) = service {
             query.push(("service", s));
         }
-        let mut req = self.http.get(realm).query(&query);
-        if let Some(c) = &self.creds {
-            req = req.header(AUTHORIZATION, c.basic_header());
-        }
+        let req = match &self.creds {
+            // An identity token from a credential helper is an OAuth2
+            // refresh token: exchanged by POST, as docker does.
+            Some(c) if c.username == IDENTITY_TOKEN_USER => {
+                let mut form = form_urlencoded::Serializer::new(String::new());
+                form.append_pair("grant_type", "refresh_token")
+                    .append_pair("refresh_token", &c.password)
+                    .append_pair("client_id", "berth");
+                for (k, v) in &query {
+                    form.append_pair(k, v);
+                }
+                self.http
+                    .post(realm)
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(form.finish())
+            }
+            Some(c) => self
+                .http
+                .get(realm)
+                .query(&query)
+                .header(AUTHORIZATION, c.basic_header()),
+            None => self.http.get(realm).query(&query),
+        };
         let auth_err = |m: String| Error::Auth(self.host.clone(), m);
         let resp = req.send().await.map_err(|e| auth_err(e.to_string()))?;
         if !resp.status().is_success() {
