@@ -1,1 +1,200 @@
-//! (to be written)
+//! Bridge networks on the host: the bridge with its gateway address, and
+//! a veth pair per container endpoint (host end on the bridge, the other
+//! end inside the container's namespace with its address and routes).
+//!
+//! Safety on shared hosts: a bridge that is missing, down or without its
+//! gateway would send container-subnet traffic out through the default
+//! route, so [`check_ready`] must pass before anything talks to a container
+//! address, and the engine calls it before starting a bridged container.
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+
+use crate::error::{NetworkError, Result};
+use crate::netlink::{Netlink, VethOptions, format_mac, in_netns};
+
+/// A bridge as a network wants it.
+#[derive(Clone, Debug)]
+pub struct BridgeSpec {
+    pub name: String,
+    pub gateway: Ipv4Addr,
+    pub prefix: u8,
+    pub mtu: Option<u32>,
+}
+
+/// Creates the bridge if missing, gives it its MTU and gateway address,
+/// and brings it up. Idempotent: a daemon restart finds it as it was.
+pub fn ensure(nl: &mut Netlink, spec: &BridgeSpec) -> Result<()> {
+    let link = match nl.link(&spec.name)? {
+        Some(l) => l,
+        None => {
+            match nl.create_bridge(&spec.name, spec.mtu) {
+                // Another thread of ours got there first.
+                Ok(()) | Err(NetworkError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+            nl.link(&spec.name)?.ok_or_else(|| {
+                NetworkError::NotFound(format!("bridge {} vanished after creation", spec.name))
+            })?
+        }
+    };
+    if let Some(mtu) = spec.mtu.filter(|m| *m != link.mtu) {
+        nl.set_mtu(&spec.name, mtu)?;
+    }
+    let addrs = nl.addresses(&spec.name)?;
+    if !addrs.contains(&(spec.gateway, spec.prefix)) {
+        match nl.add_address(&spec.name, spec.gateway, spec.prefix) {
+            Ok(()) | Err(NetworkError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if !link.up {
+        nl.set_up(&spec.name, true)?;
+    }
+    Ok(())
+}
+
+/// Fails loudly unless `bridge` exists, is up and holds `gateway`: only
+/// then does traffic for the subnet stay on the bridge.
+pub fn check_ready(nl: &mut Netlink, bridge: &str, gateway: Ipv4Addr) -> Result<()> {
+    let link = nl.link(bridge)?.ok_or_else(|| {
+        NetworkError::NotFound(format!(
+            "bridge {bridge} is missing: container traffic would leave through the host's default route"
+        ))
+    })?;
+    if !link.up {
+        return Err(NetworkError::Conflict(format!(
+            "bridge {bridge} is down: container traffic would leave through the host's default route"
+        )));
+    }
+    if !nl.addresses(bridge)?.iter().any(|(a, _)| *a == gateway) {
+        return Err(NetworkError::Conflict(format!(
+            "bridge {bridge} does not hold the gateway address {gateway}"
+        )));
+    }
+    Ok(())
+}
+
+/// Deletes the bridge; a missing one is fine.
+pub fn remove(nl: &mut Netlink, name: &str) -> Result<()> {
+    match nl.delete_link(name) {
+        Ok(()) | Err(NetworkError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The host end's name for an endpoint: `veth` + 7 hex digits of its id,
+/// like Docker's, stable so cleanup can find it from the record alone.
+pub fn host_veth_name(endpoint_id: &str) -> String {
+    let hex: String = endpoint_id
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .take(7)
+        .collect();
+    if hex.len() == 7 {
+        format!("veth{hex}")
+    } else {
+        // Not a hex id: hash it (FNV-1a) so the name is still stable.
+        let h = endpoint_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        format!("veth{:07x}", h & 0xfff_ffff)
+    }
+}
+
+/// Docker's MAC for an address: 02:42 then the four address bytes.
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// One container's place on a bridge.
+#[derive(Clone, Debug)]
+pub struct AttachSpec {
+    pub bridge: String,
+    /// Host end name (see [`host_veth_name`]).
+    pub host_veth: String,
+    /// Name inside the container: eth0, eth1…
+    pub ifname: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub mtu: Option<u32>,
+    /// Add the default route via the gateway. Docker sets it on internal
+    /// networks too (the firewall drops what leaves); we follow, so a
+    /// container sees the same routes under Berth as under Docker.
+    pub default_route: bool,
+}
+
+/// Plugs a container (its namespace open as `netns`) into a bridge: a veth
+/// pair whose host end is on the bridge and up, and whose other end is
+/// created directly inside the container as `ifname` with its MAC, then
+/// given the address, brought up (with lo) and the default route. On
+/// failure nothing is left behind.
+pub fn attach(nl: &mut Netlink, netns: &File, spec: &AttachSpec) -> Result<()> {
+    let mac = mac_for(spec.ip);
+    nl.create_veth(
+        &spec.host_veth,
+        &spec.ifname,
+        &VethOptions {
+            mtu: spec.mtu,
+            master: Some(spec.bridge.clone()),
+            up: true,
+            peer_ns: Some(netns),
+            peer_mac: Some(mac),
+        },
+    )?;
+    let inside = in_netns(netns, |nl| {
+        nl.add_address(&spec.ifname, spec.ip, spec.prefix)?;
+        nl.set_up(&spec.ifname, true)?;
+        if let Some(lo) = nl.link("lo")?
+            && !lo.up
+        {
+            nl.set_up("lo", true)?;
+        }
+        if spec.default_route {
+            match nl.add_default_route(&spec.ifname, spec.gateway) {
+                // A second network: the first one's default route stays.
+                Ok(()) | Err(NetworkError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = inside {
+        let _ = nl.delete_link(&spec.host_veth);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Unplugs an endpoint: deleting the host end removes its peer too. A veth
+/// that is already gone (the namespace died and took the pair) is fine.
+pub fn detach(nl: &mut Netlink, host_veth: &str) -> Result<()> {
+    match nl.delete_link(host_veth) {
+        Ok(()) | Err(NetworkError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `02:42:0a:00:00:02` for display.
+pub fn mac_string(ip: Ipv4Addr) -> String {
+    format_mac(&mac_for(ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_macs() {
+        assert_eq!(host_veth_name("0123456789abcdef"), "veth0123456");
+        let n = host_veth_name("not-hex-at-all");
+        assert!(n.starts_with("veth") && n.len() == 11, "{n}");
+        assert_eq!(host_veth_name("not-hex-at-all"), n);
+        assert_eq!(
+            mac_string(Ipv4Addr::new(172, 17, 0, 2)),
+            "02:42:ac:11:00:02"
+        );
+    }
+}
