@@ -89,7 +89,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
     let path = decode(&path);
     let m = req.method().clone();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    use routes::{containers as c, images as i, system as s};
+    use routes::{container_ops as o, containers as c, images as i, system as s};
     match (&m, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(s::ping(&m)),
         (&Method::GET, ["version"]) => s::version().await,
@@ -109,6 +109,8 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
         (&Method::POST, ["containers", "create"]) => c::create(engine, req).await,
         (&Method::GET, ["containers", id, "json"]) => c::inspect(engine, id.to_string()).await,
         (&Method::GET, ["containers", id, "logs"]) => c::logs(engine, id.to_string(), req).await,
+        (&Method::GET, ["containers", id, "top"]) => o::top(engine, id.to_string(), req).await,
+        (&Method::GET, ["events"]) => o::events(engine, req).await,
         (&Method::POST, ["containers", id, op]) => {
             let id = id.to_string();
             match *op {
@@ -120,6 +122,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
                 "attach" => c::attach(engine, id, req).await,
                 "resize" => c::resize(engine, id, None, req).await,
                 "exec" => c::exec_create(engine, id, req).await,
+                "pause" => o::pause(engine, id, true).await,
+                "unpause" => o::pause(engine, id, false).await,
+                "rename" => o::rename(engine, id, req).await,
+                "update" => o::update(engine, id, req).await,
                 _ => Err(ApiError::NoRoute),
             }
         }

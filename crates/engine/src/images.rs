@@ -169,12 +169,13 @@ impl Engine {
             progress,
         )
         .await?;
+        self.emit_image("pull", &reference.to_string(), &reference.to_string());
         Ok((reference, rec))
     }
 
     /// `docker tag source repo:tag`.
     pub fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<()> {
-        self.resolve_image(source)?;
+        let rec = self.resolve_image(source)?;
         let target = if tag.is_empty() {
             repo.to_string()
         } else {
@@ -183,7 +184,15 @@ impl Engine {
         self.images.tag(source, &target).map_err(|e| match e {
             berth_image::Error::InvalidReference(..) => EngineError::InvalidArgument(e.to_string()),
             e => e.into(),
-        })
+        })?;
+        self.emit_image("tag", &rec.id.to_string(), &target);
+        Ok(())
+    }
+
+    /// An image event; `name` is the reference it concerns.
+    pub(crate) fn emit_image(&self, action: &str, id: &str, name: &str) {
+        let attrs = [("name".to_string(), name.to_string())].into();
+        self.emit("image", action, id, attrs);
     }
 
     /// `docker rmi`. A container's image is in use (a lease) and needs force.
@@ -209,11 +218,18 @@ impl Engine {
             }
             e => e.into(),
         })?;
+        let id = rec.id.to_string();
         Ok(removed
             .into_iter()
             .map(|r| match r {
-                berth_image::Removed::Untagged(t) => Removed::Untagged(t),
-                berth_image::Removed::Deleted(d) => Removed::Deleted(d.to_string()),
+                berth_image::Removed::Untagged(t) => {
+                    self.emit_image("untag", &id, &t);
+                    Removed::Untagged(t)
+                }
+                berth_image::Removed::Deleted(d) => {
+                    self.emit_image("delete", &d.to_string(), name);
+                    Removed::Deleted(d.to_string())
+                }
             })
             .collect())
     }

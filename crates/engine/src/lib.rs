@@ -5,6 +5,7 @@
 
 pub mod container;
 pub mod error;
+pub mod events;
 pub mod images;
 mod util;
 
@@ -17,6 +18,7 @@ use berth_image::ImageStore;
 pub use container::exec::Exec;
 pub use container::model::*;
 pub use error::{EngineError, ErrorKind, Result};
+pub use events::{Event, EventFilter, Subscription};
 pub use images::{ImageInspect, ImageSummary, Removed};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -62,6 +64,7 @@ pub struct Engine {
     pub(crate) table: Mutex<Table>,
     /// Signalled on every container state change (exit, removal).
     pub(crate) changed: Condvar,
+    pub(crate) events: events::EventLog,
 }
 
 impl Engine {
@@ -78,6 +81,7 @@ impl Engine {
             images,
             table: Mutex::new(Table::default()),
             changed: Condvar::new(),
+            events: events::EventLog::new(),
         });
         engine.restore()?;
         Ok(engine)

@@ -1,3 +1,4 @@
+pub mod container_ops;
 pub mod containers;
 pub mod images;
 pub mod system;

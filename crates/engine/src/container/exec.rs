@@ -43,7 +43,15 @@ impl Engine {
                 c.id
             )));
         }
+        if c.state.paused {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                c.id
+            )));
+        }
         let id = random_id();
+        let cmd = config.cmd.clone().unwrap_or_default().join(" ");
+        let container_id = c.id.clone();
         let exec = Exec {
             id: id.clone(),
             container_id: c.id.clone(),
@@ -54,6 +62,12 @@ impl Engine {
             pid: 0,
         };
         t.execs.insert(id.clone(), exec);
+        drop(t);
+        self.emit_container(
+            &container_id,
+            &format!("exec_create: {cmd}"),
+            &[("execID", id.clone())],
+        );
         Ok(id)
     }
 
@@ -131,6 +145,12 @@ impl Engine {
                 if let Some(x) = self.lock().execs.get_mut(id) {
                     x.pid = pid;
                 }
+                let cmd = e.config.cmd.clone().unwrap_or_default().join(" ");
+                self.emit_container(
+                    &e.container_id,
+                    &format!("exec_start: {cmd}"),
+                    &[("execID", e.id.clone())],
+                );
                 self.watch_exec(e.id.clone(), e.container_id.clone());
                 Ok(stream)
             }
@@ -156,6 +176,11 @@ impl Engine {
                 x.running = false;
                 x.exit_code = Some(code);
             }
+            engine.emit_container(
+                &container,
+                "exec_die",
+                &[("execID", id.clone()), ("exitCode", code.to_string())],
+            );
             engine.changed.notify_all();
         });
     }

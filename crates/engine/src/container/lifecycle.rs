@@ -34,7 +34,7 @@ fn generated_name(id: &str) -> String {
     )
 }
 
-fn valid_name(n: &str) -> bool {
+pub(crate) fn valid_name(n: &str) -> bool {
     let mut chars = n.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
@@ -199,6 +199,8 @@ impl Engine {
             return Err(e);
         }
         t.containers.insert(id.clone(), c);
+        drop(t);
+        self.emit_container(&id, "create", &[]);
         Ok((id, Vec::new()))
     }
 
@@ -361,6 +363,7 @@ impl Engine {
             self.persist(c)?;
         }
         self.changed.notify_all();
+        self.emit_container(&c.id, "start", &[]);
         self.watch(c.id.clone());
         Ok(())
     }
@@ -382,15 +385,19 @@ impl Engine {
                 }
                 Err(_) => engine.cleanup_lost_shim(&id),
             }
-            let auto_remove = {
+            let (auto_remove, code) = {
                 let mut t = engine.lock();
                 let Some(c) = t.containers.get_mut(&id) else {
                     return;
                 };
                 apply_exit(c, exit);
                 let _ = engine.persist(c);
-                c.host_config.auto_remove.unwrap_or(false)
+                (
+                    c.host_config.auto_remove.unwrap_or(false),
+                    c.state.exit_code,
+                )
             };
+            engine.emit_container(&id, "die", &[("exitCode", code.to_string())]);
             engine.changed.notify_all();
             if auto_remove {
                 let _ = engine.remove(&id, true);
@@ -408,6 +415,8 @@ impl Engine {
             )));
         }
         ShimClient::connect(&self.paths.shim_socket(&c.id))?.kill(sig, false)?;
+        self.emit_container(&c.id, "kill", &[("signal", sig.to_string())]);
+        self.thaw_after_signal(&c.id);
         Ok(())
     }
 
@@ -426,12 +435,18 @@ impl Engine {
         let sock = self.paths.shim_socket(&c.id);
         let send =
             |sig: i32, all: bool| ShimClient::connect(&sock).and_then(|mut s| s.kill(sig, all));
-        let _ = send(parse_signal(&sig)?, false);
+        let signo = parse_signal(&sig)?;
+        let _ = send(signo, false);
+        self.emit_container(&c.id, "kill", &[("signal", signo.to_string())]);
+        self.thaw_after_signal(&c.id);
         if timeout >= 0 && self.wait_stopped(&c.id, Duration::from_secs(timeout as u64)) {
+            self.emit_container(&c.id, "stop", &[]);
             return Ok(());
         }
         let _ = send(libc::SIGKILL, true);
+        self.emit_container(&c.id, "kill", &[("signal", libc::SIGKILL.to_string())]);
         if self.wait_stopped(&c.id, Duration::from_secs(30)) {
+            self.emit_container(&c.id, "stop", &[]);
             Ok(())
         } else {
             Err(EngineError::Internal(format!(
@@ -572,13 +587,14 @@ impl Engine {
         // A created, never started container's shim is collected here too.
         let c = self.inspect(&c.id).unwrap_or(c);
         self.destroy(&c);
+        self.emit_container(&c.id, "destroy", &[]);
         self.lock().containers.remove(&c.id);
         self.changed.notify_all();
         Ok(())
     }
 }
 
-fn check_name_in(t: &crate::Table, name: &str) -> Result<()> {
+pub(crate) fn check_name_in(t: &crate::Table, name: &str) -> Result<()> {
     let full = format!("/{name}");
     if let Some(other) = t.containers.values().find(|c| c.name == full) {
         return Err(EngineError::Conflict(format!(

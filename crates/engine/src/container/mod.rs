@@ -6,6 +6,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod model;
 mod netns;
+pub mod ops;
 pub mod spec;
 
 use std::path::Path;
@@ -191,15 +192,8 @@ impl Engine {
     /// When a shim is gone (killed, host trouble), the runtime may still
     /// hold state for the container: remove it so the id can start again.
     pub(crate) fn cleanup_lost_shim(&self, id: &str) {
-        let runtime = self.paths.runtime.clone().unwrap_or_else(|| {
-            self.paths
-                .shim
-                .parent()
-                .map_or("berth-runtime".into(), |d| d.join("berth-runtime"))
-        });
-        let _ = std::process::Command::new(runtime)
-            .arg("--root")
-            .arg(self.paths.runtime_root())
+        let _ = self
+            .runtime_command()
             .args(["delete", "--force", id])
             .output();
         let _ = std::fs::remove_dir_all(self.paths.state_dir(id));
@@ -226,6 +220,7 @@ pub(crate) fn apply_exit(c: &mut Container, exit: Option<ExitStatus>) {
         }
     }
     s.running = false;
+    s.paused = false;
     s.pid = 0;
     if s.status != "removing" {
         s.status = "exited".into();

@@ -121,6 +121,10 @@ impl Container {
         use crate::util::{human_duration, since};
         match self.state.status.as_str() {
             "running" => format!("Up {}", human_duration(since(&self.state.started_at))),
+            "paused" => format!(
+                "Up {} (Paused)",
+                human_duration(since(&self.state.started_at))
+            ),
             "exited" => format!(
                 "Exited ({}) {} ago",
                 self.state.exit_code,

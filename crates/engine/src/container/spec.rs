@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::model::Container;
+use super::model::{Container, HostConfig};
 use crate::error::{EngineError, Result};
 
 /// Docker's default capabilities.
@@ -151,6 +151,36 @@ fn bind_mount(spec: &str) -> Result<Value> {
     Ok(json!({"destination": dst, "type": "bind", "source": src, "options": options}))
 }
 
+/// Memory, CPU and pids limits from the HostConfig into the OCI
+/// `linux.resources` (at create, and again on `update`).
+pub(crate) fn limits(hc: &HostConfig, resources: &mut Value) {
+    let mem = hc.memory.unwrap_or(0);
+    if mem > 0 {
+        let mut m = json!({"limit": mem});
+        let swap = hc.memory_swap.unwrap_or(0);
+        // Docker: unset swap means twice the memory; -1 unlimited.
+        m["swap"] = json!(if swap == 0 { mem * 2 } else { swap });
+        resources["memory"] = m;
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(s) = hc.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(n) = hc.nano_cpus.filter(|n| *n > 0) {
+        cpu.insert("period".into(), json!(100_000));
+        cpu.insert("quota".into(), json!(n * 100_000 / 1_000_000_000));
+    }
+    if let Some(s) = hc.cpuset_cpus.as_ref().filter(|s| !s.is_empty()) {
+        cpu.insert("cpus".into(), json!(s));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = hc.pids_limit.filter(|p| *p != 0) {
+        resources["pids"] = json!({"limit": p});
+    }
+}
+
 /// Everything the runtime needs: `args`, `env` and `(uid, gid)` are
 /// resolved by the caller (they depend on the image and the rootfs).
 pub fn generate(
@@ -244,31 +274,7 @@ pub fn generate(
             dev("c", 136, None), dev("c", 10, Some(200))
         ])
     };
-    let mem = hc.memory.unwrap_or(0);
-    if mem > 0 {
-        let mut m = json!({"limit": mem});
-        let swap = hc.memory_swap.unwrap_or(0);
-        // Docker: unset swap means twice the memory; -1 unlimited.
-        m["swap"] = json!(if swap == 0 { mem * 2 } else { swap });
-        resources["memory"] = m;
-    }
-    let mut cpu = serde_json::Map::new();
-    if let Some(s) = hc.cpu_shares.filter(|s| *s > 0) {
-        cpu.insert("shares".into(), json!(s));
-    }
-    if let Some(n) = hc.nano_cpus.filter(|n| *n > 0) {
-        cpu.insert("period".into(), json!(100_000));
-        cpu.insert("quota".into(), json!(n * 100_000 / 1_000_000_000));
-    }
-    if let Some(s) = hc.cpuset_cpus.as_ref().filter(|s| !s.is_empty()) {
-        cpu.insert("cpus".into(), json!(s));
-    }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
-    }
-    if let Some(p) = hc.pids_limit.filter(|p| *p != 0) {
-        resources["pids"] = json!({"limit": p});
-    }
+    limits(hc, &mut resources);
 
     let mut linux = json!({
         "namespaces": namespaces,

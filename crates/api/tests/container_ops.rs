@@ -1,0 +1,258 @@
+//! Root-only: container operations beyond the lifecycle — top, pause,
+//! rename, update, events — through the real docker CLI against a private
+//! berthd, checking their effects on the kernel (cgroups, processes).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{DOCKER, Daemon, IMAGE, unique};
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn cgroup_file(controller: &str, id: &str, file: &str) -> String {
+    std::fs::read_to_string(format!("/sys/fs/cgroup/{controller}/berth/{id}/{file}"))
+        .unwrap_or_else(|e| panic!("{controller}/{file} of {id}: {e}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn top_pause_unpause_stop_paused() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", IMAGE]);
+    let name = unique("top");
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            IMAGE,
+            "sh",
+            "-c",
+            "sleep 1000 & sleep 999; exit 0",
+        ])
+        .trim()
+        .to_string();
+
+    // Every process of the container, ps -ef style, none of the host's.
+    let top = d.ok(&["top", &name]);
+    let mut lines = top.lines();
+    let header = lines.next().unwrap();
+    assert!(header.contains("PID") && header.contains("CMD"), "{top}");
+    let cmds: Vec<&str> = lines.collect();
+    assert_eq!(cmds.len(), 3, "{top}");
+    assert!(cmds.iter().any(|l| l.ends_with("sleep 1000")), "{top}");
+    assert!(cmds.iter().any(|l| l.ends_with("sleep 999")), "{top}");
+    // Custom ps arguments.
+    let top = d.ok(&["top", &name, "-o", "pid,comm"]);
+    assert_eq!(top.lines().next().unwrap().split_whitespace().count(), 2);
+    assert_eq!(
+        top.lines().filter(|l| l.ends_with("sleep")).count(),
+        2,
+        "{top}"
+    );
+
+    // Pause freezes the cgroup; status and ps say so.
+    d.ok(&["pause", &name]);
+    assert_eq!(cgroup_file("freezer", &id, "freezer.state"), "FROZEN");
+    let st = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Paused}} {{.State.Running}}",
+        &name,
+    ]);
+    assert_eq!(st.trim(), "paused true true");
+    assert!(d.ok(&["ps"]).contains("(Paused)"));
+    let o = d.docker(&["pause", &name]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("already paused"), "{}", o.stderr);
+    let o = d.docker(&["exec", &name, "true"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("is paused"), "{}", o.stderr);
+
+    d.ok(&["unpause", &name]);
+    assert_eq!(cgroup_file("freezer", &id, "freezer.state"), "THAWED");
+    assert_eq!(d.ok(&["exec", &name, "echo", "alive"]), "alive\n");
+    let o = d.docker(&["unpause", &name]);
+    assert!(o.stderr.contains("is not paused"), "{}", o.stderr);
+
+    // Stop of a paused container works (the signal lands after the thaw).
+    d.ok(&["pause", &name]);
+    let t = Instant::now();
+    d.ok(&["stop", "-t", "1", &name]);
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let st = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Paused}}",
+        &name,
+    ]);
+    assert_eq!(st.trim(), "exited false");
+    let o = d.docker(&["top", &name]);
+    assert!(o.stderr.contains("is not running"), "{}", o.stderr);
+    d.finish();
+}
+
+#[test]
+fn rename_and_update_live() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", IMAGE]);
+    let (a, b) = (unique("ren-a"), unique("ren-b"));
+    let id = d
+        .ok(&[
+            "run", "-d", "--name", &a, "-m", "64m", IMAGE, "sleep", "1000",
+        ])
+        .trim()
+        .to_string();
+    d.ok(&["create", "--name", &b, IMAGE, "true"]);
+    // Taken name: 409 with docker's words.
+    let o = d.docker(&["rename", &a, &b]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("is already in use"), "{}", o.stderr);
+    let o = d.docker(&["rename", &a, "bad/name"]);
+    assert!(o.stderr.contains("Invalid container name"), "{}", o.stderr);
+    let c = unique("ren-c");
+    d.ok(&["rename", &a, &c]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.Name}}", &id]).trim(),
+        format!("/{c}")
+    );
+    assert_ne!(d.docker(&["inspect", &a]).code, 0);
+
+    // Limits change in the kernel while it runs, and are kept.
+    assert_eq!(
+        cgroup_file("memory", &id, "memory.limit_in_bytes"),
+        "67108864"
+    );
+    d.ok(&[
+        "update",
+        "-m",
+        "128m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        &c,
+    ]);
+    assert_eq!(
+        cgroup_file("memory", &id, "memory.limit_in_bytes"),
+        "134217728"
+    );
+    assert_eq!(cgroup_file("cpu", &id, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(cgroup_file("pids", &id, "pids.max"), "50");
+    let hc = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
+        &c,
+    ]);
+    assert_eq!(hc.trim(), "134217728 500000000 50");
+    // ... also after a restart (the bundle follows).
+    d.ok(&["restart", "-t", "0", &c]);
+    assert_eq!(
+        cgroup_file("memory", &id, "memory.limit_in_bytes"),
+        "134217728"
+    );
+    assert_eq!(cgroup_file("pids", &id, "pids.max"), "50");
+    let o = d.docker(&["update", "-m", "1m", &c]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("Minimum memory limit"), "{}", o.stderr);
+    d.finish();
+}
+
+#[test]
+fn events_since_until_filters_and_live() {
+    let mut d = Daemon::start();
+    let t0 = format!("{:.9}", now() - 1.0);
+    d.ok(&["pull", IMAGE]);
+    let name = unique("ev");
+    // A live stream, filtered to this container.
+    let mut live = Command::new(DOCKER)
+        .args([
+            "events",
+            "--filter",
+            &format!("container={name}"),
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+        .env("DOCKER_CONFIG", d.docker_config.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    d.ok(&["run", "-d", "--name", &name, IMAGE, "sleep", "1000"]);
+    d.ok(&["exec", &name, "true"]);
+    d.ok(&["pause", &name]);
+    d.ok(&["unpause", &name]);
+    d.ok(&["kill", &name]);
+    d.ok(&["wait", &name]);
+    d.ok(&["rm", &name]);
+    let t1 = format!("{:.9}", now() + 0.5);
+
+    let want = [
+        "container create",
+        "container start",
+        "container exec_create: true",
+        "container exec_start: true",
+        "container exec_die",
+        "container pause",
+        "container unpause",
+        "container kill",
+        "container die",
+        "container destroy",
+    ];
+    let mut got = Vec::new();
+    let mut r = BufReader::new(live.stdout.take().unwrap());
+    let end = Instant::now() + Duration::from_secs(10);
+    while got.len() < want.len() && Instant::now() < end {
+        let mut l = String::new();
+        if r.read_line(&mut l).unwrap() == 0 {
+            break;
+        }
+        assert!(l.trim().ends_with(&name), "{l}");
+        got.push(l.trim().trim_end_matches(&name).trim().to_string());
+    }
+    let _ = live.kill();
+    let _ = live.wait();
+    assert_eq!(got, want);
+
+    // The buffer answers since/until, with type and event filters.
+    let past = d.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &t1,
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    assert_eq!(past.trim(), format!("pull {IMAGE}:latest"));
+    let past = d.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &t1,
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Actor.Attributes.exitCode}}",
+    ]);
+    assert_eq!(past.trim(), "137");
+    let o = d.docker(&["events", "--until", &t1, "--filter", "bogus=1"]);
+    assert_ne!(o.code, 0);
+    d.finish();
+}
