@@ -49,6 +49,21 @@ pub fn streaming(content_type: &'static str, rx: mpsc::Receiver<Bytes>) -> Resp 
     r
 }
 
+/// A streamed `application/json` response fed from synchronous code (a
+/// puller's or builder's callbacks cannot await a bounded channel).
+pub fn json_lines() -> (mpsc::UnboundedSender<Bytes>, Resp) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            if out_tx.send(b).await.is_err() {
+                break;
+            }
+        }
+    });
+    (tx, streaming("application/json", out_rx))
+}
+
 pub fn query(req: &Request<Incoming>) -> HashMap<String, String> {
     form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
         .into_owned()

@@ -89,11 +89,13 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
     let path = decode(&path);
     let m = req.method().clone();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    use routes::{container_ops as o, containers as c, images as i, system as s};
+    use routes::{build as b, container_ops as o, containers as c, images as i, system as s};
     match (&m, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(s::ping(&m)),
         (&Method::GET, ["version"]) => s::version().await,
         (&Method::GET, ["info"]) => s::info(engine).await,
+        (&Method::POST, ["build"]) => b::build(engine, req).await,
+        (&Method::POST, ["build", "prune"]) => b::prune(engine).await,
         (&Method::GET, ["images", "json"]) => i::list(engine).await,
         (&Method::POST, ["images", "create"]) => i::create(engine, req).await,
         (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {

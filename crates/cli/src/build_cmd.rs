@@ -148,7 +148,7 @@ pub fn builder(store: &ImageStore, c: BuilderCmd) -> Result<()> {
             let n = berth_builder::build::Cache::open(store.root())?.prune()?;
             // Layers only the cache kept are unreferenced now.
             let gc = store.collect(None)?;
-            println!("Deleted build cache objects: {n}");
+            println!("Deleted build cache objects: {}", n.len());
             println!("Total reclaimed space: {} bytes", gc.bytes);
             Ok(())
         }

@@ -73,6 +73,20 @@ fn classify_image_error(msg: &str, e: berth_image::Error) -> EngineError {
     }
 }
 
+impl From<berth_builder::Error> for EngineError {
+    fn from(e: berth_builder::Error) -> Self {
+        use berth_builder::Error as E;
+        match e {
+            E::Image(e) => e.into(),
+            E::Distribution(e) => e.into(),
+            E::Parse { .. } | E::Invalid(_) | E::Unsupported(_) | E::StepFailed { .. } => {
+                EngineError::InvalidArgument(e.to_string())
+            }
+            E::Io { .. } | E::Runtime(_) => EngineError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<berth_shim::ShimError> for EngineError {
     fn from(e: berth_shim::ShimError) -> Self {
         EngineError::Internal(format!("shim: {e}"))

@@ -3,6 +3,7 @@
 //! Containers run under berth-shim, so the engine can die and come back
 //! (see [`Engine::open`]) without touching them.
 
+pub mod build;
 pub mod container;
 pub mod error;
 pub mod events;
@@ -15,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use berth_image::ImageStore;
 
+pub use build::{BuildPrune, BuildRequest, BuildResult, Sink};
 pub use container::exec::Exec;
 pub use container::model::*;
 pub use error::{EngineError, ErrorKind, Result};

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, Result};
-use crate::http::{Resp, blocking, empty, flag, json, query, streaming};
+use crate::http::{Resp, blocking, empty, flag, json, json_lines, query};
 
 pub async fn list(engine: Arc<Engine>) -> Result<Resp> {
     Ok(json(
@@ -108,15 +108,7 @@ pub async fn create(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp>
         ));
     };
     let tag = q.get("tag").cloned().unwrap_or_default();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(async move {
-        while let Some(b) = rx.recv().await {
-            if out_tx.send(b).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (tx, resp) = json_lines();
     let progress = Arc::new(JsonProgress {
         tx: tx.clone(),
         sent: Mutex::new(HashMap::new()),
@@ -134,5 +126,5 @@ pub async fn create(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp>
         }
     });
     drop(tx);
-    Ok(streaming("application/json", out_rx))
+    Ok(resp)
 }

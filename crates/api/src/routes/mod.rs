@@ -1,3 +1,4 @@
+pub mod build;
 pub mod container_ops;
 pub mod containers;
 pub mod images;

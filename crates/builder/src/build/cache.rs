@@ -58,15 +58,20 @@ impl Cache {
         fs::rename(&tmp, &p).ctx("rename", &p)
     }
 
-    /// `builder prune`: drops every entry; returns how many. Layers only
+    /// `builder prune`: drops every entry; returns their keys. Layers only
     /// the cache kept are then unreferenced and go with the next collect.
-    pub fn prune(&self) -> Result<usize> {
-        let mut n = 0;
+    pub fn prune(&self) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
         for e in fs::read_dir(&self.dir).ctx("read", &self.dir)? {
             let p = e.ctx("read", &self.dir)?.path();
             fs::remove_file(&p).ctx("remove", &p)?;
-            n += 1;
+            if let Some(k) = p
+                .file_name()
+                .and_then(|n| n.to_str()?.strip_suffix(".json"))
+            {
+                keys.push(k.to_string());
+            }
         }
-        Ok(n)
+        Ok(keys)
     }
 }

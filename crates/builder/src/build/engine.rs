@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use berth_image::formats::{Platform, media};
 use berth_image::lease::Lease;
@@ -80,7 +80,7 @@ pub fn build(store: &Arc<ImageStore>, opts: &BuildOptions, out: Sink) -> Result<
     for (k, v) in &opts.labels {
         config::set_map_entry(&mut fin.image, "Labels", k, json!(v));
     }
-    let rec = write_image(store, &mut fin, opts.source_date_epoch)?;
+    let rec = write_image(store, &mut fin)?;
     ctx.line(&format!("writing image {} done", rec.id));
     for t in &opts.tags {
         let r: Reference = t.parse()?;
@@ -142,16 +142,8 @@ pub(super) fn rfc3339(secs: i64) -> String {
     berth_image::history::rfc3339(secs, None)
 }
 
-pub(super) fn now_or_epoch(epoch: Option<i64>) -> String {
-    rfc3339(epoch.unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
-    }))
-}
-
-fn write_image(store: &ImageStore, st: &mut StageState, epoch: Option<i64>) -> Result<ImageRecord> {
-    let created = now_or_epoch(epoch);
+fn write_image(store: &ImageStore, st: &mut StageState) -> Result<ImageRecord> {
+    let created = st.created.clone();
     st.image["created"] = json!(created);
     let config_bytes = serde_json::to_vec(&st.image).expect("config serialises");
     let config_digest = store.content.write_all(&config_bytes, None)?;

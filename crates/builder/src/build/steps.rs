@@ -12,7 +12,7 @@ use berth_image::{Digest, ImageStore, LayerRecord, Reference};
 use serde_json::{Value, json};
 
 use super::copy_step::mkdir_in_root;
-use super::engine::{now_or_epoch, stage_index};
+use super::engine::{rfc3339, stage_index};
 use super::run::{RunSpec, StepRoot};
 use super::{BuildOptions, Cache, Sink, cache, config, layer, run};
 use crate::dockerfile::ignore::Ignore;
@@ -23,6 +23,10 @@ use crate::error::{Error, IoContext, Result};
 pub(super) struct StageState {
     pub image: Value,
     pub layers: Vec<LayerRecord>,
+    /// When the stage's filesystem last changed: the base image's date, then
+    /// each layer step's (from its cache entry). History entries and the
+    /// image date use it, so a fully cached build yields the same image ID.
+    pub created: String,
 }
 
 pub(super) struct Ctx<'a> {
@@ -132,6 +136,7 @@ impl<'a> Ctx<'a> {
             StageState {
                 image: config::scratch(&Platform::host()),
                 layers: Vec::new(),
+                created: rfc3339(0),
             }
         } else if let Some(j) = stage_index(df, &base.to_ascii_lowercase(), idx) {
             done[j]
@@ -141,6 +146,9 @@ impl<'a> Ctx<'a> {
             self.image_state(&base, lease)?
         };
         self.done(t);
+        if let Some(e) = self.opts.source_date_epoch {
+            st.created = rfc3339(e);
+        }
         st.image["history"] = st.image.get("history").cloned().unwrap_or(json!([]));
         let mut scope = Scope {
             args: BTreeMap::new(),
@@ -215,9 +223,13 @@ impl<'a> Ctx<'a> {
         self.store.leases.put(lease)?;
         let image: Value = serde_json::from_slice(&self.store.content.read(&rec.id)?)
             .map_err(|e| Error::Invalid(format!("config of {name}: {e}")))?;
+        let created = image["created"]
+            .as_str()
+            .map_or_else(|| rfc3339(0), String::from);
         Ok(StageState {
             image,
             layers: rec.layers,
+            created,
         })
     }
 
@@ -258,7 +270,7 @@ impl<'a> Ctx<'a> {
             e => e,
         };
         let meta_only = |st: &mut StageState, by: String| {
-            push_history(st, &by, true, self.opts.source_date_epoch);
+            push_history(st, &by, true);
         };
         match &ins.kind {
             Kind::Arg { args } => {
@@ -409,28 +421,30 @@ impl<'a> Ctx<'a> {
         } else {
             self.cache.get(&self.store, &key)
         };
-        let layer = match hit {
+        let (layer, created) = match hit {
             Some(e) => {
                 self.line("CACHED");
                 self.cached += 1;
-                e.layer
+                (e.layer, e.created)
             }
             None => {
                 let l = make(self, st)?;
                 self.executed += 1;
+                let created = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
                 self.cache.put(
                     &key,
                     &cache::Entry {
                         layer: l.clone(),
-                        created: std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs()),
+                        created,
                     },
                 )?;
                 self.done(t);
-                l
+                (l, created)
             }
         };
+        st.created = rfc3339(self.opts.source_date_epoch.unwrap_or(created as i64));
         if let Some(l) = &layer {
             lease.chain_ids.push(l.chain_id.clone());
             lease.blobs.push(l.blob.clone());
@@ -445,7 +459,7 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        push_history(st, by, layer.is_none(), self.opts.source_date_epoch);
+        push_history(st, by, layer.is_none());
         Ok(())
     }
 
@@ -575,8 +589,9 @@ fn st_sets_cmd(df: &Dockerfile, idx: usize, ins: &Instruction) -> bool {
         .any(|i| matches!(i.kind, Kind::Cmd { .. }))
 }
 
-fn push_history(st: &mut StageState, by: &str, empty: bool, epoch: Option<i64>) {
-    let mut h = json!({"created": now_or_epoch(epoch), "created_by": by, "comment": "buildkit.dockerfile.v0"});
+fn push_history(st: &mut StageState, by: &str, empty: bool) {
+    let mut h =
+        json!({"created": st.created, "created_by": by, "comment": "buildkit.dockerfile.v0"});
     if empty {
         h["empty_layer"] = json!(true);
     }

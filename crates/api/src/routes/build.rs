@@ -1,0 +1,202 @@
+//! `POST /build` (legacy builder protocol: the context as a tar body, the
+//! progress as a stream of JSON messages) and `POST /build/prune`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use berth_engine::{BuildRequest, Engine};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::error::{ApiError, Result};
+use crate::http::{Resp, blocking, json, json_lines};
+
+/// Every value of every query key (`t` repeats).
+fn query_all(req: &Request<Incoming>) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        m.entry(k.into_owned()).or_default().push(v.into_owned());
+    }
+    m
+}
+
+fn last<'a>(q: &'a BTreeMap<String, Vec<String>>, k: &str) -> Option<&'a str> {
+    q.get(k).and_then(|v| v.last()).map(String::as_str)
+}
+
+fn flag(q: &BTreeMap<String, Vec<String>>, k: &str) -> bool {
+    last(q, k).is_some_and(|v| matches!(v, "1" | "true" | "True" | "TRUE"))
+}
+
+/// `buildargs` / `labels`: a JSON object of strings. A null build-arg value
+/// means "unset" (the client resolves values from its own environment).
+fn json_map(q: &BTreeMap<String, Vec<String>>, k: &str) -> Result<BTreeMap<String, String>> {
+    let Some(s) = last(q, k).filter(|s| !s.is_empty()) else {
+        return Ok(BTreeMap::new());
+    };
+    let v: BTreeMap<String, Option<String>> = serde_json::from_str(s).map_err(|e| {
+        ApiError::BadRequest(format!("{k}: expected a JSON object of strings: {e}"))
+    })?;
+    Ok(v.into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect())
+}
+
+pub(crate) fn request(q: &BTreeMap<String, Vec<String>>) -> Result<BuildRequest> {
+    if let Some(r) = last(q, "remote").filter(|r| !r.is_empty()) {
+        return Err(ApiError::BadRequest(format!(
+            "remote {r:?}: remote build contexts are not supported; send the context as the request body"
+        )));
+    }
+    Ok(BuildRequest {
+        dockerfile: last(q, "dockerfile").map(String::from),
+        tags: q
+            .get("t")
+            .map(|v| v.iter().filter(|t| !t.is_empty()).cloned().collect())
+            .unwrap_or_default(),
+        build_args: json_map(q, "buildargs")?,
+        labels: json_map(q, "labels")?,
+        target: last(q, "target").map(String::from),
+        no_cache: flag(q, "nocache"),
+        pull: flag(q, "pull"),
+        network: last(q, "networkmode").unwrap_or_default().to_string(),
+        platform: last(q, "platform").map(String::from),
+    })
+}
+
+/// Turns progress text into `{"stream": ...}` messages, one per line, so the
+/// client prints the step's output as it comes.
+struct StreamWriter {
+    tx: mpsc::UnboundedSender<Bytes>,
+    buf: Vec<u8>,
+    quiet: bool,
+}
+
+fn message(v: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(v).expect("json");
+    line.push(b'\n');
+    line.into()
+}
+
+impl Write for StreamWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.quiet {
+            return Ok(data.len());
+        }
+        self.buf.extend_from_slice(data);
+        while let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=i).collect();
+            let s = String::from_utf8_lossy(&line);
+            let _ = self.tx.send(message(&json!({ "stream": s })));
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
+    let q = query_all(&req);
+    let breq = request(&q)?;
+    let quiet = flag(&q, "q");
+    let context = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("reading the build context: {e}")))?
+        .to_bytes();
+    let (tx, resp) = json_lines();
+    let sink = Arc::new(Mutex::new(StreamWriter {
+        tx: tx.clone(),
+        buf: Vec::new(),
+        quiet,
+    }));
+    let tags = breq.tags.clone();
+    // A plain thread, not the blocking pool: the builder may start its own
+    // tokio runtime (pulling a base image) and forks for each RUN.
+    std::thread::spawn(move || {
+        let send = |v: Value| {
+            let _ = tx.send(message(&v));
+        };
+        match engine.build(&context, breq, sink) {
+            Ok(r) => {
+                let id = r.image_id.to_string();
+                send(json!({"aux": {"ID": id}}));
+                if quiet {
+                    send(json!({ "stream": format!("{id}\n") }));
+                } else {
+                    // What scripts written for the legacy builder look for.
+                    let short = r.image_id.hex().chars().take(12).collect::<String>();
+                    send(json!({ "stream": format!("Successfully built {short}\n") }));
+                    for t in tags {
+                        send(json!({ "stream": format!("Successfully tagged {t}\n") }));
+                    }
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                send(json!({"errorDetail": {"message": msg}, "error": msg}));
+            }
+        }
+    });
+    Ok(resp)
+}
+
+/// `POST /build/prune`: the whole cache goes (`all`, `filters` and
+/// `keep-storage` are accepted; Berth's cache has no finer grain yet).
+pub async fn prune(engine: Arc<Engine>) -> Result<Resp> {
+    let p = blocking(move || engine.build_prune()).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({"CachesDeleted": p.deleted, "SpaceReclaimed": p.reclaimed}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<String>> {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (k, v) in pairs {
+            m.entry(k.to_string()).or_default().push(v.to_string());
+        }
+        m
+    }
+
+    #[test]
+    fn build_query() {
+        let r = request(&q(&[
+            ("t", "a:1"),
+            ("t", "b"),
+            ("buildargs", r#"{"X":"1","Y":null}"#),
+            ("labels", r#"{"l":"v"}"#),
+            ("nocache", "1"),
+            ("target", "t1"),
+            ("networkmode", "host"),
+        ]))
+        .unwrap();
+        assert_eq!(r.tags, ["a:1", "b"]);
+        assert_eq!(r.build_args.len(), 1);
+        assert_eq!(r.build_args["X"], "1");
+        assert_eq!(r.labels["l"], "v");
+        assert!(r.no_cache && !r.pull);
+        assert_eq!(r.target.as_deref(), Some("t1"));
+        assert_eq!(r.network, "host");
+    }
+
+    #[test]
+    fn bad_build_query() {
+        let e = request(&q(&[("buildargs", "[1]")])).unwrap_err();
+        assert!(e.to_string().contains("buildargs"), "{e}");
+        assert_eq!(e.status().as_u16(), 400);
+        let e = request(&q(&[("remote", "https://x/y.git")])).unwrap_err();
+        assert!(e.to_string().contains("remote"), "{e}");
+    }
+}

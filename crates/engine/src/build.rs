@@ -1,0 +1,107 @@
+//! Builds (`POST /build`, `POST /build/prune`): the context arrives as a tar
+//! (plain or gzip) or as a bare Dockerfile; berth-builder does the work on
+//! the engine's image store.
+
+use std::collections::BTreeMap;
+
+use berth_builder::build::{self, BuildOptions, DockerfileSource};
+use berth_image::formats::Platform;
+
+pub use berth_builder::build::{BuildResult, Sink};
+
+use crate::Engine;
+use crate::error::{EngineError, Result};
+
+/// What a client asked to build (the context comes separately).
+#[derive(Clone, Debug, Default)]
+pub struct BuildRequest {
+    /// Dockerfile path inside the context (default `Dockerfile`).
+    pub dockerfile: Option<String>,
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub pull: bool,
+    /// `default`, `bridge`, `none` or `host` (empty = default).
+    pub network: String,
+    /// `os/arch[/variant]`; only the host's platform can be built.
+    pub platform: Option<String>,
+}
+
+/// What `builder prune` removed.
+#[derive(Debug, Default)]
+pub struct BuildPrune {
+    pub deleted: Vec<String>,
+    pub reclaimed: u64,
+}
+
+impl Engine {
+    /// Runs a build; progress lines go to `out`. The context is extracted
+    /// into a scratch dir under the store that is removed afterwards.
+    pub fn build(&self, context: &[u8], req: BuildRequest, out: Sink) -> Result<BuildResult> {
+        let host_network = match req.network.as_str() {
+            // No bridge yet: the default is a private network namespace
+            // with loopback only, which is also what `none` means.
+            "" | "default" | "bridge" | "none" => false,
+            "host" => true,
+            other => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "networkmode {other:?}: only default, none and host are supported for builds"
+                )));
+            }
+        };
+        if let Some(p) = req.platform.as_deref().filter(|p| !p.is_empty()) {
+            let want: Platform = p.parse()?;
+            let host = Platform::host();
+            if !want.matches(&host) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "platform {p}: only the host platform {host} can be built here (no emulation)"
+                )));
+            }
+        }
+        let ctx = build::context::from_reader(self.images.root(), context)?;
+        let mut o = BuildOptions::new(&ctx.dir);
+        o.dockerfile = match (ctx.dockerfile.clone(), req.dockerfile) {
+            // The body was a Dockerfile, not a tar (`docker build - < Dockerfile`
+            // with an old client).
+            (Some(text), _) => DockerfileSource::Text(text),
+            (None, Some(f)) if !f.is_empty() => {
+                let p = std::path::Path::new(&f);
+                if p.is_absolute() || p.components().any(|c| c.as_os_str() == "..") {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "dockerfile {f:?}: must be a path inside the build context"
+                    )));
+                }
+                DockerfileSource::Path(p.into())
+            }
+            (None, _) => DockerfileSource::Path("Dockerfile".into()),
+        };
+        if let DockerfileSource::Path(p) = &o.dockerfile
+            && !ctx.dir.join(p).is_file()
+        {
+            return Err(EngineError::InvalidArgument(format!(
+                "Cannot locate specified Dockerfile: {}",
+                p.display()
+            )));
+        }
+        o.tags = req.tags;
+        o.build_args = req.build_args;
+        o.labels = req.labels;
+        o.target = req.target.filter(|t| !t.is_empty());
+        o.no_cache = req.no_cache;
+        o.pull = req.pull;
+        o.host_network = host_network;
+        Ok(build::build(&self.images, &o, out)?)
+    }
+
+    /// Drops the whole build cache, then collects the layers only it kept.
+    pub fn build_prune(&self) -> Result<BuildPrune> {
+        let deleted = build::Cache::open(self.images.root())?.prune()?;
+        let gc = self.images.collect(None)?;
+        Ok(BuildPrune {
+            deleted,
+            reclaimed: gc.bytes,
+        })
+    }
+}
