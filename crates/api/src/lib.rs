@@ -112,6 +112,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
         (&Method::GET, ["containers", id, "json"]) => c::inspect(engine, id.to_string()).await,
         (&Method::GET, ["containers", id, "logs"]) => c::logs(engine, id.to_string(), req).await,
         (&Method::GET, ["containers", id, "top"]) => o::top(engine, id.to_string(), req).await,
+        (&Method::GET, ["containers", id, "stats"]) => o::stats(engine, id.to_string(), req).await,
         (&Method::GET, ["events"]) => o::events(engine, req).await,
         (&Method::POST, ["containers", id, op]) => {
             let id = id.to_string();

@@ -256,3 +256,86 @@ fn events_since_until_filters_and_live() {
     assert_ne!(o.code, 0);
     d.finish();
 }
+
+#[test]
+fn stats_no_stream_and_stream() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", IMAGE]);
+    let busy = unique("busy");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &busy,
+        "-m",
+        "64m",
+        "--pids-limit",
+        "20",
+        IMAGE,
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    // Real figures: a busy loop takes CPU, the memory limit shows, one pid.
+    let o = d.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}",
+        &busy,
+    ]);
+    let f: Vec<&str> = o.trim().split('|').collect();
+    assert_eq!(f[0], busy, "{o}");
+    let cpu: f64 = f[1].trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 5.0, "a busy loop shows CPU use: {o}");
+    assert!(f[2].ends_with("/ 64MiB"), "{o}");
+    assert!(!f[2].starts_with("0B"), "{o}");
+    assert_eq!(f[3], "1", "{o}");
+
+    // The API shape, one shot: no previous CPU figures.
+    let (code, body) = d.http(
+        "GET",
+        &format!("/containers/{busy}/stats?stream=0&one-shot=1"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    assert!(v["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap() > 0);
+    assert!(v["cpu_stats"]["system_cpu_usage"].as_u64().unwrap() > 0);
+    assert!(v["cpu_stats"]["online_cpus"].as_u64().unwrap() >= 1);
+    assert_eq!(v["precpu_stats"]["cpu_usage"]["total_usage"], 0);
+    assert_eq!(v["memory_stats"]["limit"], 64 * 1024 * 1024);
+    assert!(
+        v["memory_stats"]["stats"]["total_inactive_file"].is_u64(),
+        "{v}"
+    );
+    assert_eq!(
+        v["pids_stats"],
+        serde_json::json!({"current": 1, "limit": 20})
+    );
+    assert!(v["blkio_stats"]["io_service_bytes_recursive"].is_array());
+    assert_eq!(v["name"], format!("/{busy}"));
+
+    // Streamed: about one a second, each carrying the previous CPU
+    // figures, and the stream ends when the container exits.
+    let short = unique("short");
+    d.ok(&["run", "-d", "--name", &short, IMAGE, "sleep", "3"]);
+    let t = Instant::now();
+    let (code, body) = d.http("GET", &format!("/containers/{short}/stats"));
+    let took = t.elapsed();
+    assert_eq!(code, 200);
+    let docs: Vec<serde_json::Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!((2..=5).contains(&docs.len()), "{} samples", docs.len());
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert_eq!(docs[1]["precpu_stats"], docs[0]["cpu_stats"]);
+    assert_eq!(docs[1]["preread"], docs[0]["read"]);
+    // Not running: zeros, once.
+    let (code, body) = d.http("GET", &format!("/containers/{short}/stats"));
+    assert_eq!(code, 200);
+    assert_eq!(body.lines().count(), 1);
+    let (code, _) = d.http("GET", "/containers/nope/stats");
+    assert_eq!(code, 404);
+    d.finish();
+}

@@ -84,6 +84,76 @@ pub(crate) fn keyed_u64(path: &Path, key: &str) -> Result<u64> {
     Ok(0)
 }
 
+/// Every `key value` line of a flat keyed file (`memory.stat`, `cpu.stat`);
+/// lines that are not a name and a number are skipped; a missing file is empty.
+pub(crate) fn keyed_all(path: &Path) -> Result<std::collections::BTreeMap<String, u64>> {
+    let text = read_opt(path)?.unwrap_or_default();
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let k = it.next()?;
+            let v = it.next()?.parse().ok()?;
+            Some((k.to_string(), v))
+        })
+        .collect())
+}
+
+/// v1 `blkio.*_recursive` (`8:0 Read 4096` lines, then `Total n`).
+pub(crate) fn blkio_v1(path: &Path) -> Result<Vec<crate::IoStat>> {
+    let text = read_opt(path)?.unwrap_or_default();
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let (major, minor) = it.next()?.split_once(':')?;
+            let op = it.next()?.to_string();
+            Some(crate::IoStat {
+                major: major.parse().ok()?,
+                minor: minor.parse().ok()?,
+                op,
+                value: it.next()?.parse().ok()?,
+            })
+        })
+        .collect())
+}
+
+/// v2 `io.stat` (`8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0`):
+/// (bytes, operations) per device as read/write entries.
+pub(crate) fn io_stat_v2(path: &Path) -> Result<(Vec<crate::IoStat>, Vec<crate::IoStat>)> {
+    let text = read_opt(path)?.unwrap_or_default();
+    let (mut bytes, mut ops) = (Vec::new(), Vec::new());
+    for l in text.lines() {
+        let mut it = l.split_whitespace();
+        let Some((major, minor)) = it.next().and_then(|d| d.split_once(':')) else {
+            continue;
+        };
+        let (Ok(major), Ok(minor)) = (major.parse(), minor.parse()) else {
+            continue;
+        };
+        for kv in it {
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
+            let Ok(value) = v.parse() else { continue };
+            let (list, op) = match k {
+                "rbytes" => (&mut bytes, "read"),
+                "wbytes" => (&mut bytes, "write"),
+                "rios" => (&mut ops, "read"),
+                "wios" => (&mut ops, "write"),
+                _ => continue,
+            };
+            list.push(crate::IoStat {
+                major,
+                minor,
+                op: op.into(),
+                value,
+            });
+        }
+    }
+    Ok((bytes, ops))
+}
+
 pub(crate) fn exists(dir: &Path, file: &str) -> bool {
     dir.join(file).exists()
 }

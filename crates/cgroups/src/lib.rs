@@ -75,6 +75,26 @@ pub struct Stats {
     pub cpu_system_ns: u64,
     pub pids_current: u64,
     pub pids_limit: Option<u64>,
+    /// `memory.stat`, as the kernel names its entries.
+    pub memory_stat: std::collections::BTreeMap<String, u64>,
+    /// Per-CPU usage (v1 `cpuacct.usage_percpu`; v2 has none).
+    pub cpu_percpu_ns: Vec<u64>,
+    pub cpu_periods: u64,
+    pub cpu_throttled_periods: u64,
+    pub cpu_throttled_ns: u64,
+    /// Bytes and operations per device (v1 blkio, v2 io.stat).
+    pub io_bytes: Vec<IoStat>,
+    pub io_ops: Vec<IoStat>,
+}
+
+/// One block-device counter: `op` is `read`, `write` (v1 also `sync`,
+/// `async`, `total`, …).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IoStat {
+    pub major: u64,
+    pub minor: u64,
+    pub op: String,
+    pub value: u64,
 }
 
 /// What every cgroup implementation offers.

@@ -523,6 +523,7 @@ impl CgroupManager for V1Cgroup {
                 fs::read_u64_opt(&dir.join("memory.limit_in_bytes"))?.filter(|l| *l < UNLIMITED);
             stats.memory_max_usage = fs::read_u64_opt(&dir.join("memory.max_usage_in_bytes"))?;
             stats.oom_kills = fs::keyed_u64(&dir.join("memory.oom_control"), "oom_kill")?;
+            stats.memory_stat = fs::keyed_all(&dir.join("memory.stat"))?;
         }
         if let Some(dir) = self.dir_of("cpuacct") {
             stats.cpu_usage_ns = fs::read_u64_opt(&dir.join("cpuacct.usage"))?.unwrap_or(0);
@@ -533,6 +534,38 @@ impl CgroupManager for V1Cgroup {
             let stat = dir.join("cpuacct.stat");
             stats.cpu_user_ns = fs::keyed_u64(&stat, "user")? * ns_per_tick;
             stats.cpu_system_ns = fs::keyed_u64(&stat, "system")? * ns_per_tick;
+            let percpu = fs::read_opt(&dir.join("cpuacct.usage_percpu"))?.unwrap_or_default();
+            stats.cpu_percpu_ns = percpu
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
+        }
+        if let Some(dir) = self.dir_of("cpu") {
+            let cpu = fs::keyed_all(&dir.join("cpu.stat"))?;
+            let get = |k: &str| cpu.get(k).copied().unwrap_or(0);
+            stats.cpu_periods = get("nr_periods");
+            stats.cpu_throttled_periods = get("nr_throttled");
+            stats.cpu_throttled_ns = get("throttled_time");
+        }
+        if let Some(dir) = self.dir_of("blkio") {
+            // The CFQ files when the scheduler keeps them, else the
+            // throttle layer's (which counts every bio).
+            let pick = |cfq: &str, throttle: &str| -> Result<Vec<crate::IoStat>> {
+                let v = fs::blkio_v1(&dir.join(cfq))?;
+                if v.is_empty() {
+                    fs::blkio_v1(&dir.join(throttle))
+                } else {
+                    Ok(v)
+                }
+            };
+            stats.io_bytes = pick(
+                "blkio.io_service_bytes_recursive",
+                "blkio.throttle.io_service_bytes_recursive",
+            )?;
+            stats.io_ops = pick(
+                "blkio.io_serviced_recursive",
+                "blkio.throttle.io_serviced_recursive",
+            )?;
         }
         if let Some(dir) = self.dir_of("pids") {
             stats.pids_current = fs::read_u64_opt(&dir.join("pids.current"))?.unwrap_or(0);

@@ -413,6 +413,9 @@ impl CgroupManager for V2Cgroup {
     fn stats(&self) -> Result<Stats> {
         let dir = self.dir();
         let cpu_stat = dir.join("cpu.stat");
+        let cpu = fs::keyed_all(&cpu_stat)?;
+        let (io_bytes, io_ops) = fs::io_stat_v2(&dir.join("io.stat"))?;
+        let get = |k: &str| cpu.get(k).copied().unwrap_or(0);
         Ok(Stats {
             memory_usage: fs::read_u64_opt(&dir.join("memory.current"))?.unwrap_or(0),
             memory_limit: fs::read_u64_opt(&dir.join("memory.max"))?,
@@ -423,6 +426,13 @@ impl CgroupManager for V2Cgroup {
             cpu_system_ns: fs::keyed_u64(&cpu_stat, "system_usec")? * 1000,
             pids_current: fs::read_u64_opt(&dir.join("pids.current"))?.unwrap_or(0),
             pids_limit: fs::read_u64_opt(&dir.join("pids.max"))?,
+            memory_stat: fs::keyed_all(&dir.join("memory.stat"))?,
+            cpu_percpu_ns: Vec::new(),
+            cpu_periods: get("nr_periods"),
+            cpu_throttled_periods: get("nr_throttled"),
+            cpu_throttled_ns: get("throttled_usec") * 1000,
+            io_bytes,
+            io_ops,
         })
     }
 

@@ -377,6 +377,50 @@ fn pids_stats_and_freeze_read_the_files() {
         (30_000, 20_000, 10_000)
     );
     assert_eq!((s.pids_current, s.pids_limit), (3, Some(64)));
+    assert!(s.memory_stat.is_empty() && s.io_bytes.is_empty());
+
+    // The detail `docker stats` shows: memory.stat, throttling, io.stat.
+    fs::write(
+        leaf.join("memory.stat"),
+        "anon 1024\nfile 2048\ninactive_file 512\nbogus line here\n",
+    )
+    .unwrap();
+    fs::write(
+        leaf.join("cpu.stat"),
+        "usage_usec 30\nuser_usec 20\nsystem_usec 10\nnr_periods 7\nnr_throttled 2\nthrottled_usec 5\n",
+    )
+    .unwrap();
+    fs::write(
+        leaf.join("io.stat"),
+        "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n253:1 rbytes=1 wbytes=0 rios=1 wios=0\n",
+    )
+    .unwrap();
+    let s = cg.stats().unwrap();
+    assert_eq!(s.memory_stat.get("inactive_file"), Some(&512));
+    assert_eq!(s.memory_stat.len(), 3);
+    assert_eq!(
+        (s.cpu_periods, s.cpu_throttled_periods, s.cpu_throttled_ns),
+        (7, 2, 5000)
+    );
+    let io = |v: &[berth_cgroups::IoStat]| {
+        v.iter()
+            .map(|e| format!("{}:{} {} {}", e.major, e.minor, e.op, e.value))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        io(&s.io_bytes),
+        [
+            "8:0 read 4096",
+            "8:0 write 8192",
+            "253:1 read 1",
+            "253:1 write 0"
+        ]
+    );
+    assert_eq!(
+        io(&s.io_ops),
+        ["8:0 read 1", "8:0 write 2", "253:1 read 1", "253:1 write 0"]
+    );
+    assert!(s.cpu_percpu_ns.is_empty());
 
     // The fake kernel reports frozen at once.
     fs::write(leaf.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();

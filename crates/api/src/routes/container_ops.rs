@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::error::{ApiError, Result};
-use crate::http::{Resp, blocking, body_json, empty, json, query, streaming};
+use crate::http::{Resp, blocking, body_json, empty, flag, json, query, streaming};
 
 pub async fn top(engine: Arc<Engine>, id: String, req: Request<Incoming>) -> Result<Resp> {
     let args = query(&req).get("ps_args").cloned();
@@ -43,6 +43,33 @@ pub async fn update(engine: Arc<Engine>, id: String, req: Request<Incoming>) -> 
     let body: UpdateRequest = body_json(req).await?;
     let warnings = blocking(move || engine.update(&id, body)).await?;
     Ok(json(StatusCode::OK, &json!({ "Warnings": warnings })))
+}
+
+/// `GET /containers/{id}/stats`: one JSON document, or with `stream`
+/// (the default) one a second until the container stops or the client
+/// goes away.
+pub async fn stats(engine: Arc<Engine>, id: String, req: Request<Incoming>) -> Result<Resp> {
+    let q = query(&req);
+    let stream = q.get("stream").is_none_or(|_| flag(&q, "stream"));
+    let one_shot = flag(&q, "one-shot");
+    if one_shot && stream {
+        return Err(ApiError::BadRequest(
+            "cannot have stream=true and one-shot=true".into(),
+        ));
+    }
+    // Unknown containers are a 404 before any body goes out.
+    let e = engine.clone();
+    let id2 = id.clone();
+    blocking(move || e.inspect(&id2)).await?;
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    tokio::task::spawn_blocking(move || {
+        let _ = engine.stats(&id, stream, one_shot, &mut |v| {
+            let mut line = serde_json::to_vec(v).expect("stats serialise");
+            line.push(b'\n');
+            tx.blocking_send(Bytes::from(line)).is_ok()
+        });
+    });
+    Ok(streaming("application/json", rx))
 }
 
 /// `since`/`until`: unix seconds with an optional fraction

@@ -8,6 +8,7 @@ pub mod model;
 mod netns;
 pub mod ops;
 pub mod spec;
+pub mod stats;
 
 use std::path::Path;
 use std::sync::Arc;
