@@ -12,6 +12,7 @@ PKGS=(
   runc crun                                   # peer runtimes (interop, benchmarks)
   libseccomp-dev                              # seccomp in berth-runtime
   docker-registry                             # reference registry fixture
+  nftables                                    # Berth's packet rules (crates/network firewall)
 )
 # Peers for the interop tests (docker, podman, containerd).
 while read -r p; do
