@@ -78,6 +78,10 @@ impl Engine {
         }
         let images = Arc::new(ImageStore::open(&paths.root)?);
         images.cleanup()?;
+        // Step containers and mounts of builds a previous daemon was running.
+        if let Err(e) = berth_builder::build::cleanup_stale(&paths.root) {
+            eprintln!("berthd: cleaning up interrupted builds: {e}");
+        }
         let engine = Arc::new(Engine {
             paths,
             images,

@@ -39,6 +39,10 @@ pub fn build(store: &Arc<ImageStore>, opts: &BuildOptions, out: Sink) -> Result<
         .ok()
         .map(|t| Ignore::parse(&t));
     let mut ctx = Ctx::new(store.clone(), opts, out, ignore)?;
+    // A build killed earlier may have left its step mounts and containers.
+    if let Err(e) = super::cleanup_stale(store.root()) {
+        ctx.line(&format!("warning: cleaning up after an earlier build: {e}"));
+    }
     ctx.vertex(&format!("[internal] load build definition from {name}"));
     let df = dockerfile::parse(&name, &text)?;
     ctx.done(t0);

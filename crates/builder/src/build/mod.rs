@@ -4,6 +4,7 @@
 //! layer-making step goes through the cache first.
 
 mod cache;
+mod cleanup;
 pub mod config;
 pub mod context;
 pub mod copy;
@@ -14,6 +15,7 @@ pub mod run;
 mod steps;
 
 pub use cache::Cache;
+pub use cleanup::{Cleaned, cleanup_stale};
 pub use engine::{build, stderr_sink};
 pub use run::Sink;
 
