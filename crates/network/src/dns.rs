@@ -29,6 +29,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{NetworkError, Result};
+use crate::ipam::Subnet;
 
 pub const TYPE_A: u16 = 1;
 pub const TYPE_PTR: u16 = 12;
@@ -305,7 +306,7 @@ impl Records {
 #[derive(Debug, Clone, Default)]
 pub struct DnsConfig {
     /// Only clients in this subnet are answered (the network's); `None`: anyone.
-    pub allowed: Option<(Ipv4Addr, u8)>,
+    pub allowed: Option<Subnet>,
     /// Resolvers to forward unknown names to; empty: REFUSED.
     pub upstream: Vec<SocketAddr>,
 }
@@ -322,9 +323,9 @@ fn handle_packet(
         Err(ParseError::Malformed { id, rcode }) => return Some(error_response(id, rcode)),
         Err(_) => return None,
     };
-    if let Some((net, prefix)) = config.allowed {
+    if let Some(subnet) = config.allowed {
         let inside = match client {
-            IpAddr::V4(ip) => in_subnet(ip, net, prefix),
+            IpAddr::V4(ip) => subnet.contains(ip),
             IpAddr::V6(_) => false,
         };
         if !inside {
@@ -401,15 +402,6 @@ fn ptr_address(name: &str) -> Option<Ipv4Addr> {
         return None;
     }
     Some(Ipv4Addr::new(parts[3], parts[2], parts[1], parts[0]))
-}
-
-fn in_subnet(ip: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - prefix.min(32))
-    };
-    u32::from(ip) & mask == u32::from(net) & mask
 }
 
 /// A running server; dropping it stops it.
@@ -637,7 +629,7 @@ mod tests {
     fn clients_outside_the_subnet_are_refused() {
         let rec = records(&[("web", [10, 0, 0, 2])]);
         let cfg = DnsConfig {
-            allowed: Some((Ipv4Addr::new(10, 0, 0, 0), 24)),
+            allowed: Some(Subnet::new(Ipv4Addr::new(10, 0, 0, 0), 24)),
             upstream: vec![],
         };
         let q = encode_query(1, "web", TYPE_A);

@@ -37,6 +37,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::error::{NetworkError, Result};
+use crate::ipam::Subnet;
 use crate::ports::Protocol;
 
 /// The table Berth's daemon uses; tests and private daemons pick their own.
@@ -46,17 +47,15 @@ pub const DEFAULT_TABLE: &str = "berth";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeNetwork {
     pub bridge: String,
-    pub subnet: Ipv4Addr,
-    pub prefix: u8,
+    pub subnet: Subnet,
     pub internal: bool,
 }
 
 impl BridgeNetwork {
-    pub fn new(bridge: &str, subnet: Ipv4Addr, prefix: u8, internal: bool) -> BridgeNetwork {
+    pub fn new(bridge: &str, subnet: Subnet, internal: bool) -> BridgeNetwork {
         BridgeNetwork {
             bridge: bridge.into(),
             subnet,
-            prefix,
             internal,
         }
     }
@@ -401,7 +400,7 @@ fn forwards(state: &DesiredState) -> impl Iterator<Item = &PortForward> {
 }
 
 fn cidr(n: &BridgeNetwork) -> String {
-    format!("{}/{}", n.subnet, n.prefix)
+    n.subnet.to_string()
 }
 
 fn set_of(names: &[&str]) -> String {
@@ -427,21 +426,11 @@ fn validate(state: &DesiredState) -> Result<()> {
     };
     for n in &state.networks {
         check_if(&n.bridge)?;
-        if n.prefix > 32 {
+        // Subnet::new keeps host bits zero; a hand-made one could carry them.
+        if n.subnet.prefix > 32 || Subnet::new(n.subnet.addr, n.subnet.prefix) != n.subnet {
             return Err(NetworkError::InvalidArgument(format!(
-                "subnet {}/{} of bridge {}: prefix above 32",
-                n.subnet, n.prefix, n.bridge
-            )));
-        }
-        let mask = if n.prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - n.prefix)
-        };
-        if u32::from(n.subnet) & !mask != 0 {
-            return Err(NetworkError::InvalidArgument(format!(
-                "subnet {}/{} of bridge {}: host bits set",
-                n.subnet, n.prefix, n.bridge
+                "subnet {}/{} of bridge {}: host bits set or prefix above 32",
+                n.subnet.addr, n.subnet.prefix, n.bridge
             )));
         }
     }
@@ -531,7 +520,7 @@ mod tests {
     use super::*;
 
     fn net(bridge: &str, subnet: [u8; 4], internal: bool) -> BridgeNetwork {
-        BridgeNetwork::new(bridge, Ipv4Addr::from(subnet), 24, internal)
+        BridgeNetwork::new(bridge, Subnet::new(Ipv4Addr::from(subnet), 24), internal)
     }
 
     #[test]
@@ -617,8 +606,10 @@ mod tests {
         };
         let e = fw.render(&bad).unwrap_err().to_string();
         assert!(e.contains("bridge name"), "{e}");
+        let mut host_bits = net("br-a", [10, 1, 0, 0], false);
+        host_bits.subnet.addr = Ipv4Addr::new(10, 1, 0, 1);
         let bad = DesiredState {
-            networks: vec![net("br-a", [10, 1, 0, 1], false)],
+            networks: vec![host_bits],
             forwards: vec![],
         };
         let e = fw.render(&bad).unwrap_err().to_string();

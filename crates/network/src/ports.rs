@@ -134,7 +134,7 @@ pub struct PortRequest {
 
 /// PortBindings' element: `{"HostIp": "127.0.0.1", "HostPort": "8080"}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortBindingJson {
+pub struct PortBinding {
     #[serde(rename = "HostIp", default)]
     pub host_ip: String,
     #[serde(rename = "HostPort", default)]
@@ -220,7 +220,7 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortRequest>> {
 
 /// Reads HostConfig.PortBindings (`{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`).
 pub fn parse_port_bindings(
-    bindings: &BTreeMap<String, Option<Vec<PortBindingJson>>>,
+    bindings: &BTreeMap<String, Option<Vec<PortBinding>>>,
 ) -> Result<Vec<PortRequest>> {
     let mut out = Vec::new();
     for (key, list) in bindings {
@@ -230,7 +230,7 @@ pub fn parse_port_bindings(
         let list = match list {
             Some(l) if !l.is_empty() => l.clone(),
             // `"80/tcp": null` or `[]`: publish on any address, any port.
-            _ => vec![PortBindingJson::default()],
+            _ => vec![PortBinding::default()],
         };
         for b in list {
             let host_ip = if b.host_ip.is_empty() {
@@ -492,7 +492,7 @@ mod tests {
     #[test]
     fn port_bindings_json() {
         let json = r#"{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"8080"}],"53/udp":null,"443":[{"HostIp":"","HostPort":""}]}"#;
-        let m: BTreeMap<String, Option<Vec<PortBindingJson>>> = serde_json::from_str(json).unwrap();
+        let m: BTreeMap<String, Option<Vec<PortBinding>>> = serde_json::from_str(json).unwrap();
         let mut r = parse_port_bindings(&m).unwrap();
         r.sort_by_key(|r| r.container.port);
         assert_eq!(r[0], req(None, HostPort::Any, 53, Protocol::Udp));
@@ -501,7 +501,7 @@ mod tests {
             req(Some("127.0.0.1"), HostPort::Fixed(8080), 80, Protocol::Tcp)
         );
         assert_eq!(r[2], req(None, HostPort::Any, 443, Protocol::Tcp));
-        let bad: BTreeMap<String, Option<Vec<PortBindingJson>>> =
+        let bad: BTreeMap<String, Option<Vec<PortBinding>>> =
             serde_json::from_str(r#"{"80/tcp":[{"HostIp":"nope","HostPort":"1"}]}"#).unwrap();
         assert!(
             parse_port_bindings(&bad)
@@ -509,7 +509,7 @@ mod tests {
                 .to_string()
                 .contains("HostIp \"nope\"")
         );
-        let bad: BTreeMap<String, Option<Vec<PortBindingJson>>> =
+        let bad: BTreeMap<String, Option<Vec<PortBinding>>> =
             serde_json::from_str(r#"{"80/xyz":[]}"#).unwrap();
         assert!(
             parse_port_bindings(&bad)

@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use berth_network::dns::{
     DnsConfig, DnsServer, TYPE_A, encode_query, exchange_tcp, parse_response_a,
 };
+use berth_network::ipam::Subnet;
 use common::*;
 
 #[test]
@@ -24,7 +25,7 @@ fn names_and_aliases_resolve_on_the_network_only() {
         let srv = DnsServer::start(
             "10.1.5.1:53".parse().unwrap(),
             DnsConfig {
-                allowed: Some((Ipv4Addr::new(10, 1, 5, 0), 24)),
+                allowed: Some(Subnet::new(Ipv4Addr::new(10, 1, 5, 0), 24)),
                 upstream: vec![],
             },
         )

@@ -6,11 +6,12 @@ mod common;
 use std::net::Ipv4Addr;
 
 use berth_network::firewall::{BridgeNetwork, DesiredState, Firewall, PortForward};
+use berth_network::ipam::Subnet;
 use berth_network::ports::Protocol;
 use common::*;
 
 fn net(bridge: &str, subnet: [u8; 4], internal: bool) -> BridgeNetwork {
-    BridgeNetwork::new(bridge, Ipv4Addr::from(subnet), 24, internal)
+    BridgeNetwork::new(bridge, Subnet::new(Ipv4Addr::from(subnet), 24), internal)
 }
 
 #[test]
