@@ -85,11 +85,12 @@ fn decode(s: &str) -> String {
 }
 
 async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
-    let (_, path) = split_version(req.uri().path())?;
+    let (version, path) = split_version(req.uri().path())?;
     let path = decode(&path);
     let m = req.method().clone();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     use routes::{build as b, container_ops as o, containers as c, images as i, system as s};
+    use routes::volumes as v;
     match (&m, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(s::ping(&m)),
         (&Method::GET, ["version"]) => s::version().await,
@@ -138,6 +139,11 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
             c::exec_resize(engine, id.to_string(), req).await
         }
         (&Method::GET, ["exec", id, "json"]) => c::exec_inspect(engine, id.to_string()).await,
+        (&Method::GET, ["volumes"]) => v::list(engine, req).await,
+        (&Method::POST, ["volumes", "create"]) => v::create(engine, req).await,
+        (&Method::POST, ["volumes", "prune"]) => v::prune(engine, version, req).await,
+        (&Method::GET, ["volumes", name]) => v::inspect(engine, name.to_string()).await,
+        (&Method::DELETE, ["volumes", name]) => v::remove(engine, name.to_string(), req).await,
         _ => Err(ApiError::NoRoute),
     }
 }

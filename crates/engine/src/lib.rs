@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod images;
 mod util;
+pub mod volume;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -89,6 +90,7 @@ impl Engine {
             changed: Condvar::new(),
             events: events::EventLog::new(),
         });
+        engine.volumes_cleanup()?;
         engine.restore()?;
         Ok(engine)
     }

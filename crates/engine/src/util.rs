@@ -104,6 +104,33 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// One Docker filter's values: old clients send `["v"]`, newer
+/// `{"v": true}`; None for anything else.
+pub fn filter_values(vals: &serde_json::Value) -> Option<Vec<String>> {
+    use serde_json::Value;
+    match vals {
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+        ),
+        Value::Object(o) => Some(o.keys().cloned().collect()),
+        _ => None,
+    }
+}
+
+/// True when `p` is a mount point in this mount namespace.
+pub fn is_mountpoint(p: &Path) -> bool {
+    let Ok(canon) = p.canonicalize() else {
+        return false;
+    };
+    let want = canon.display().to_string();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
 /// A signal by number or name (`9`, `KILL`, `SIGKILL`).
 pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {

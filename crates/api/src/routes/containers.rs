@@ -48,7 +48,10 @@ pub async fn inspect(engine: Arc<Engine>, id: String) -> Result<Resp> {
     // Fields docker clients read that Berth has no content for yet.
     v["NetworkSettings"] =
         json!({"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": "", "MacAddress": ""});
-    v["Mounts"] = json!([]);
+    v["Mounts"] = berth_engine::container::mounts::inspect_mounts(&c);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("MountPoints");
+    }
     v["ExecIDs"] = Value::Null;
     v["GraphDriver"] = json!({"Name": "overlay2", "Data": null});
     Ok(json(StatusCode::OK, &v))
@@ -124,8 +127,9 @@ pub async fn resize(
 }
 
 pub async fn remove(engine: Arc<Engine>, id: String, req: Request<Incoming>) -> Result<Resp> {
-    let force = flag(&query(&req), "force");
-    blocking(move || engine.remove(&id, force)).await?;
+    let q = query(&req);
+    let (force, volumes) = (flag(&q, "force"), flag(&q, "v"));
+    blocking(move || engine.remove_with(&id, force, volumes)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -303,3 +303,105 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 pub fn unique(name: &str) -> String {
     format!("{name}-{}", std::process::id())
 }
+
+/// Pushes to the fixture registry a copy of busybox whose config has
+/// `volumes` as `VOLUME`s, under a repo only this test uses; returns its
+/// reference. (Layers are cross-mounted, so only the config is new.)
+pub fn busybox_with_volumes(repo: &str, volumes: &[&str]) -> String {
+    let reg = "http://127.0.0.1:5000/v2";
+    let curl = |args: &[&str]| -> String {
+        let out = Command::new("curl")
+            .arg("-sSf")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let accept = "Accept: application/vnd.oci.image.manifest.v1+json";
+    let mut manifest: serde_json::Value = serde_json::from_str(&curl(&[
+        "-H",
+        accept,
+        &format!("{reg}/busybox/manifests/latest"),
+    ]))
+    .unwrap();
+    let cfg_digest = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&curl(&[&format!("{reg}/busybox/blobs/{cfg_digest}")])).unwrap();
+    let vols: serde_json::Map<String, serde_json::Value> = volumes
+        .iter()
+        .map(|v| (v.to_string(), serde_json::json!({})))
+        .collect();
+    cfg["config"]["Volumes"] = serde_json::Value::Object(vols);
+    let cfg_bytes = serde_json::to_vec(&cfg).unwrap();
+    let cfg_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg_file.path(), &cfg_bytes).unwrap();
+    let sum = Command::new("sha256sum")
+        .arg(cfg_file.path())
+        .output()
+        .unwrap();
+    let digest = format!(
+        "sha256:{}",
+        String::from_utf8_lossy(&sum.stdout)
+            .split(' ')
+            .next()
+            .unwrap()
+    );
+    for l in manifest["layers"].as_array().unwrap() {
+        let d = l["digest"].as_str().unwrap();
+        curl(&[
+            "-X",
+            "POST",
+            &format!("{reg}/{repo}/blobs/uploads/?mount={d}&from=busybox"),
+        ]);
+    }
+    let headers = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-X",
+        "POST",
+        &format!("{reg}/{repo}/blobs/uploads/"),
+    ]);
+    let loc = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_string();
+    let loc = if loc.starts_with("http") {
+        loc
+    } else {
+        format!("http://127.0.0.1:5000{loc}")
+    };
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", cfg_file.path().display()),
+        &format!("{loc}{sep}digest={digest}"),
+    ]);
+    manifest["config"]["digest"] = serde_json::json!(digest);
+    manifest["config"]["size"] = serde_json::json!(cfg_bytes.len());
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+        &manifest.to_string(),
+        &format!("{reg}/{repo}/manifests/latest"),
+    ]);
+    format!("localhost:5000/{repo}:latest")
+}

@@ -177,7 +177,13 @@ impl Engine {
             host_config,
             shim: false,
             exits: 0,
+            ..Container::default()
         };
+        let image_volumes: Vec<String> = icfg["config"]["Volumes"]
+            .as_object()
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default();
+        c.mount_points = self.plan_mounts(&c, &image_volumes)?;
         let res = self.prepare_bundle(&c, &rec, &argv, &env);
         let res = res.and_then(|()| {
             let pid = self.launch_shim(&c, false)?;
@@ -190,12 +196,14 @@ impl Engine {
         });
         if let Err(e) = res {
             self.destroy(&c);
+            self.remove_anonymous_volumes(&c.mount_points);
             return Err(e);
         }
         let mut t = self.lock();
         if let Err(e) = check_name_in(&t, &name) {
             drop(t);
             self.destroy(&c);
+            self.remove_anonymous_volumes(&c.mount_points);
             return Err(e);
         }
         t.containers.insert(id.clone(), c);
@@ -246,6 +254,7 @@ impl Engine {
             Some((&upper, &work)),
             &rootfs,
         )?;
+        self.seed_volumes(c, &rootfs)?;
         let ids =
             berth_image::rootfs::resolve_user(c.config.user.as_deref().unwrap_or(""), &rootfs)
                 .map_err(|e| {
@@ -301,7 +310,7 @@ impl Engine {
         }
         let dir = self.paths.container_dir(&c.id);
         let rootfs = dir.join("rootfs");
-        if is_mountpoint(&rootfs) {
+        if crate::util::is_mountpoint(&rootfs) {
             let _ = berth_image::rootfs::unmount(&rootfs);
         }
         if let Ok(canon) = dir.canonicalize() {
@@ -400,7 +409,7 @@ impl Engine {
             engine.emit_container(&id, "die", &[("exitCode", code.to_string())]);
             engine.changed.notify_all();
             if auto_remove {
-                let _ = engine.remove(&id, true);
+                let _ = engine.remove_with(&id, true, true);
             }
         });
     }
@@ -553,6 +562,12 @@ impl Engine {
 
     /// `docker rm`: a running container needs `force` (then SIGKILL).
     pub fn remove(&self, key: &str, force: bool) -> Result<()> {
+        self.remove_with(key, force, false)
+    }
+
+    /// `docker rm [-f] [-v]`: with `volumes`, the container's anonymous
+    /// volumes go too (named volumes always stay).
+    pub fn remove_with(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let c = {
             let mut t = self.lock();
             let id = t.find(key)?;
@@ -589,6 +604,9 @@ impl Engine {
         self.destroy(&c);
         self.emit_container(&c.id, "destroy", &[]);
         self.lock().containers.remove(&c.id);
+        if volumes {
+            self.remove_anonymous_volumes(&c.mount_points);
+        }
         self.changed.notify_all();
         Ok(())
     }
@@ -632,15 +650,4 @@ pub(crate) fn shim_stream(sock: &Path, req: &Request) -> Result<UnixStream> {
         ));
     }
     Ok(s)
-}
-
-fn is_mountpoint(p: &Path) -> bool {
-    let Ok(canon) = p.canonicalize() else {
-        return false;
-    };
-    let want = canon.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }

@@ -5,8 +5,10 @@ pub mod exec;
 pub mod lifecycle;
 pub mod logs;
 pub mod model;
+pub mod mounts;
 mod netns;
 pub mod ops;
+mod seed;
 pub mod spec;
 pub mod stats;
 
@@ -73,14 +75,8 @@ fn matches(c: &Container, filters: &Value) -> bool {
         return true;
     };
     obj.iter().all(|(key, vals)| {
-        // Old clients send {"k":["v"]}, newer {"k":{"v":true}}.
-        let vals: Vec<String> = match vals {
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect(),
-            Value::Object(o) => o.keys().cloned().collect(),
-            _ => return true,
+        let Some(vals) = crate::util::filter_values(vals) else {
+            return true;
         };
         vals.iter().any(|v| match key.as_str() {
             "status" => c.state.status == *v,
@@ -185,7 +181,7 @@ impl Engine {
             self.watch(id);
         }
         for id in remove {
-            let _ = self.remove(&id, true);
+            let _ = self.remove_with(&id, true, true);
         }
         Ok(())
     }

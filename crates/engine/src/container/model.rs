@@ -26,6 +26,8 @@ pub struct Config {
     pub labels: Option<BTreeMap<String, String>>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
+    /// Anonymous volumes asked for (`-v /path`): `{"/path": {}}`.
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// Docker's `HostConfig`, the parts Berth honours.
@@ -50,6 +52,90 @@ pub struct HostConfig {
     pub init: Option<bool>,
     /// [height, width] of the client's terminal, for `-t`.
     pub console_size: Option<[u16; 2]>,
+    /// `--mount`.
+    pub mounts: Option<Vec<MountSpec>>,
+    pub volumes_from: Option<Vec<String>>,
+    pub restart_policy: Option<RestartPolicy>,
+}
+
+/// `HostConfig.RestartPolicy`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    /// "", no, always, unless-stopped, on-failure
+    pub name: String,
+    pub maximum_retry_count: i64,
+}
+
+/// One `HostConfig.Mounts` entry (`--mount`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MountSpec {
+    #[serde(rename = "Type")]
+    pub typ: String,
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    pub consistency: String,
+    pub bind_options: Option<BindOptions>,
+    pub volume_options: Option<VolumeOptions>,
+    pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct BindOptions {
+    pub propagation: String,
+    pub non_recursive: bool,
+    pub create_mountpoint: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    pub no_copy: bool,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub driver_config: Option<DriverConfig>,
+    pub subpath: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DriverConfig {
+    pub name: String,
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TmpfsOptions {
+    pub size_bytes: i64,
+    pub mode: u32,
+}
+
+/// A container's mount as resolved at create (Docker's `MountPoints`);
+/// inspect's `Mounts` shows the Docker fields.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MountPoint {
+    /// bind, volume or tmpfs
+    #[serde(rename = "Type")]
+    pub typ: String,
+    /// The volume's name (volumes only).
+    pub name: String,
+    pub source: String,
+    pub destination: String,
+    pub driver: String,
+    pub mode: String,
+    #[serde(rename = "RW")]
+    pub rw: bool,
+    pub propagation: String,
+    /// Berth's own: the volume is not seeded from the image.
+    pub no_copy: bool,
+    /// Berth's own: bind without `rbind` (`bind-nonrecursive`).
+    pub non_recursive: bool,
+    /// Berth's own: tmpfs data options (size=, mode=).
+    pub tmpfs_options: Vec<String>,
 }
 
 /// `POST /containers/create`'s body.
@@ -107,6 +193,10 @@ pub struct Container {
     pub shim: bool,
     /// Exits seen so far, for `wait?condition=next-exit`.
     pub exits: u64,
+    pub mount_points: Vec<MountPoint>,
+    /// Docker's flag: `stop` (or kill through stop) ended it, so
+    /// unless-stopped does not bring it back.
+    pub has_been_manually_stopped: bool,
 }
 
 impl Container {

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::model::{Container, HostConfig};
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 
 /// Docker's default capabilities.
 pub use berth_runtime::seccomp_profile::DOCKER_DEFAULT_CAPS as DEFAULT_CAPS;
@@ -117,40 +117,6 @@ pub fn capabilities(c: &Container) -> Vec<String> {
     caps
 }
 
-/// `-v src:dst[:opts]` as an OCI bind mount; the host dir is created when
-/// missing, as docker does.
-fn bind_mount(spec: &str) -> Result<Value> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dst, opts) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, o] => (*s, *d, *o),
-        _ => {
-            return Err(EngineError::InvalidArgument(format!(
-                "invalid volume specification: '{spec}'"
-            )));
-        }
-    };
-    if !src.starts_with('/') {
-        return Err(EngineError::InvalidArgument(format!(
-            "named volumes are not supported yet: '{spec}'"
-        )));
-    }
-    if !dst.starts_with('/') {
-        return Err(EngineError::InvalidArgument(format!(
-            "invalid mount path: '{dst}' mount path must be absolute"
-        )));
-    }
-    if !Path::new(src).exists() {
-        std::fs::create_dir_all(src)
-            .map_err(|e| crate::error::io_err("create", Path::new(src), e))?;
-    }
-    let mut options = vec!["rbind".to_string()];
-    let ro = opts.split(',').any(|o| o == "ro");
-    options.push(if ro { "ro" } else { "rw" }.into());
-    options.push("rprivate".into());
-    Ok(json!({"destination": dst, "type": "bind", "source": src, "options": options}))
-}
-
 /// Memory, CPU and pids limits from the HostConfig into the OCI
 /// `linux.resources` (at create, and again on `update`).
 pub(crate) fn limits(hc: &HostConfig, resources: &mut Value) {
@@ -238,14 +204,7 @@ pub fn generate(
     ] {
         mounts.push(json!({"destination": dst, "type": "bind", "source": files.join(name), "options": ["rbind", "rprivate"]}));
     }
-    for b in hc.binds.iter().flatten() {
-        mounts.push(bind_mount(b)?);
-    }
-    for (dst, opts) in hc.tmpfs.iter().flatten() {
-        let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
-        o.extend(opts.split(',').filter(|s| !s.is_empty()).map(String::from));
-        mounts.push(json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": o}));
-    }
+    mounts.extend(super::mounts::oci_mounts(c));
 
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -336,13 +295,5 @@ mod tests {
         c.host_config.security_opt = None;
         let s = generate(&c, &["true".into()], &[], (0, 0), false, Path::new("/x")).unwrap();
         assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
-    }
-
-    #[test]
-    fn binds() {
-        let m = bind_mount("/tmp:/data:ro").unwrap();
-        assert_eq!(m["destination"], "/data");
-        assert!(m["options"].to_string().contains("\"ro\""));
-        assert!(bind_mount("vol:/data").is_err());
     }
 }
