@@ -89,8 +89,8 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
     let path = decode(&path);
     let m = req.method().clone();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    use routes::{build as b, container_ops as o, containers as c, images as i, system as s};
     use routes::volumes as v;
+    use routes::{build as b, container_ops as o, containers as c, images as i, system as s};
     match (&m, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(s::ping(&m)),
         (&Method::GET, ["version"]) => s::version().await,
