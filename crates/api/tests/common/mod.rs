@@ -181,8 +181,18 @@ impl Daemon {
 
     /// A raw HTTP/1.0 request on the socket: (status, body).
     pub fn http(&self, method: &str, path: &str) -> (u16, String) {
+        self.http_json(method, path, "")
+    }
+
+    /// A raw HTTP/1.0 request with a JSON body: (status, body).
+    pub fn http_json(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         let mut s = UnixStream::connect(self.socket()).unwrap();
-        write!(s, "{method} {path} HTTP/1.0\r\nHost: berth\r\n\r\n").unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
         let mut resp = String::new();
         s.read_to_string(&mut resp).unwrap();
         let status = resp

@@ -60,6 +60,7 @@ impl Engine {
         name: Option<&str>,
         req: CreateRequest,
     ) -> Result<(String, Vec<String>)> {
+        super::restart::validate(&req.host_config)?;
         let image_name = req.config.image.clone().unwrap_or_default();
         if image_name.is_empty() {
             return Err(EngineError::InvalidArgument(
@@ -325,11 +326,22 @@ impl Engine {
     }
 
     pub fn start(self: &Arc<Self>, key: &str) -> Result<()> {
+        self.start_container(key, false)
+    }
+
+    /// `restart`: the policy's start after a back-off, which keeps the
+    /// manual-stop flag; a user's start clears it.
+    pub(crate) fn start_container(self: &Arc<Self>, key: &str, restart: bool) -> Result<()> {
         let c = {
-            let t = self.lock();
-            let c = t.get(key)?;
-            if c.state.running {
+            let mut t = self.lock();
+            let id = t.find(key)?;
+            let c = t.containers.get_mut(&id).expect("found");
+            if c.state.running && !(restart && c.state.restarting) {
                 return Ok(());
+            }
+            if !restart {
+                c.has_been_manually_stopped = false;
+                c.stopping = false;
             }
             if c.state.status == "removing" {
                 return Err(EngineError::Conflict(format!(
@@ -363,6 +375,7 @@ impl Engine {
             let c = t.containers.get_mut(&c.id).ok_or_else(|| no_such(key))?;
             c.shim = true;
             c.state.running = true;
+            c.state.restarting = false;
             c.state.status = "running".into();
             c.state.pid = pid;
             c.state.exit_code = 0;
@@ -394,21 +407,25 @@ impl Engine {
                 }
                 Err(_) => engine.cleanup_lost_shim(&id),
             }
-            let (auto_remove, code) = {
+            let (auto_remove, code, restart) = {
                 let mut t = engine.lock();
                 let Some(c) = t.containers.get_mut(&id) else {
                     return;
                 };
                 apply_exit(c, exit);
+                let restart = super::restart::after_exit(c);
                 let _ = engine.persist(c);
                 (
                     c.host_config.auto_remove.unwrap_or(false),
                     c.state.exit_code,
+                    restart,
                 )
             };
             engine.emit_container(&id, "die", &[("exitCode", code.to_string())]);
             engine.changed.notify_all();
-            if auto_remove {
+            if let Some(delay) = restart {
+                engine.restart_after(id, delay);
+            } else if auto_remove {
                 let _ = engine.remove_with(&id, true, true);
             }
         });
@@ -423,6 +440,10 @@ impl Engine {
                 c.id
             )));
         }
+        // unless-stopped stays down after a kill; `always` comes back.
+        if self.mark_stopped(&c.id, false) {
+            return Ok(());
+        }
         ShimClient::connect(&self.paths.shim_socket(&c.id))?.kill(sig, false)?;
         self.emit_container(&c.id, "kill", &[("signal", sig.to_string())]);
         self.thaw_after_signal(&c.id);
@@ -433,6 +454,10 @@ impl Engine {
     pub fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
         let c = self.inspect(key)?;
         if !c.state.running {
+            return Ok(());
+        }
+        if self.mark_stopped(&c.id, true) {
+            self.emit_container(&c.id, "stop", &[]);
             return Ok(());
         }
         let sig = signal
@@ -508,7 +533,7 @@ impl Engine {
                 Some(c) => {
                     last = c.state.exit_code;
                     let done = match ticket.cond {
-                        WaitCondition::NotRunning => !c.state.running,
+                        WaitCondition::NotRunning => !c.state.running || c.state.restarting,
                         WaitCondition::NextExit => c.exits > ticket.exits,
                         WaitCondition::Removed => false,
                     };
@@ -582,6 +607,12 @@ impl Engine {
                 return Err(EngineError::Conflict(format!(
                     "removal of container {key} is already in progress"
                 )));
+            }
+            c.stopping = true;
+            if c.state.restarting {
+                // In back-off: no process to kill, and no restart now.
+                c.state.restarting = false;
+                c.state.running = false;
             }
             c.state.status = "removing".into();
             let _ = self.persist(c);

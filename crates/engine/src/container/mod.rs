@@ -8,6 +8,7 @@ pub mod model;
 pub mod mounts;
 mod netns;
 pub mod ops;
+mod restart;
 mod seed;
 pub mod spec;
 pub mod stats;
@@ -183,6 +184,7 @@ impl Engine {
         for id in remove {
             let _ = self.remove_with(&id, true, true);
         }
+        self.restart_on_boot();
         Ok(())
     }
 

@@ -197,6 +197,12 @@ pub struct Container {
     /// Docker's flag: `stop` (or kill through stop) ended it, so
     /// unless-stopped does not bring it back.
     pub has_been_manually_stopped: bool,
+    /// A stop (or removal) is under way: its exit is not restarted.
+    #[serde(skip)]
+    pub stopping: bool,
+    /// The restart back-off now (Docker keeps it in memory too).
+    #[serde(skip)]
+    pub restart_backoff_ms: u64,
 }
 
 impl Container {
