@@ -90,7 +90,9 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
     let m = req.method().clone();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     use routes::volumes as v;
-    use routes::{build as b, container_ops as o, containers as c, images as i, system as s};
+    use routes::{
+        build as b, container_ops as o, containers as c, filesystem as f, images as i, system as s,
+    };
     match (&m, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(s::ping(&m)),
         (&Method::GET, ["version"]) => s::version().await,
@@ -115,6 +117,9 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
         (&Method::GET, ["containers", id, "top"]) => o::top(engine, id.to_string(), req).await,
         (&Method::GET, ["containers", id, "stats"]) => o::stats(engine, id.to_string(), req).await,
         (&Method::GET, ["events"]) => o::events(engine, req).await,
+        (&Method::GET, ["containers", id, "changes"]) => f::changes(engine, id.to_string()).await,
+        (&Method::GET, ["containers", id, "export"]) => f::export(engine, id.to_string()).await,
+        (&Method::POST, ["commit"]) => f::commit(engine, req).await,
         (&Method::POST, ["containers", id, op]) => {
             let id = id.to_string();
             match *op {

@@ -122,7 +122,7 @@ impl Engine {
             repo_tags,
             repo_digests,
             parent: String::new(),
-            comment: String::new(),
+            comment: cfg["comment"].as_str().unwrap_or_default().to_string(),
             created: rec.created.clone().unwrap_or_default(),
             docker_version: String::new(),
             author: cfg["author"].as_str().unwrap_or_default().to_string(),

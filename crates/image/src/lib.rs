@@ -10,6 +10,7 @@ pub mod unpack;
 pub use content::ContentStore;
 pub use digest::{Digest, chain_ids};
 pub use error::{Error, Result};
+pub mod changeset;
 pub mod check;
 pub mod gc;
 pub mod history;

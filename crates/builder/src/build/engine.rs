@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use berth_image::formats::{Platform, media};
 use berth_image::lease::Lease;
-use berth_image::{Digest, ImageRecord, ImageStore, Reference};
-use serde_json::{Value, json};
+use berth_image::{ImageRecord, ImageStore, Reference};
+use serde_json::json;
 
 use super::steps::{Ctx, StageState};
 use super::{BuildOptions, BuildResult, DockerfileSource, Sink, config};
@@ -147,47 +146,10 @@ pub(super) fn rfc3339(secs: i64) -> String {
 }
 
 fn write_image(store: &ImageStore, st: &mut StageState) -> Result<ImageRecord> {
-    let created = st.created.clone();
-    st.image["created"] = json!(created);
-    let config_bytes = serde_json::to_vec(&st.image).expect("config serialises");
-    let config_digest = store.content.write_all(&config_bytes, None)?;
-    let layers: Vec<Value> = st
-        .layers
-        .iter()
-        .map(|l| json!({"mediaType": l.media_type, "digest": l.blob.to_string(), "size": l.blob_size}))
-        .collect();
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_MANIFEST,
-        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()},
-        "layers": layers,
-    });
-    let mbytes = serde_json::to_vec(&manifest).expect("manifest serialises");
-    let mdigest = store.content.write_all(&mbytes, None)?;
-    let size = st
-        .layers
-        .iter()
-        .map(|l| store.layers.meta(&l.chain_id).map_or(0, |m| m.size))
-        .sum();
-    let s = |k: &str| st.image[k].as_str().unwrap_or_default().to_string();
-    Ok(ImageRecord {
-        id: Digest::sha256_of(&config_bytes),
-        manifest: mdigest,
-        manifest_media_type: media::OCI_MANIFEST.into(),
-        index: None,
-        repo_tags: Vec::new(),
-        repo_digests: Vec::new(),
-        layers: st.layers.clone(),
-        created: Some(created),
-        platform: Platform {
-            architecture: s("architecture"),
-            os: s("os"),
-            variant: st.image["variant"].as_str().map(String::from),
-            os_version: None,
-        }
-        .to_string(),
-        size,
-    })
+    st.image["created"] = json!(st.created.clone());
+    Ok(berth_image::changeset::write_image(
+        store, &st.image, &st.layers,
+    )?)
 }
 
 /// A sink that writes to a file descriptor's duplicate (the CLI's stderr,

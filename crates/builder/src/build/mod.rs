@@ -10,7 +10,8 @@ pub mod context;
 pub mod copy;
 mod copy_step;
 mod engine;
-pub mod layer;
+/// Moved to berth-image (the engine's `commit` makes layers the same way).
+pub use berth_image::changeset as layer;
 pub mod run;
 mod steps;
 

@@ -1,6 +1,8 @@
 //! Containers: records on disk, lookup, listing, and taking over a previous
 //! daemon's containers. Lifecycle operations are in [`lifecycle`].
 
+pub mod changes;
+pub mod commit;
 pub mod exec;
 pub mod lifecycle;
 pub mod logs;

@@ -1,5 +1,6 @@
-//! A step's changeset → a layer. The changeset is the overlay *upper* dir
-//! (only what the step wrote), so nothing walks the whole tree: overlay
+//! A changeset → a layer (a build step's, a committed container's). The
+//! changeset is the overlay *upper* dir (only what was written), so nothing
+//! walks the whole tree: overlay
 //! whiteouts (char 0:0) become `.wh.<name>`, opaque dirs
 //! (`trusted.overlay.opaque=y`) get `.wh..wh..opq`. The tar is
 //! deterministic: sorted entries, no user/group names, mtimes clamped to
@@ -13,11 +14,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use berth_image::digest::{Algorithm, Hasher};
-use berth_image::formats::{Descriptor, media};
-use berth_image::{Digest, ImageStore, LayerRecord};
-
+use crate::digest::{Algorithm, Hasher};
 use crate::error::{IoContext, Result};
+use crate::formats::{Descriptor, media};
+use crate::{Digest, ImageStore, LayerRecord};
 
 struct HashWriter<W> {
     inner: W,
@@ -45,6 +45,17 @@ pub fn is_empty(upper: &Path) -> Result<bool> {
 /// Writes the changeset under `upper` as a gzip tar at `out`; returns
 /// (blob digest, size, diff id).
 pub fn write_tar(upper: &Path, out: &Path, epoch: Option<i64>) -> Result<(Digest, u64, Digest)> {
+    write_tar_excluding(upper, out, epoch, &|_| false)
+}
+
+/// [`write_tar`] without the paths (relative to `upper`) that `skip`
+/// names, nor anything below them: a container's mount points.
+pub fn write_tar_excluding(
+    upper: &Path,
+    out: &Path,
+    epoch: Option<i64>,
+    skip: &dyn Fn(&Path) -> bool,
+) -> Result<(Digest, u64, Digest)> {
     let f = File::create(out).ctx("create", out)?;
     let blob = HashWriter {
         inner: BufWriter::with_capacity(256 * 1024, f),
@@ -60,7 +71,7 @@ pub fn write_tar(upper: &Path, out: &Path, epoch: Option<i64>) -> Result<(Digest
     let mut tar = tar::Builder::new(diff);
     tar.mode(tar::HeaderMode::Complete);
     let mut links = HashMap::new();
-    walk(&mut tar, upper, Path::new(""), epoch, &mut links)?;
+    walk(&mut tar, upper, Path::new(""), epoch, &mut links, skip)?;
     let diff = tar.into_inner().ctx("finish tar", out)?;
     let diff_id = diff.hasher.finish();
     let mut blob = diff.inner.finish().ctx("finish gzip", out)?;
@@ -112,6 +123,7 @@ fn walk<W: Write>(
     rel: &Path,
     epoch: Option<i64>,
     links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+    skip: &dyn Fn(&Path) -> bool,
 ) -> Result<()> {
     let mut names: Vec<_> = fs::read_dir(dir)
         .ctx("read", dir)?
@@ -122,6 +134,9 @@ fn walk<W: Write>(
     for name in names {
         let path = dir.join(&name);
         let rp = rel.join(&name);
+        if skip(&rp) {
+            continue;
+        }
         let meta = fs::symlink_metadata(&path).ctx("stat", &path)?;
         let ft = meta.file_type();
         let mut h = header(&meta, epoch);
@@ -146,7 +161,7 @@ fn walk<W: Write>(
                 tar.append_data(&mut wh, rp.join(".wh..wh..opq"), io::empty())
                     .ctx("tar", &path)?;
             }
-            walk(tar, &path, &rp, epoch, links)?;
+            walk(tar, &path, &rp, epoch, links, skip)?;
         } else if ft.is_symlink() {
             let target = fs::read_link(&path).ctx("readlink", &path)?;
             h.set_entry_type(tar::EntryType::Symlink);
@@ -227,5 +242,51 @@ pub fn store_layer(
         blob_size: size,
         diff_id,
         chain_id,
+    })
+}
+
+/// Writes an image's config and OCI manifest to the content store and
+/// returns its record (not yet named: [`ImageStore::put`] does that). The
+/// config's `created` is the record's.
+pub fn write_image(
+    store: &ImageStore,
+    config: &serde_json::Value,
+    layers: &[LayerRecord],
+) -> Result<crate::ImageRecord> {
+    let config_bytes = serde_json::to_vec(config).expect("config serialises");
+    let config_digest = store.content.write_all(&config_bytes, None)?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()},
+        "layers": layers
+            .iter()
+            .map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.blob.to_string(), "size": l.blob_size}))
+            .collect::<Vec<_>>(),
+    });
+    let mbytes = serde_json::to_vec(&manifest).expect("manifest serialises");
+    let mdigest = store.content.write_all(&mbytes, None)?;
+    let size = layers
+        .iter()
+        .map(|l| store.layers.meta(&l.chain_id).map_or(0, |m| m.size))
+        .sum();
+    let s = |k: &str| config[k].as_str().unwrap_or_default().to_string();
+    Ok(crate::ImageRecord {
+        id: Digest::sha256_of(&config_bytes),
+        manifest: mdigest,
+        manifest_media_type: media::OCI_MANIFEST.into(),
+        index: None,
+        repo_tags: Vec::new(),
+        repo_digests: Vec::new(),
+        layers: layers.to_vec(),
+        created: config["created"].as_str().map(String::from),
+        platform: crate::formats::Platform {
+            architecture: s("architecture"),
+            os: s("os"),
+            variant: config["variant"].as_str().map(String::from),
+            os_version: None,
+        }
+        .to_string(),
+        size,
     })
 }

@@ -1,0 +1,339 @@
+//! `docker commit`: a new image whose top layer is the container's changes
+//! (the overlay upper dir, whiteouts as OCI `.wh.` entries; mount points
+//! left out), with the container's config, `--change` instructions applied,
+//! and a history entry.
+
+use std::path::Path;
+
+use berth_image::Reference;
+use serde_json::{Value, json};
+
+use super::model::Config;
+use crate::Engine;
+use crate::error::{EngineError, Result};
+use crate::util::{now_rfc3339, random_id};
+
+/// `POST /commit`'s options.
+#[derive(Clone, Debug, Default)]
+pub struct CommitOptions {
+    pub repo: Option<String>,
+    pub tag: Option<String>,
+    pub comment: Option<String>,
+    pub author: Option<String>,
+    /// Freeze the container while its changes are read (Docker's default).
+    pub pause: bool,
+    /// Dockerfile instructions: `CMD ["sh"]`, `ENV A=1`, …
+    pub changes: Vec<String>,
+    /// The request body: config fields that override the container's.
+    pub config: Option<Config>,
+}
+
+/// Splits on blanks outside double quotes and drops the quotes
+/// (`A="x y" B=z` → `A=x y`, `B=z`).
+fn words(s: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
+    let mut chars = s.chars();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            '\\' if quoted => cur.extend(chars.next()),
+            c if c.is_whitespace() && !quoted => {
+                if any || !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// JSON array form, else the shell form (`/bin/sh -c …`).
+fn command(rest: &str) -> Vec<String> {
+    if rest.starts_with('[')
+        && let Ok(v) = serde_json::from_str::<Vec<String>>(rest)
+    {
+        return v;
+    }
+    vec!["/bin/sh".into(), "-c".into(), rest.into()]
+}
+
+fn key_values(instr: &str, rest: &str) -> Result<Vec<(String, String)>> {
+    let ws = words(rest);
+    if ws.first().is_some_and(|w| !w.contains('=')) {
+        // The old form: `ENV KEY value with spaces`.
+        let (k, v) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        return Ok(vec![(k.to_string(), words(v.trim()).join(" "))]);
+    }
+    ws.into_iter()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(EngineError::InvalidArgument(format!(
+                "{instr} {rest}: expected KEY=VALUE"
+            ))),
+        })
+        .collect()
+}
+
+/// Applies one `--change` instruction to an image's `config` object.
+pub fn apply_change(cfg: &mut Value, line: &str) -> Result<()> {
+    let line = line.trim();
+    let (instr, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let rest = rest.trim();
+    let instr = instr.to_ascii_uppercase();
+    if rest.is_empty() {
+        return Err(EngineError::InvalidArgument(format!(
+            "{instr} requires at least one argument"
+        )));
+    }
+    let set_in = |cfg: &mut Value, field: &str, k: String, v: Value| {
+        if !cfg[field].is_object() {
+            cfg[field] = json!({});
+        }
+        cfg[field][k] = v;
+    };
+    match instr.as_str() {
+        "CMD" => cfg["Cmd"] = json!(command(rest)),
+        "ENTRYPOINT" => cfg["Entrypoint"] = json!(command(rest)),
+        "ENV" => {
+            let mut env: Vec<String> =
+                serde_json::from_value(cfg["Env"].clone()).unwrap_or_default();
+            for (k, v) in key_values(&instr, rest)? {
+                env.retain(|e| e.split('=').next() != Some(k.as_str()));
+                env.push(format!("{k}={v}"));
+            }
+            cfg["Env"] = json!(env);
+        }
+        "LABEL" => {
+            for (k, v) in key_values(&instr, rest)? {
+                set_in(cfg, "Labels", k, json!(v));
+            }
+        }
+        "EXPOSE" => {
+            for p in words(rest) {
+                let (port, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
+                if port.split('-').any(|n| n.parse::<u16>().is_err()) {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "EXPOSE: invalid port {p}"
+                    )));
+                }
+                set_in(cfg, "ExposedPorts", format!("{port}/{proto}"), json!({}));
+            }
+        }
+        "VOLUME" => {
+            let vols = match serde_json::from_str::<Vec<String>>(rest) {
+                Ok(v) => v,
+                Err(_) => words(rest),
+            };
+            for v in vols {
+                set_in(cfg, "Volumes", v, json!({}));
+            }
+        }
+        "USER" => cfg["User"] = json!(rest),
+        "STOPSIGNAL" => cfg["StopSignal"] = json!(rest),
+        "WORKDIR" => {
+            let dir = if rest.starts_with('/') {
+                rest.to_string()
+            } else {
+                let base = cfg["WorkingDir"].as_str().unwrap_or("/");
+                format!("{}/{rest}", base.trim_end_matches('/'))
+            };
+            cfg["WorkingDir"] = json!(dir);
+        }
+        "ONBUILD" => {
+            let mut v: Vec<Value> = cfg["OnBuild"].as_array().cloned().unwrap_or_default();
+            v.push(json!(rest));
+            cfg["OnBuild"] = json!(v);
+        }
+        other => {
+            return Err(EngineError::InvalidArgument(format!(
+                "{other} is not a valid change command"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The container's settings that make up an image config (Docker keeps
+/// the container's Cmd, Entrypoint, Env, … in the committed image).
+fn overlay_config(cfg: &mut Value, c: &Config) {
+    let mut set = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            cfg[k] = v;
+        }
+    };
+    set("Cmd", c.cmd.as_ref().map(|v| json!(v)));
+    set("Entrypoint", c.entrypoint.as_ref().map(|v| json!(v)));
+    set("Env", c.env.as_ref().map(|v| json!(v)));
+    set(
+        "WorkingDir",
+        c.working_dir
+            .as_ref()
+            .filter(|w| !w.is_empty())
+            .map(|v| json!(v)),
+    );
+    set("User", c.user.as_ref().map(|v| json!(v)));
+    set(
+        "Labels",
+        c.labels
+            .as_ref()
+            .filter(|l| !l.is_empty())
+            .map(|v| json!(v)),
+    );
+    set("StopSignal", c.stop_signal.as_ref().map(|v| json!(v)));
+}
+
+impl Engine {
+    /// `docker commit`; returns the new image's ID.
+    pub fn commit(&self, key: &str, opts: CommitOptions) -> Result<String> {
+        let c = self.inspect(key)?;
+        let name = match opts.repo.as_deref().filter(|r| !r.is_empty()) {
+            None => None,
+            Some(repo) => {
+                let tag = opts
+                    .tag
+                    .as_deref()
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or("latest");
+                let r: Reference = format!("{repo}:{tag}")
+                    .parse()
+                    .map_err(|e: berth_image::Error| EngineError::InvalidArgument(e.to_string()))?;
+                Some(r.tagged().ok_or_else(|| {
+                    EngineError::InvalidArgument(format!("invalid reference {repo}:{tag}"))
+                })?)
+            }
+        };
+        let mut img = self.image_config(&self.resolve_image(&c.image)?)?;
+        if !img["config"].is_object() {
+            img["config"] = json!({});
+        }
+        overlay_config(&mut img["config"], &c.config);
+        if let Some(body) = &opts.config {
+            overlay_config(&mut img["config"], body);
+        }
+        for ch in &opts.changes {
+            apply_change(&mut img["config"], ch)?;
+        }
+        let pause = opts.pause && c.state.running && !c.state.paused;
+        if pause {
+            self.pause(&c.id)?;
+        }
+        let layer = self.commit_layer(&c);
+        if pause {
+            let _ = self.unpause(&c.id);
+        }
+        let (layer, base) = layer?;
+        let created = now_rfc3339();
+        img["created"] = json!(created);
+        if let Some(a) = opts.author.as_ref().filter(|a| !a.is_empty()) {
+            img["author"] = json!(a);
+        }
+        let mut diff_ids = img["rootfs"]["diff_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        diff_ids.push(json!(layer.diff_id.to_string()));
+        img["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
+        let mut created_by = vec![c.path.clone()];
+        created_by.extend(c.args.iter().cloned());
+        let mut h = json!({"created": created, "created_by": created_by.join(" ")});
+        if let Some(a) = opts.author.as_ref().filter(|a| !a.is_empty()) {
+            h["author"] = json!(a);
+        }
+        if let Some(m) = opts.comment.as_ref().filter(|m| !m.is_empty()) {
+            h["comment"] = json!(m);
+            // Docker's image config carries it too (`image inspect`).
+            img["comment"] = json!(m);
+        }
+        let mut history = img["history"].as_array().cloned().unwrap_or_default();
+        history.push(h);
+        img["history"] = json!(history);
+        let mut layers = base;
+        layers.push(layer);
+        let rec = berth_image::changeset::write_image(&self.images, &img, &layers)?;
+        let id = rec.id.to_string();
+        self.images.put(rec, name.as_deref())?;
+        self.emit_container(
+            &c.id,
+            "commit",
+            &[("comment", opts.comment.unwrap_or_default())],
+        );
+        Ok(id)
+    }
+
+    /// The container's changes as a stored layer on top of its image's.
+    fn commit_layer(
+        &self,
+        c: &super::model::Container,
+    ) -> Result<(berth_image::LayerRecord, Vec<berth_image::LayerRecord>)> {
+        let base = self.resolve_image(&c.image)?.layers;
+        let dir = self.paths.container_dir(&c.id);
+        let upper = dir.join("upper");
+        let tgz = dir.join(format!("commit-{}.tar.gz", &random_id()[..12]));
+        let skip = self.excluded_paths(c);
+        let excluded = |p: &Path| super::changes::excluded(&format!("/{}", p.display()), &skip);
+        let res = (|| {
+            let (blob, size, diff_id) =
+                berth_image::changeset::write_tar_excluding(&upper, &tgz, None, &excluded)?;
+            berth_image::changeset::store_layer(
+                &self.images,
+                &tgz,
+                blob,
+                size,
+                diff_id,
+                base.last().map(|l| &l.chain_id),
+            )
+        })();
+        let _ = std::fs::remove_file(&tgz);
+        Ok((res?, base))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_instructions() {
+        let mut cfg = json!({"Env": ["PATH=/bin", "A=old"], "WorkingDir": "/srv"});
+        for ch in [
+            "CMD [\"sh\", \"-c\", \"echo hi\"]",
+            "ENTRYPOINT /entry.sh --flag",
+            "ENV A=new B=\"two words\"",
+            "ENV C three words",
+            "EXPOSE 80 53/udp",
+            "LABEL team=core \"quoted key\"=v",
+            "USER nobody",
+            "WORKDIR app",
+            "VOLUME [\"/data\", \"/logs\"]",
+            "STOPSIGNAL SIGINT",
+        ] {
+            apply_change(&mut cfg, ch).unwrap();
+        }
+        assert_eq!(cfg["Cmd"], json!(["sh", "-c", "echo hi"]));
+        assert_eq!(
+            cfg["Entrypoint"],
+            json!(["/bin/sh", "-c", "/entry.sh --flag"])
+        );
+        assert_eq!(
+            cfg["Env"],
+            json!(["PATH=/bin", "A=new", "B=two words", "C=three words"])
+        );
+        assert_eq!(cfg["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
+        assert_eq!(cfg["Labels"], json!({"team": "core", "quoted key": "v"}));
+        assert_eq!(cfg["User"], "nobody");
+        assert_eq!(cfg["WorkingDir"], "/srv/app");
+        assert_eq!(cfg["Volumes"], json!({"/data": {}, "/logs": {}}));
+        assert_eq!(cfg["StopSignal"], "SIGINT");
+        for bad in ["FROM busybox", "EXPOSE http", "ENV =x", "CMD"] {
+            assert!(apply_change(&mut cfg, bad).is_err(), "{bad}");
+        }
+    }
+}
