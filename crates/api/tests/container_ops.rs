@@ -163,6 +163,14 @@ fn rename_and_update_live() {
         "134217728"
     );
     assert_eq!(cgroup_file("pids", &id, "pids.max"), "50");
+    d.ok(&["update", "--restart", "on-failure:3", &c]);
+    let rp = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+        &c,
+    ]);
+    assert_eq!(rp.trim(), "on-failure 3");
     let o = d.docker(&["update", "-m", "1m", &c]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("Minimum memory limit"), "{}", o.stderr);

@@ -126,6 +126,10 @@ impl Engine {
     /// Paths of `c`'s rootfs that are mounts, not its changes.
     pub(crate) fn excluded_paths(&self, c: &Container) -> BTreeSet<String> {
         let mut skip: BTreeSet<String> = INIT_PATHS.iter().map(|s| s.to_string()).collect();
+        for m in &c.mount_points {
+            skip.insert(m.destination.trim_end_matches('/').to_string());
+        }
+        // Older records (and `--tmpfs`) name mounts only in the HostConfig.
         for b in c.host_config.binds.iter().flatten() {
             if let Some(dst) = b.split(':').nth(1) {
                 skip.insert(dst.trim_end_matches('/').to_string());

@@ -37,7 +37,7 @@ pub struct UpdateRequest {
     pub cpu_period: Option<i64>,
     pub cpuset_cpus: Option<String>,
     pub pids_limit: Option<i64>,
-    pub restart_policy: Option<Value>,
+    pub restart_policy: Option<super::model::RestartPolicy>,
 }
 
 fn not_running(c: &Container) -> EngineError {
@@ -238,6 +238,29 @@ impl Engine {
         }
         let c = self.inspect(key)?;
         let mut hc = c.host_config.clone();
+        if let Some(rp) = &u.restart_policy {
+            match rp.name.as_str() {
+                "" | "no" | "always" | "unless-stopped" if rp.maximum_retry_count == 0 => {}
+                "on-failure" if rp.maximum_retry_count >= 0 => {}
+                "" | "no" | "always" | "unless-stopped" => {
+                    return Err(EngineError::InvalidArgument(
+                        "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+                            .into(),
+                    ));
+                }
+                "on-failure" => {
+                    return Err(EngineError::InvalidArgument(
+                        "invalid restart policy: maximum retry count cannot be negative".into(),
+                    ));
+                }
+                other => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+                    )));
+                }
+            }
+            hc.restart_policy = Some(rp.clone());
+        }
         let mut args: Vec<String> = vec!["update".into()];
         if let Some(m) = u.memory.filter(|m| *m != 0) {
             // Unset swap: unlimited stays unlimited, else twice the memory
@@ -306,11 +329,7 @@ impl Engine {
             self.persist(rec)?;
         }
         self.emit_container(&c.id, "update", &[]);
-        let mut warnings = Vec::new();
-        if u.restart_policy.is_some() {
-            warnings.push("restart policies are not supported yet; ignored".to_string());
-        }
-        Ok(warnings)
+        Ok(Vec::new())
     }
 }
 
