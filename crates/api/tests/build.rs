@@ -151,3 +151,125 @@ fn docker_build_stdin_target_and_file() {
     assert!(o.stderr.contains("container:x"), "{}", o.stderr);
     d.finish();
 }
+
+/// The berth CLI beside berthd (built if this crate was built alone).
+fn berth_cli() -> std::path::PathBuf {
+    let p = std::path::Path::new(common::BERTHD)
+        .parent()
+        .unwrap()
+        .join("berth");
+    if !p.is_file() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let ok = std::process::Command::new(cargo)
+            .args(["build", "-p", "berth-cli"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "building berth-cli failed");
+    }
+    p
+}
+
+#[test]
+fn berth_build_goes_through_berthd() {
+    let mut d = Daemon::start();
+    let berth = berth_cli();
+    let run = |args: &[&str], stdin: &[u8]| {
+        use std::io::Write;
+        let mut c = std::process::Command::new(&berth)
+            // A root of its own: only the daemon's store may change.
+            .arg("--root")
+            .arg(d.root.path().join("cli-root-unused"))
+            .args(args)
+            .env("BERTH_HOST", format!("unix://{}", d.socket().display()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin).unwrap();
+        let o = c.wait_with_output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let ctx = context(&[
+        ("a.txt", "A\n"),
+        ("junk.log", "ignored\n"),
+        (".dockerignore", "*.log\n"),
+    ]);
+    // A Dockerfile outside the context (-f from the current directory).
+    let outside = context(&[(
+        "Build.df",
+        &format!("FROM {IMAGE}\nCOPY . /c/\nRUN echo ran-step && ls -A /c > /list\n"),
+    )]);
+    let df = outside.path().join("Build.df");
+    let dir = ctx.path().to_str().unwrap();
+    let iid = outside.path().join("iid");
+    let (code, _, err) = run(
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "viacli:1",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            dir,
+        ],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("ran-step") && err.contains("DONE"), "{err}");
+    let id = std::fs::read_to_string(&iid).unwrap();
+    assert_eq!(
+        d.ok(&["image", "inspect", "viacli:1", "--format", "{{.Id}}"])
+            .trim(),
+        id
+    );
+    // .dockerignore applied (the ignored file never left the client).
+    assert_eq!(
+        d.ok(&["run", "--rm", "viacli:1", "cat", "/list"]),
+        ".dockerignore\na.txt\n"
+    );
+    assert!(
+        !std::path::Path::new(d.root.path())
+            .join("cli-root-unused/builder")
+            .exists(),
+        "the build ran in the CLI, not in berthd"
+    );
+
+    // tty mode: one line per finished step, cache hits marked; -q: the ID.
+    let (code, _, err) = run(
+        &[
+            "build",
+            "--progress",
+            "tty",
+            "-f",
+            df.to_str().unwrap(),
+            dir,
+        ],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("=> CACHED [3/3] RUN"), "{err}");
+    let (code, out, _) = run(&["build", "-q", "-f", df.to_str().unwrap(), dir], b"");
+    assert_eq!((code, out.trim()), (0, id.trim()));
+
+    // Dockerfile on stdin; a failing step fails the command with its message.
+    let (code, _, err) = run(
+        &["build", "--progress", "plain", "-f", "-", dir],
+        format!("FROM {IMAGE}\nRUN echo boom; exit 4\n").as_bytes(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("boom") && err.contains("exit code 4"), "{err}");
+
+    let (code, out, err) = run(&["builder", "prune", "-f"], b"");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Deleted build cache objects: 2"), "{out}");
+    d.finish();
+}

@@ -1,0 +1,170 @@
+//! Just enough HTTP/1.1 over berthd's unix socket for `POST /build` and
+//! `POST /build/prune`: a request with a body, and a response whose body is
+//! read as it arrives (chunked or not), so progress shows live.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// The daemon socket to use, if any: `BERTH_HOST` or `DOCKER_HOST`
+/// (`unix://…`) when set; else the default socket, but only for the default
+/// `--root` (another root means "work on that store here").
+pub fn socket(root: &Path) -> Option<PathBuf> {
+    for var in ["BERTH_HOST", "DOCKER_HOST"] {
+        if let Ok(h) = std::env::var(var)
+            && let Some(p) = h.strip_prefix("unix://")
+        {
+            return Some(PathBuf::from(p));
+        }
+    }
+    let default = Path::new("/run/berth/berth.sock");
+    (root == Path::new("/var/lib/berth") && UnixStream::connect(default).is_ok())
+        .then(|| default.to_path_buf())
+}
+
+pub struct Response {
+    pub status: u16,
+    body: Box<dyn BufRead>,
+}
+
+impl Response {
+    /// Calls `f` with each body line (without the newline).
+    pub fn lines(mut self, mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
+        let mut line = String::new();
+        while self
+            .body
+            .read_line(&mut line)
+            .context("reading from berthd")?
+            > 0
+        {
+            f(line.trim_end_matches(['\r', '\n']))?;
+            line.clear();
+        }
+        Ok(())
+    }
+
+    pub fn text(mut self) -> Result<String> {
+        let mut s = String::new();
+        self.body
+            .read_to_string(&mut s)
+            .context("reading from berthd")?;
+        Ok(s)
+    }
+}
+
+/// `query` is already encoded (`a=1&b=2`).
+pub fn post(sock: &Path, path: &str, query: &str, ctype: &str, body: &[u8]) -> Result<Response> {
+    let mut s = UnixStream::connect(sock)
+        .with_context(|| format!("cannot connect to berthd at {}", sock.display()))?;
+    let q = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    write!(
+        s,
+        "POST /v1.45{path}{q} HTTP/1.1\r\nHost: berth\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body).context("sending the request to berthd")?;
+    let mut r = BufReader::new(s);
+    let mut status_line = String::new();
+    r.read_line(&mut status_line)?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("bad response from berthd: {status_line:?}"))?;
+    let mut chunked = false;
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h)? == 0 || h == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("transfer-encoding")
+            && v.trim().eq_ignore_ascii_case("chunked")
+        {
+            chunked = true;
+        }
+    }
+    let body: Box<dyn BufRead> = if chunked {
+        Box::new(BufReader::new(Chunked { inner: r, left: 0 }))
+    } else {
+        Box::new(r)
+    };
+    Ok(Response { status, body })
+}
+
+/// Decodes `Transfer-Encoding: chunked`.
+struct Chunked<R> {
+    inner: R,
+    left: usize,
+}
+
+impl<R: BufRead> Read for Chunked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            let mut line = String::new();
+            self.inner.read_line(&mut line)?;
+            if line == "\r\n" {
+                line.clear();
+                self.inner.read_line(&mut line)?;
+            }
+            let size = line.trim().split(';').next().unwrap_or("");
+            if size.is_empty() {
+                return Ok(0);
+            }
+            self.left = usize::from_str_radix(size, 16).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size")
+            })?;
+            if self.left == 0 {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.left);
+        let n = self.inner.read(&mut buf[..n])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+/// The daemon's `{"message": …}` error body, or the raw text.
+pub fn error_message(status: u16, body: &str) -> anyhow::Error {
+    let msg = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(String::from))
+        .unwrap_or_else(|| body.trim().to_string());
+    anyhow::anyhow!("berthd ({status}): {msg}")
+}
+
+/// The response, or the daemon's error as an error.
+pub fn check(r: Response) -> Result<Response> {
+    if r.status >= 400 {
+        let status = r.status;
+        bail!(error_message(status, &r.text()?));
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_decoding() {
+        let raw = b"5\r\nhello\r\n7\r\n world\n\r\n0\r\n\r\n";
+        let mut c = Chunked {
+            inner: &raw[..],
+            left: 0,
+        };
+        let mut s = String::new();
+        c.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello world\n");
+    }
+}

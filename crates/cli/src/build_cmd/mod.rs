@@ -1,0 +1,329 @@
+//! `berth build` and `berth builder prune`: through berthd (`POST /build`,
+//! `POST /build/prune`) when one serves this store, else the builder
+//! library in-process on the store under `--root`.
+
+mod client;
+mod progress;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use berth_builder::build::{self, BuildOptions, DockerfileSource};
+use berth_image::ImageStore;
+
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// Context directory, or `-` (a tar, or just a Dockerfile, on stdin).
+    pub context: String,
+    /// Name and optionally tag (name:tag); repeatable.
+    #[arg(short, long = "tag")]
+    pub tags: Vec<String>,
+    /// Dockerfile path (from the current directory, else the context), or `-` for stdin.
+    #[arg(short, long)]
+    pub file: Option<String>,
+    /// Build-time variable K=V (or K to take it from the environment).
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Build this stage (and what it needs) only.
+    #[arg(long)]
+    pub target: Option<String>,
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always pull base images, even when present locally.
+    #[arg(long)]
+    pub pull: bool,
+    /// Image label K=V; repeatable.
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Write the image ID to this file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Progress output: plain (the builder's step lines), tty (one line per
+    /// finished step, a live view of the running one), auto (tty on a terminal).
+    #[arg(long, default_value = "auto", value_parser = ["plain", "tty", "auto"])]
+    pub progress: String,
+    /// RUN network: default (none but loopback) or host.
+    #[arg(long, default_value = "default", value_parser = ["default", "none", "host"])]
+    pub network: String,
+    /// Print only the image ID.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(clap::Subcommand)]
+pub enum BuilderCmd {
+    /// Remove the build cache.
+    Prune {
+        /// Don't ask for confirmation.
+        #[arg(short, long)]
+        force: bool,
+        /// Accepted for docker compatibility (all cache is removed).
+        #[arg(short, long)]
+        all: bool,
+    },
+}
+
+fn kv(list: &[String], what: &str, from_env: bool) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for s in list {
+        match s.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            None if from_env && !s.is_empty() => {
+                if let Ok(v) = std::env::var(s) {
+                    out.insert(s.clone(), v);
+                }
+            }
+            _ => bail!("{what} {s:?}: expected KEY=VALUE"),
+        }
+    }
+    Ok(out)
+}
+
+pub fn build(store: &Arc<ImageStore>, a: BuildArgs) -> Result<()> {
+    let mode = progress::Mode::pick(&a.progress, a.quiet);
+    let id = match client::socket(store.root()) {
+        Some(sock) => build_remote(&sock, &a, mode)?,
+        None => build_local(store, &a, mode)?,
+    };
+    if let Some(p) = &a.iidfile {
+        std::fs::write(p, &id).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if a.quiet {
+        println!("{id}");
+    }
+    Ok(())
+}
+
+/// Where the Dockerfile is, relative to the context, or its text when it
+/// lies outside (`-f -`, `-f ../x`): docker resolves `-f` from the current
+/// directory; a path that only exists inside the context is accepted too.
+enum Df {
+    InContext(String),
+    Text(String),
+}
+
+fn dockerfile_for_dir(context: &Path, file: Option<&str>) -> Result<Df> {
+    let Some(f) = file else {
+        return Ok(Df::InContext("Dockerfile".into()));
+    };
+    if f == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .lock()
+            .read_to_string(&mut s)
+            .context("reading the Dockerfile from stdin")?;
+        return Ok(Df::Text(s));
+    }
+    let p = if Path::new(f).exists() {
+        PathBuf::from(f)
+    } else {
+        context.join(f)
+    };
+    let full = p
+        .canonicalize()
+        .with_context(|| format!("Dockerfile {f:?} not found"))?;
+    let ctx = context
+        .canonicalize()
+        .with_context(|| format!("context {}", context.display()))?;
+    match full.strip_prefix(&ctx) {
+        Ok(rel) => Ok(Df::InContext(rel.display().to_string())),
+        Err(_) => Ok(Df::Text(
+            std::fs::read_to_string(&full)
+                .with_context(|| format!("reading {}", full.display()))?,
+        )),
+    }
+}
+
+/// Percent-encoding for query values (RFC 3986 unreserved kept).
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Sends the context to berthd (`POST /build`, as `docker build` does) and
+/// renders the streamed progress; returns the image ID.
+fn build_remote(sock: &Path, a: &BuildArgs, mode: progress::Mode) -> Result<String> {
+    const EXTRA_DF: &str = ".berth-dockerfile";
+    let (body, dockerfile) = if a.context == "-" {
+        if a.file.as_deref() == Some("-") {
+            bail!("-f - and context - cannot both read stdin");
+        }
+        let mut data = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut data)
+            .context("reading the context from stdin")?;
+        (data, a.file.clone())
+    } else {
+        let context = Path::new(&a.context);
+        if !context.is_dir() {
+            bail!("unable to prepare context: path {:?} not found", a.context);
+        }
+        match dockerfile_for_dir(context, a.file.as_deref())? {
+            Df::InContext(rel) => (
+                build::context::tar_dir(context, &[rel.as_str()], &[])?,
+                Some(rel),
+            ),
+            Df::Text(text) => (
+                build::context::tar_dir(context, &[], &[(EXTRA_DF, text.as_bytes())])?,
+                Some(EXTRA_DF.to_string()),
+            ),
+        }
+    };
+    let mut q: Vec<(String, String)> = Vec::new();
+    for t in &a.tags {
+        q.push(("t".into(), t.clone()));
+    }
+    if let Some(d) = dockerfile {
+        q.push(("dockerfile".into(), d));
+    }
+    let args = kv(&a.build_args, "--build-arg", true)?;
+    if !args.is_empty() {
+        q.push(("buildargs".into(), serde_json::to_string(&args)?));
+    }
+    let labels = kv(&a.labels, "--label", false)?;
+    if !labels.is_empty() {
+        q.push(("labels".into(), serde_json::to_string(&labels)?));
+    }
+    if let Some(t) = &a.target {
+        q.push(("target".into(), t.clone()));
+    }
+    for (on, k) in [(a.no_cache, "nocache"), (a.pull, "pull"), (a.quiet, "q")] {
+        if on {
+            q.push((k.into(), "1".into()));
+        }
+    }
+    q.push(("networkmode".into(), a.network.clone()));
+    let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
+    let resp = client::check(client::post(
+        sock,
+        "/build",
+        &query.join("&"),
+        "application/x-tar",
+        &body,
+    )?)?;
+    let mut out = progress::Renderer::new(mode, std::io::stderr());
+    let mut id = None;
+    let mut error = None;
+    resp.lines(|l| {
+        if l.is_empty() {
+            return Ok(());
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(l).with_context(|| format!("bad message from berthd: {l}"))?;
+        if let Some(s) = v["stream"].as_str() {
+            out.write_all(s.as_bytes())?;
+        }
+        if let Some(i) = v["aux"]["ID"].as_str() {
+            id = Some(i.to_string());
+        }
+        if let Some(e) = v["error"].as_str() {
+            error = Some(e.to_string());
+        }
+        Ok(())
+    })?;
+    out.finish();
+    if let Some(e) = error {
+        bail!(e);
+    }
+    id.context("berthd ended the build without an image ID")
+}
+
+/// No daemon: the builder runs here, on the store under `--root`.
+fn build_local(store: &Arc<ImageStore>, a: &BuildArgs, mode: progress::Mode) -> Result<String> {
+    let stdin_ctx = if a.context == "-" {
+        Some(build::context::from_reader(
+            store.root(),
+            std::io::stdin().lock(),
+        )?)
+    } else {
+        None
+    };
+    let context = match &stdin_ctx {
+        Some(c) => c.dir.clone(),
+        None => PathBuf::from(&a.context),
+    };
+    if !context.is_dir() {
+        bail!("unable to prepare context: path {:?} not found", a.context);
+    }
+    let mut o = BuildOptions::new(&context);
+    o.dockerfile = match (
+        a.file.as_deref(),
+        stdin_ctx.as_ref().and_then(|c| c.dockerfile.clone()),
+    ) {
+        (Some("-"), _) if stdin_ctx.is_some() => bail!("-f - and context - cannot both read stdin"),
+        (_, Some(text)) => DockerfileSource::Text(text),
+        (f, None) if stdin_ctx.is_some() => {
+            DockerfileSource::Path(f.unwrap_or("Dockerfile").into())
+        }
+        (f, None) => match dockerfile_for_dir(&context, f)? {
+            Df::InContext(rel) => DockerfileSource::Path(rel.into()),
+            Df::Text(t) => DockerfileSource::Text(t),
+        },
+    };
+    o.tags = a.tags.clone();
+    o.build_args = kv(&a.build_args, "--build-arg", true)?;
+    o.labels = kv(&a.labels, "--label", false)?;
+    o.target = a.target.clone();
+    o.no_cache = a.no_cache;
+    o.pull = a.pull;
+    o.host_network = a.network == "host";
+    let out = Arc::new(Mutex::new(progress::Renderer::new(mode, std::io::stderr())));
+    let sink: build::Sink = out.clone();
+    let r = build::build(store, &o, sink);
+    out.lock().unwrap_or_else(|e| e.into_inner()).finish();
+    Ok(r?.image_id.to_string())
+}
+
+pub fn builder(store: &ImageStore, c: BuilderCmd) -> Result<()> {
+    match c {
+        BuilderCmd::Prune { force, all: _ } => {
+            if !force {
+                eprint!(
+                    "WARNING! This will remove all build cache. Are you sure you want to continue? [y/N] "
+                );
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                if !matches!(line.trim(), "y" | "Y" | "yes") {
+                    return Ok(());
+                }
+            }
+            let (deleted, bytes) = match client::socket(store.root()) {
+                Some(sock) => {
+                    let r = client::check(client::post(
+                        &sock,
+                        "/build/prune",
+                        "",
+                        "application/json",
+                        b"",
+                    )?)?;
+                    let v: serde_json::Value = serde_json::from_str(&r.text()?)
+                        .context("bad answer from berthd to /build/prune")?;
+                    (
+                        v["CachesDeleted"].as_array().map_or(0, Vec::len),
+                        v["SpaceReclaimed"].as_u64().unwrap_or(0),
+                    )
+                }
+                None => {
+                    let n = berth_builder::build::Cache::open(store.root())?.prune()?;
+                    // Layers only the cache kept are unreferenced now.
+                    (n.len(), store.collect(None)?.bytes)
+                }
+            };
+            println!("Deleted build cache objects: {deleted}");
+            println!("Total reclaimed space: {bytes} bytes");
+            Ok(())
+        }
+    }
+}
