@@ -11,6 +11,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("page not found")]
     NoRoute,
+    /// A feature Berth does not have (501).
+    #[error("{0}")]
+    NotImplemented(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -24,10 +27,12 @@ impl ApiError {
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 ErrorKind::Conflict => StatusCode::CONFLICT,
                 ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+                ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
                 ErrorKind::Upstream | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -45,6 +50,7 @@ mod tests {
         assert_eq!(e(EngineError::NotFound("x".into())), 404);
         assert_eq!(e(EngineError::Conflict("x".into())), 409);
         assert_eq!(e(EngineError::InvalidArgument("x".into())), 400);
+        assert_eq!(e(EngineError::Unauthorized("x".into())), 401);
         assert_eq!(e(EngineError::Internal("x".into())), 500);
         assert_eq!(ApiError::NoRoute.status().as_u16(), 404);
     }

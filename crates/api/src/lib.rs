@@ -100,6 +100,22 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
         (&Method::POST, ["build"]) => b::build(engine, req).await,
         (&Method::POST, ["build", "prune"]) => b::prune(engine).await,
         (&Method::GET, ["images", "json"]) => i::list(engine).await,
+        (&Method::GET, ["images", "search"]) => i::search().await,
+        (&Method::GET, ["images", "get"]) => {
+            let names = i::names_query(&req);
+            i::get(engine, names).await
+        }
+        (&Method::POST, ["images", "load"]) => i::load(engine, req).await,
+        (&Method::POST, ["auth"]) => i::auth(engine, req).await,
+        (&Method::GET, ["images", name @ .., "get"]) if !name.is_empty() => {
+            i::get(engine, vec![name.join("/")]).await
+        }
+        (&Method::GET, ["images", name @ .., "history"]) if !name.is_empty() => {
+            i::history(engine, name.join("/")).await
+        }
+        (&Method::POST, ["images", name @ .., "push"]) if !name.is_empty() => {
+            i::push(engine, name.join("/"), req).await
+        }
         (&Method::POST, ["images", "create"]) => i::create(engine, req).await,
         (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             i::inspect(engine, name.join("/")).await

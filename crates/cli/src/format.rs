@@ -2,9 +2,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use berth_image::store::familiar;
-use berth_image::{ImageRecord, ImageStore, Reference};
-use serde_json::{Value, json};
 
 /// Docker's size format: decimal units, 3 significant digits.
 pub fn human_size(bytes: u64) -> String {
@@ -62,131 +59,114 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(t)
 }
 
-pub fn human_age(created: Option<&str>) -> String {
-    let Some(t) = created.and_then(parse_rfc3339) else {
-        return "N/A".into();
-    };
-    let now = SystemTime::now()
+/// Docker's `units.HumanDuration`.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let (m, h) = (s / 60, ((s as f64) / 3600.0).round() as i64);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        _ if s < 60 => format!("{s} seconds"),
+        _ if m == 1 => "About a minute".into(),
+        _ if m < 60 => format!("{m} minutes"),
+        _ if h == 1 => "About an hour".into(),
+        _ if h < 48 => format!("{h} hours"),
+        _ if h < 24 * 7 * 2 => format!("{} days", h / 24),
+        _ if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
+        _ if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
+        _ => format!("{} years", h / 24 / 365),
+    }
+}
+
+pub fn now_secs() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let d = (now - t).max(0);
-    let (n, unit) = match d {
-        0..60 => return "Less than a minute ago".into(),
-        60..3600 => (d / 60, "minute"),
-        3600..86400 => (d / 3600, "hour"),
-        86400..1_209_600 => (d / 86400, "day"),
-        1_209_600..5_184_000 => (d / 604_800, "week"),
-        5_184_000..63_072_000 => (d / 2_592_000, "month"),
-        _ => (d / 31_536_000, "year"),
-    };
-    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
-pub fn images_table(images: &[ImageRecord], quiet: bool, digests: bool) -> String {
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    for img in images {
-        let id = img.id.short().to_string();
-        if quiet {
-            rows.push(vec![id]);
-            continue;
-        }
-        let mut names: Vec<(String, String)> = img
-            .repo_tags
-            .iter()
-            .filter_map(|t| t.parse::<Reference>().ok())
-            .map(|r| (r.familiar_repository(), r.tag.unwrap_or_default()))
-            .collect();
-        if names.is_empty() {
-            names.push(("<none>".into(), "<none>".into()));
-        }
-        for (repo, tag) in names {
-            let mut row = vec![repo.clone(), tag];
-            if digests {
-                let d = img
-                    .repo_digests
-                    .iter()
-                    .filter_map(|d| d.parse::<Reference>().ok())
-                    .find(|r| r.familiar_repository() == repo)
-                    .and_then(|r| r.digest)
-                    .map_or("<none>".into(), |d| d.to_string());
-                row.push(d);
-            }
-            row.extend([
-                id.clone(),
-                human_age(img.created.as_deref()),
-                human_size(img.size),
-            ]);
-            rows.push(row);
-        }
-    }
-    if quiet {
-        return rows.into_iter().map(|r| r[0].clone() + "\n").collect();
-    }
-    let mut header = vec!["REPOSITORY", "TAG"];
-    if digests {
-        header.push("DIGEST");
-    }
-    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-    let mut all = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
-    all.extend(rows);
-    table(all)
+/// Docker's `CreatedAt` text: `2024-01-02 03:04:05 +0000 UTC`.
+pub fn unix_to_text(secs: i64) -> String {
+    let t = berth_image::history::rfc3339(secs, None);
+    format!("{} +0000 UTC", t.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
-/// Columns padded to the widest cell, three spaces apart, as docker prints.
+/// Go's names for architectures.
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+/// "5 minutes ago" for a unix time, as `docker ps`/`images` print it.
+pub fn ago(unix: i64) -> String {
+    if unix <= 0 {
+        return "N/A".into();
+    }
+    format!("{} ago", human_duration(now_secs() - unix))
+}
+
+/// The first 12 hex digits of an ID, without its `sha256:` prefix.
+pub fn short_id(id: &str) -> String {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.chars().take(12).collect()
+}
+
+/// `repo:tag` split at the tag's colon (not a registry port's).
+pub fn split_repo_tag(s: &str) -> (String, String) {
+    if let Some((repo, _)) = s.split_once('@') {
+        return (repo.to_string(), "<none>".into());
+    }
+    match s.rfind(':') {
+        Some(i) if !s[i..].contains('/') => (s[..i].to_string(), s[i + 1..].to_string()),
+        _ => (s.to_string(), "latest".into()),
+    }
+}
+
+/// Cuts to `n` characters with an ellipsis, as docker truncates columns.
+pub fn ellipsis(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).collect::<String>() + "…"
+    }
+}
+
+/// Columns as docker's tabwriter lays them out (minimum cell width 10,
+/// padding 3); the last cell of a row is not padded.
 pub fn table(all: Vec<Vec<String>>) -> String {
-    let ncol = all[0].len();
+    align(all, 10)
+}
+
+pub fn align(all: Vec<Vec<String>>, min_width: usize) -> String {
+    let ncol = all.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..ncol)
-        .map(|c| all.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .map(|c| {
+            all.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for r in all {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                if i + 1 == ncol {
-                    v.clone()
-                } else {
-                    format!("{v:<w$}", w = widths[i])
-                }
-            })
-            .collect();
-        out.push_str(line.join("   ").trim_end());
+        let mut line = String::new();
+        for (i, v) in r.iter().enumerate() {
+            line.push_str(v);
+            if i + 1 < r.len() {
+                let cell = (widths[i] + 3).max(min_width);
+                line.push_str(&" ".repeat(cell - v.chars().count()));
+            }
+        }
+        // Like Go's tabwriter: a padded cell before an empty last one keeps
+        // its padding.
+        out.push_str(&line);
         out.push('\n');
     }
     out
-}
-
-pub fn inspect(store: &ImageStore, img: &ImageRecord) -> anyhow::Result<Value> {
-    let cfg: Value = serde_json::from_slice(&store.content.read(&img.id)?)?;
-    Ok(json!({
-        "Id": img.id.to_string(),
-        "RepoTags": img.repo_tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
-        "RepoDigests": img.repo_digests.iter().map(|t| familiar_digest(t)).collect::<Vec<_>>(),
-        "Created": cfg.get("created").cloned().unwrap_or(Value::Null),
-        "Author": cfg.get("author").cloned().unwrap_or(Value::String(String::new())),
-        "Architecture": cfg.get("architecture").cloned().unwrap_or(Value::Null),
-        "Variant": cfg.get("variant").cloned(),
-        "Os": cfg.get("os").cloned().unwrap_or(Value::Null),
-        "Size": img.size,
-        "Config": cfg.get("config").cloned().unwrap_or(Value::Null),
-        "RootFS": {
-            "Type": "layers",
-            "Layers": img.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>(),
-        },
-        "Metadata": { "Platform": img.platform, "Manifest": img.manifest.to_string(),
-                      "ManifestMediaType": img.manifest_media_type },
-    }))
-}
-
-fn familiar_digest(s: &str) -> String {
-    match s.parse::<Reference>() {
-        Ok(r) => match &r.digest {
-            Some(d) => format!("{}@{d}", r.familiar_repository()),
-            None => s.to_string(),
-        },
-        Err(_) => s.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -204,5 +184,21 @@ mod tests {
             parse_rfc3339("2000-03-01T01:00:00.123+01:00"),
             Some(951_868_800)
         );
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(59), "59 seconds");
+        assert_eq!(human_duration(61), "About a minute");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+        assert_eq!(human_duration(20 * 86400), "2 weeks");
+        assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(
+            split_repo_tag("localhost:5000/busybox:1.36"),
+            ("localhost:5000/busybox".into(), "1.36".into())
+        );
+        assert_eq!(
+            split_repo_tag("localhost:5000/busybox"),
+            ("localhost:5000/busybox".into(), "latest".into())
+        );
+        assert_eq!(ellipsis("abcdef", 4), "abc…");
     }
 }

@@ -1,131 +1,58 @@
-//! `history`, `image prune`, `system check`, `system df`.
-
-use std::io::{self, BufRead, Write};
+//! `system` and daemon-wide commands: info, version, events, system df,
+//! system prune; `system check` stays local (it verifies the store on disk
+//! and must work with no daemon).
 
 use anyhow::{Result, bail};
+use berth_image::ImageStore;
 use berth_image::check::Severity;
-use berth_image::{ImageStore, Removed};
+use serde_json::Value;
 
-use crate::format::{human_age, human_size, table};
-
-#[derive(clap::Args)]
-pub struct HistoryArgs {
-    image: String,
-    /// Print sizes and dates in human readable format.
-    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
-    human: bool,
-    #[arg(long)]
-    no_trunc: bool,
-    #[arg(short, long)]
-    quiet: bool,
-}
-
-#[derive(clap::Args)]
-pub struct PruneArgs {
-    /// Remove all images not in use (mounted or by a container), not just dangling ones.
-    #[arg(short, long)]
-    all: bool,
-    /// Do not prompt for confirmation.
-    #[arg(short, long)]
-    force: bool,
-}
+use crate::client::{Client, empty_body, query};
+use crate::containers::{confirm, filters_json, print_pruned};
+use crate::format::human_size;
+use crate::tmpl;
 
 #[derive(clap::Subcommand)]
 pub enum SystemCmd {
     /// Verify the store: every blob re-hashed, layer dirs, image records,
     /// leftovers of interrupted commands. Exits 1 if the store has problems.
+    /// Local: reads --root directly, no daemon needed.
     Check {
         /// Remove what the check finds (broken images lose their record).
         #[arg(long)]
         repair: bool,
     },
-    /// Show disk usage (shared layers counted once).
+    /// Show docker disk usage.
     Df {
+        /// Show detailed information on space usage.
         #[arg(short, long)]
         verbose: bool,
+        /// Format output using a template.
+        #[arg(long)]
+        format: Option<String>,
     },
+    /// Remove unused data.
+    Prune {
+        /// Remove all unused images not just dangling ones.
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt for confirmation.
+        #[arg(short, long)]
+        force: bool,
+        /// Prune anonymous volumes.
+        #[arg(long)]
+        volumes: bool,
+    },
+    /// Display system-wide information.
+    Info {
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Get real time events from the server.
+    Events(EventsArgs),
 }
 
-pub fn history(store: &ImageStore, a: HistoryArgs) -> Result<()> {
-    let rec = store.resolve(&a.image)?;
-    let entries = berth_image::history::history(store, &rec)?;
-    let id = |e: &berth_image::history::HistoryEntry| match &e.id {
-        Some(d) if a.no_trunc => d.to_string(),
-        Some(d) => d.short().to_string(),
-        None => "<missing>".into(),
-    };
-    if a.quiet {
-        for e in &entries {
-            println!("{}", id(e));
-        }
-        return Ok(());
-    }
-    let mut rows = vec![
-        ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
-            .map(String::from)
-            .to_vec(),
-    ];
-    for e in &entries {
-        let created = if a.human {
-            human_age(e.created.as_deref())
-        } else {
-            e.created.clone().unwrap_or_default()
-        };
-        let mut by = e.created_by.replace(['\t', '\n'], " ");
-        if !a.no_trunc && by.chars().count() > 45 {
-            by = by.chars().take(44).collect::<String>() + "…";
-        }
-        let size = if a.human {
-            human_size(e.size)
-        } else {
-            e.size.to_string()
-        };
-        rows.push(vec![id(e), created, by, size, e.comment.clone()]);
-    }
-    print!("{}", table(rows));
-    Ok(())
-}
-
-fn confirm(warning: &str) -> Result<bool> {
-    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
-    io::stderr().flush()?;
-    let mut line = String::new();
-    io::stdin().lock().read_line(&mut line)?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
-}
-
-pub fn prune(store: &ImageStore, a: PruneArgs) -> Result<()> {
-    let warning = if a.all {
-        "WARNING! This will remove all images without at least one container associated to them."
-    } else {
-        "WARNING! This will remove all dangling images."
-    };
-    if !a.force && !confirm(warning)? {
-        return Ok(());
-    }
-    let report = store.prune(a.all)?;
-    if !report.removed.is_empty() {
-        println!("Deleted Images:");
-        for r in &report.removed {
-            match r {
-                Removed::Untagged(t) => println!("untagged: {t}"),
-                Removed::Deleted(d) => println!("deleted: {d}"),
-            }
-        }
-        println!();
-    }
-    println!("Total reclaimed space: {}", human_size(report.gc.bytes));
-    Ok(())
-}
-
-pub fn run(store: &ImageStore, cmd: SystemCmd) -> Result<()> {
-    match cmd {
-        SystemCmd::Check { repair } => check(store, repair),
-        SystemCmd::Df { verbose } => df(store, verbose),
-    }
-}
-
-fn check(store: &ImageStore, repair: bool) -> Result<()> {
+pub fn check(store: &ImageStore, repair: bool) -> Result<()> {
     let report = store.check()?;
     for f in &report.findings {
         let kind = match f.severity {
@@ -166,67 +93,281 @@ fn check(store: &ImageStore, repair: bool) -> Result<()> {
     Ok(())
 }
 
-fn df(store: &ImageStore, verbose: bool) -> Result<()> {
-    let u = store.disk_usage()?;
-    let active = u.images.iter().filter(|i| i.in_use).count();
-    let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
-    print!(
-        "{}",
-        table(vec![
-            ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
-                .map(String::from)
-                .to_vec(),
-            vec![
-                "Images".into(),
-                u.images.len().to_string(),
-                active.to_string(),
-                human_size(u.layers_size),
-                format!(
-                    "{} ({}%)",
-                    human_size(u.reclaimable),
-                    pct(u.reclaimable, u.layers_size)
-                ),
-            ],
+
+#[derive(clap::Args)]
+pub struct EventsArgs {
+    /// Show all events created since timestamp.
+    #[arg(long)]
+    since: Option<String>,
+    /// Stream events until this timestamp.
+    #[arg(long)]
+    until: Option<String>,
+    /// Filter output based on conditions provided.
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Format the output using the given Go template.
+    #[arg(long)]
+    format: Option<String>,
+}
+
+/// One event as `docker events` prints it.
+pub fn event_line(e: &Value) -> String {
+    let nanos = e["timeNano"].as_i64().unwrap_or(e["time"].as_i64().unwrap_or(0) * 1_000_000_000);
+    let secs = nanos.div_euclid(1_000_000_000);
+    let frac = nanos.rem_euclid(1_000_000_000);
+    let when = berth_image::history::rfc3339(secs, None);
+    let when = format!("{}.{frac:09}Z", when.trim_end_matches('Z'));
+    let kind = e["Type"].as_str().unwrap_or("");
+    let action = e["Action"].as_str().unwrap_or(e["status"].as_str().unwrap_or(""));
+    let id = e["Actor"]["ID"].as_str().unwrap_or(e["id"].as_str().unwrap_or(""));
+    let mut attrs: Vec<(String, String)> = e["Actor"]["Attributes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+        .collect();
+    attrs.sort();
+    let attrs: Vec<String> = attrs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if attrs.is_empty() {
+        format!("{when} {kind} {action} {id}")
+    } else {
+        format!("{when} {kind} {action} {id} ({})", attrs.join(", "))
+    }
+}
+
+pub fn events(c: &Client, a: EventsArgs) -> Result<()> {
+    let t = |s: &Option<String>| -> Result<String> {
+        s.as_deref()
+            .map(crate::containers::time_arg)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    let path = format!(
+        "/events{}",
+        query(&[
+            ("since", t(&a.since)?),
+            ("until", t(&a.until)?),
+            ("filters", filters_json(&a.filter)?),
         ])
     );
-    println!(
-        "\nOn disk: layers {}, content store {} (compressed blobs), total {}",
-        human_size(u.layers_disk),
-        human_size(u.content_disk),
-        human_size(u.layers_disk + u.content_disk)
-    );
-    if verbose {
-        println!("\nImages space usage:\n");
-        let mut rows = vec![
-            [
-                "REPOSITORY",
-                "TAG",
-                "IMAGE ID",
-                "SIZE",
-                "SHARED SIZE",
-                "UNIQUE SIZE",
-            ]
-            .map(String::from)
-            .to_vec(),
-        ];
-        for i in &u.images {
-            let (repo, tag) = i
-                .repo_tags
-                .first()
-                .and_then(|t| t.parse::<berth_image::Reference>().ok())
-                .map_or(("<none>".into(), "<none>".into()), |r| {
-                    (r.familiar_repository(), r.tag.unwrap_or_default())
-                });
-            rows.push(vec![
-                repo,
-                tag,
-                i.id.short().to_string(),
-                human_size(i.size),
-                human_size(i.shared),
-                human_size(i.unique),
-            ]);
+    let format = match a.format.as_deref() {
+        Some("json") => Some(tmpl::Template::parse("{{json .}}")?),
+        Some(f) => Some(tmpl::Template::parse(f)?),
+        None => None,
+    };
+    let resp = c.request(hyper::Method::GET, &path, vec![], empty_body())?;
+    let mut line = Vec::new();
+    let mut failure = None;
+    c.each_chunk(resp, |d| {
+        line.extend_from_slice(d);
+        while let Some(nl) = line.iter().position(|b| *b == b'\n') {
+            let l: Vec<u8> = line.drain(..=nl).collect();
+            let Ok(e) = serde_json::from_slice::<Value>(&l) else {
+                continue;
+            };
+            let text = match &format {
+                Some(t) => match t.render(&e) {
+                    Ok(s) => s,
+                    Err(err) => {
+                        failure = Some(err);
+                        return Ok(false);
+                    }
+                },
+                None => event_line(&e),
+            };
+            println!("{text}");
         }
-        print!("{}", table(rows));
+        Ok(true)
+    })?;
+    if let Some(e) = failure {
+        return Err(e.into());
     }
     Ok(())
+}
+
+pub fn df(c: &Client, verbose: bool, format: Option<String>) -> Result<()> {
+    let v: Value = c.get("/system/df")?;
+    let arr = |k: &str| v[k].as_array().cloned().unwrap_or_default();
+    let (images, containers, volumes, cache) = (
+        arr("Images"),
+        arr("Containers"),
+        arr("Volumes"),
+        arr("BuildCache"),
+    );
+    let u = |x: &Value, k: &str| x[k].as_i64().unwrap_or(0).max(0) as u64;
+    let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
+    let mut rows = Vec::new();
+    // Images: shared layers counted once (LayersSize), reclaimable = what
+    // unused images hold alone.
+    let img_size = v["LayersSize"].as_u64().unwrap_or_else(|| images.iter().map(|i| u(i, "Size")).sum());
+    let img_active = images.iter().filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0).count();
+    let img_reclaim: u64 = images
+        .iter()
+        .filter(|i| i["Containers"].as_i64().unwrap_or(0) <= 0)
+        .map(|i| u(i, "Size").saturating_sub(u(i, "SharedSize")))
+        .sum();
+    rows.push(serde_json::json!({"Type": "Images", "TotalCount": images.len(), "Active": img_active,
+        "Size": human_size(img_size), "Reclaimable": format!("{} ({}%)", human_size(img_reclaim), pct(img_reclaim, img_size))}));
+    let c_size: u64 = containers.iter().map(|c| u(c, "SizeRw")).sum();
+    let c_active = containers.iter().filter(|c| c["State"] == "running").count();
+    let c_reclaim: u64 = containers.iter().filter(|c| c["State"] != "running").map(|c| u(c, "SizeRw")).sum();
+    rows.push(serde_json::json!({"Type": "Containers", "TotalCount": containers.len(), "Active": c_active,
+        "Size": human_size(c_size), "Reclaimable": format!("{} ({}%)", human_size(c_reclaim), pct(c_reclaim, c_size))}));
+    let vsize = |x: &Value| x["UsageData"]["Size"].as_i64().unwrap_or(0).max(0) as u64;
+    let vref = |x: &Value| x["UsageData"]["RefCount"].as_i64().unwrap_or(0);
+    let v_size: u64 = volumes.iter().map(vsize).sum();
+    let v_active = volumes.iter().filter(|x| vref(x) > 0).count();
+    let v_reclaim: u64 = volumes.iter().filter(|x| vref(x) <= 0).map(vsize).sum();
+    rows.push(serde_json::json!({"Type": "Local Volumes", "TotalCount": volumes.len(), "Active": v_active,
+        "Size": human_size(v_size), "Reclaimable": format!("{} ({}%)", human_size(v_reclaim), pct(v_reclaim, v_size))}));
+    let b_size: u64 = cache.iter().map(|b| u(b, "Size")).sum();
+    let b_active = cache.iter().filter(|b| b["InUse"].as_bool().unwrap_or(false)).count();
+    let b_reclaim: u64 = cache.iter().filter(|b| !b["InUse"].as_bool().unwrap_or(false)).map(|b| u(b, "Size")).sum();
+    rows.push(serde_json::json!({"Type": "Build Cache", "TotalCount": cache.len(), "Active": b_active,
+        "Size": human_size(b_size), "Reclaimable": human_size(b_reclaim)}));
+    let format = format.unwrap_or_else(|| "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}".into());
+    let header = |f: &str| match f {
+        "TotalCount" => "TOTAL".to_string(),
+        o => o.to_uppercase(),
+    };
+    print!("{}", tmpl::render_list(&format, &rows, &header)?);
+    if verbose {
+        println!("\nImages space usage:\n");
+        let rows: Vec<Value> = crate::images::image_rows(&images, false);
+        print!("{}", tmpl::render_list("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}", &rows, &|f: &str| match f {
+            "ID" => "IMAGE ID".into(), "CreatedSince" => "CREATED".into(), o => o.to_uppercase() })?);
+        println!("\nContainers space usage:\n");
+        let mut t = vec![["CONTAINER ID", "IMAGE", "SIZE", "CREATED", "STATUS", "NAMES"].map(String::from).to_vec()];
+        for c in &containers {
+            t.push(vec![
+                crate::format::short_id(c["Id"].as_str().unwrap_or("")),
+                c["Image"].as_str().unwrap_or("").into(),
+                human_size(u(c, "SizeRw")),
+                crate::format::ago(c["Created"].as_i64().unwrap_or(0)),
+                c["Status"].as_str().unwrap_or("").into(),
+                c["Names"][0].as_str().unwrap_or("").trim_start_matches('/').into(),
+            ]);
+        }
+        print!("{}", crate::format::table(t));
+        println!("\nLocal Volumes space usage:\n");
+        let mut t = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
+        for x in &volumes {
+            t.push(vec![x["Name"].as_str().unwrap_or("").into(), vref(x).to_string(), human_size(vsize(x))]);
+        }
+        print!("{}", crate::format::table(t));
+    }
+    Ok(())
+}
+
+pub fn prune(c: &Client, all: bool, force: bool, volumes: bool) -> Result<()> {
+    let mut warning = String::from("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n");
+    if volumes {
+        warning.push_str("  - all anonymous volumes not used by at least one container\n");
+    }
+    warning.push_str(if all {
+        "  - all images without at least one container associated to them\n  - all build cache\n"
+    } else {
+        "  - all dangling images\n  - unused build cache\n"
+    });
+    if !confirm(warning.trim_end(), force)? {
+        return Ok(());
+    }
+    let v: Value = c.post("/containers/prune", None)?;
+    print_pruned(&v, "ContainersDeleted", "Deleted Containers:");
+    let v: Value = c.post("/networks/prune", None)?;
+    let nets: Vec<&str> = v["NetworksDeleted"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if !nets.is_empty() {
+        println!("Deleted Networks:");
+        for n in nets {
+            println!("{n}");
+        }
+        println!();
+    }
+    if volumes {
+        let v: Value = c.post("/volumes/prune", None)?;
+        print_pruned(&v, "VolumesDeleted", "Deleted Volumes:");
+    }
+    crate::images::prune_images(c, all, &[])?;
+    Ok(())
+}
+
+pub fn info(c: &Client, format: Option<String>) -> Result<()> {
+    let v: Value = c.get("/info")?;
+    if let Some(f) = format {
+        let f = if f == "json" { "{{json .}}".to_string() } else { f };
+        println!("{}", tmpl::Template::parse(&f)?.render(&v)?);
+        return Ok(());
+    }
+    let s = |k: &str| tmpl::display(&v[k]);
+    println!("Client:\n Version:    {}\n Context:    default\n", env!("CARGO_PKG_VERSION"));
+    println!("Server:");
+    println!(" Containers: {}", s("Containers"));
+    println!("  Running: {}", s("ContainersRunning"));
+    println!("  Paused: {}", s("ContainersPaused"));
+    println!("  Stopped: {}", s("ContainersStopped"));
+    println!(" Images: {}", s("Images"));
+    println!(" Server Version: {}", s("ServerVersion"));
+    println!(" Storage Driver: {}", s("Driver"));
+    println!(" Logging Driver: {}", s("LoggingDriver"));
+    println!(" Cgroup Driver: {}", s("CgroupDriver"));
+    println!(" Cgroup Version: {}", s("CgroupVersion"));
+    let plugins = &v["Plugins"];
+    println!(" Plugins:");
+    for k in ["Volume", "Network", "Log"] {
+        let list: Vec<String> = plugins[k].as_array().into_iter().flatten().map(tmpl::display).collect();
+        println!("  {k}: {}", list.join(" "));
+    }
+    let runtimes: Vec<String> = v["Runtimes"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    println!(" Runtimes: {}", runtimes.join(" "));
+    println!(" Default Runtime: {}", s("DefaultRuntime"));
+    println!(" Live Restore Enabled: {}", s("LiveRestoreEnabled"));
+    println!(" Kernel Version: {}", s("KernelVersion"));
+    println!(" Operating System: {}", s("OperatingSystem"));
+    println!(" OSType: {}", s("OSType"));
+    println!(" Architecture: {}", s("Architecture"));
+    println!(" CPUs: {}", s("NCPU"));
+    println!(" Total Memory: {}", crate::containers::bin_size(v["MemTotal"].as_f64().unwrap_or(0.0)));
+    println!(" Name: {}", s("Name"));
+    println!(" ID: {}", s("ID"));
+    println!(" Docker Root Dir: {}", s("DockerRootDir"));
+    println!(" Debug Mode: {}", s("Debug"));
+    for w in v["Warnings"].as_array().into_iter().flatten() {
+        eprintln!("{}", tmpl::display(w));
+    }
+    Ok(())
+}
+
+pub fn version(c: &Client, format: Option<String>) -> Result<()> {
+    let client = serde_json::json!({
+        "Version": env!("CARGO_PKG_VERSION"), "ApiVersion": crate::client::API_VERSION,
+        "Os": "linux", "Arch": std::env::consts::ARCH,
+    });
+    let server: Result<Value, _> = c.get("/version");
+    if let Some(f) = format {
+        let f = if f == "json" { "{{json .}}".to_string() } else { f };
+        let server = server.as_ref().map_or(Value::Null, Clone::clone);
+        println!("{}", tmpl::Template::parse(&f)?.render(&serde_json::json!({"Client": client, "Server": server}))?);
+        return Ok(());
+    }
+    println!("Client:");
+    println!(" Version:           {}", env!("CARGO_PKG_VERSION"));
+    println!(" API version:       {}", crate::client::API_VERSION);
+    println!(" OS/Arch:           linux/{}", crate::format::go_arch());
+    println!(" Context:           default");
+    let server = server?;
+    let s = |k: &str| tmpl::display(&server[k]);
+    println!("\nServer: {}", server["Platform"]["Name"].as_str().unwrap_or("Berth"));
+    println!(" Engine:");
+    println!("  Version:          {}", s("Version"));
+    println!("  API version:      {} (minimum version {})", s("ApiVersion"), s("MinAPIVersion"));
+    println!("  OS/Arch:          {}/{}", s("Os"), s("Arch"));
+    println!("  Kernel Version:   {}", s("KernelVersion"));
+    Ok(())
+}
+
+/// `system check` runs on the store directly.
+pub fn check_local(root: &std::path::Path, repair: bool) -> Result<()> {
+    let store = ImageStore::open(root)
+        .map_err(|e| anyhow::anyhow!("opening store {}: {e}", root.display()))?;
+    check(&store, repair)
 }

@@ -11,6 +11,9 @@ pub enum EngineError {
     Conflict(String),
     #[error("{0}")]
     InvalidArgument(String),
+    /// A registry refused the credentials.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The registry or another upstream refused or failed.
     #[error("{0}")]
     Upstream(String),
@@ -24,6 +27,7 @@ pub enum ErrorKind {
     NotFound,
     Conflict,
     InvalidArgument,
+    Unauthorized,
     Upstream,
     Internal,
 }
@@ -34,6 +38,7 @@ impl EngineError {
             EngineError::NotFound(_) => ErrorKind::NotFound,
             EngineError::Conflict(_) => ErrorKind::Conflict,
             EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            EngineError::Unauthorized(_) => ErrorKind::Unauthorized,
             EngineError::Upstream(_) => ErrorKind::Upstream,
             EngineError::Internal(_) => ErrorKind::Internal,
         }

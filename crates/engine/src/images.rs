@@ -142,6 +142,7 @@ impl Engine {
         &self,
         from_image: &str,
         tag: &str,
+        auth: &AuthConfig,
         progress: Arc<dyn Progress>,
     ) -> Result<(Reference, ImageRecord)> {
         let name = if tag.is_empty() || from_image.contains('@') {
@@ -158,7 +159,7 @@ impl Engine {
             &reference.domain,
             ClientOptions {
                 insecure: false,
-                credentials: None,
+                credentials: auth.credentials(),
             },
         )?;
         let rec = berth_distribution::pull(
@@ -232,5 +233,358 @@ impl Engine {
                 }
             })
             .collect())
+    }
+}
+
+/// `GET /images/{name}/history` entries.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HistoryItem {
+    pub id: String,
+    pub created: i64,
+    pub created_by: String,
+    pub tags: Vec<String>,
+    pub size: u64,
+    pub comment: String,
+}
+
+/// A registry login, as `X-Registry-Auth` and `POST /auth` carry it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    pub username: String,
+    pub password: String,
+    pub serveraddress: String,
+    #[serde(rename = "identitytoken")]
+    pub identity_token: String,
+}
+
+impl AuthConfig {
+    fn credentials(&self) -> Option<berth_distribution::auth::Credentials> {
+        (!self.username.is_empty()).then(|| berth_distribution::auth::Credentials {
+            username: self.username.clone(),
+            password: self.password.clone(),
+        })
+    }
+}
+
+fn parse_reference(name: &str) -> Result<Reference> {
+    name.parse()
+        .map_err(|e: berth_image::Error| EngineError::InvalidArgument(e.to_string()))
+}
+
+/// `repo` with `tag` appended (unless empty), as a parsed reference.
+fn tagged(repo: &str, tag: &str) -> Result<Reference> {
+    if tag.is_empty() {
+        parse_reference(repo)
+    } else {
+        parse_reference(&format!("{repo}:{tag}"))
+    }
+}
+
+impl Engine {
+    /// `docker push repo:tag`: the local image of that name to its registry.
+    pub async fn push(
+        &self,
+        repo: &str,
+        tag: &str,
+        auth: &AuthConfig,
+        progress: Arc<dyn Progress>,
+    ) -> Result<(Reference, berth_image::Digest)> {
+        let (reference, rec) = self.push_source(repo, tag)?;
+        let client = RegistryClient::new(
+            &reference.domain,
+            ClientOptions {
+                insecure: false,
+                credentials: auth.credentials(),
+            },
+        )?;
+        let digest = berth_distribution::push(
+            self.images.clone(),
+            Arc::new(client),
+            &rec,
+            &reference,
+            &berth_distribution::PushOptions::default(),
+            progress,
+        )
+        .await?;
+        Ok((reference, digest))
+    }
+
+    /// What `push repo:tag` would send: a tag (not a digest) that exists
+    /// here. Checked before a push streams anything.
+    pub fn push_source(&self, repo: &str, tag: &str) -> Result<(Reference, ImageRecord)> {
+        let reference = tagged(repo, tag)?;
+        if reference.digest.is_some() {
+            return Err(EngineError::InvalidArgument(format!(
+                "push takes a tag, not a digest: {reference}"
+            )));
+        }
+        let rec = self
+            .images
+            .resolve(&reference.to_string())
+            .map_err(|_| {
+                EngineError::NotFound(format!(
+                    "An image does not exist locally with the tag: {}",
+                    reference.familiar_repository()
+                ))
+            })?;
+        Ok((reference, rec))
+    }
+
+    /// `POST /auth`: the credentials work against the registry's API.
+    pub async fn auth(&self, auth: &AuthConfig) -> Result<()> {
+        let server = auth
+            .serveraddress
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        let server = match server {
+            "" | "index.docker.io/v1" | "index.docker.io" => "registry-1.docker.io",
+            s => s,
+        };
+        let client = RegistryClient::new(
+            server,
+            ClientOptions {
+                insecure: false,
+                credentials: auth.credentials(),
+            },
+        )?;
+        client.ping().await.map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("401") || msg.to_lowercase().contains("unauthorized") {
+                EngineError::Unauthorized(format!(
+                    "Get \"{}/v2/\": unauthorized: incorrect username or password",
+                    client.base_url().trim_end_matches('/')
+                ))
+            } else {
+                EngineError::Upstream(msg)
+            }
+        })
+    }
+
+    /// The names for `save`, each checked first so a bad one is a 404
+    /// before any byte of the archive goes out.
+    pub fn check_images(&self, names: &[String]) -> Result<()> {
+        for n in names {
+            self.resolve_image(n)?;
+        }
+        Ok(())
+    }
+
+    /// `docker save`: a docker-archive of `names` to `out`.
+    pub fn save(&self, names: &[String], out: impl std::io::Write) -> Result<()> {
+        if names.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "no images named to save".into(),
+            ));
+        }
+        self.check_images(names)?;
+        berth_image::save::save(
+            &self.images,
+            names,
+            berth_image::save::ArchiveFormat::DockerArchive,
+            out,
+        )?;
+        Ok(())
+    }
+
+    /// A scratch file in the store (same filesystem as its blobs), removed
+    /// by the caller; `load`/`import` bodies are spooled here since the
+    /// archive is read by seeking.
+    pub fn scratch_path(&self, what: &str) -> std::path::PathBuf {
+        self.images.layers.scratch_path(what)
+    }
+
+    /// `docker load` from a tar at `path`: "Loaded image: …" lines.
+    pub fn load(&self, path: &std::path::Path) -> Result<Vec<String>> {
+        let loaded = self.images.load_archive(path)?;
+        let mut out = Vec::new();
+        for l in loaded {
+            if l.tags.is_empty() {
+                out.push(format!("Loaded image ID: {}", l.id));
+            }
+            for t in &l.tags {
+                out.push(format!("Loaded image: {}", familiar(t)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `docker import`: the rootfs tarball at `path` as a one-layer image,
+    /// tagged `repo:tag` if given, its config edited by Dockerfile
+    /// `changes` (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR,
+    /// VOLUME, STOPSIGNAL). Returns the image ID.
+    pub fn import(
+        &self,
+        path: &std::path::Path,
+        repo: &str,
+        tag: &str,
+        message: &str,
+        changes: &[String],
+    ) -> Result<String> {
+        // The store keys tags by their full name (docker.io/library/...).
+        let name = if repo.is_empty() {
+            None
+        } else {
+            tagged(repo, tag)?.tagged()
+        };
+        let mut config = serde_json::Map::new();
+        for c in changes {
+            apply_change(&mut config, c)?;
+        }
+        let comment = if message.is_empty() {
+            "Imported from -".to_string()
+        } else {
+            message.to_string()
+        };
+        let l = self
+            .images
+            .import(path, name.as_deref(), &comment, Value::Object(config))?;
+        Ok(l.id.to_string())
+    }
+
+    /// `docker history`, newest first; the top entry carries the ID and tags.
+    pub fn history(&self, name: &str) -> Result<Vec<HistoryItem>> {
+        let rec = self.resolve_image(name)?;
+        let entries = berth_image::history::history(&self.images, &rec)?;
+        Ok(entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| HistoryItem {
+                id: e
+                    .id
+                    .map_or_else(|| "<missing>".to_string(), |d| d.to_string()),
+                created: e.created.as_deref().map_or(0, unix_secs),
+                created_by: e.created_by,
+                tags: if i == 0 {
+                    rec.repo_tags.iter().map(|t| familiar(t)).collect()
+                } else {
+                    Vec::new()
+                },
+                size: e.size,
+                comment: e.comment,
+            })
+            .collect())
+    }
+}
+
+/// One `--change` instruction applied to an image config's `config`.
+pub fn apply_change(cfg: &mut serde_json::Map<String, Value>, change: &str) -> Result<()> {
+    let change = change.trim();
+    let (word, rest) = change
+        .split_once(char::is_whitespace)
+        .map_or((change, ""), |(w, r)| (w, r.trim()));
+    let bad = |why: &str| EngineError::InvalidArgument(format!("invalid change {change:?}: {why}"));
+    // JSON array form, else the shell form (for CMD/ENTRYPOINT).
+    let exec_form = |shell: bool| -> Result<Value> {
+        if rest.starts_with('[') {
+            let v: Vec<String> =
+                serde_json::from_str(rest).map_err(|e| bad(&format!("not a JSON array: {e}")))?;
+            Ok(json!(v))
+        } else if shell {
+            Ok(json!(["/bin/sh", "-c", rest]))
+        } else {
+            Ok(json!(rest.split_whitespace().collect::<Vec<_>>()))
+        }
+    };
+    // `K=V K2=V2`, or the legacy `K V`.
+    let pairs = || -> Result<Vec<(String, String)>> {
+        if !rest.contains('=') {
+            let (k, v) = rest.split_once(char::is_whitespace).ok_or_else(|| bad("needs KEY=VALUE"))?;
+            return Ok(vec![(k.to_string(), v.trim().to_string())]);
+        }
+        rest.split_whitespace()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').ok_or_else(|| bad("needs KEY=VALUE"))?;
+                Ok((k.to_string(), v.trim_matches('"').to_string()))
+            })
+            .collect()
+    };
+    match word.to_ascii_uppercase().as_str() {
+        "CMD" => {
+            cfg.insert("Cmd".into(), exec_form(true)?);
+        }
+        "ENTRYPOINT" => {
+            cfg.insert("Entrypoint".into(), exec_form(true)?);
+        }
+        "ENV" => {
+            let env = cfg.entry("Env").or_insert_with(|| json!([]));
+            for (k, v) in pairs()? {
+                let list = env.as_array_mut().ok_or_else(|| bad("Env is not a list"))?;
+                list.retain(|e| e.as_str().and_then(|s| s.split_once('=')).map(|x| x.0) != Some(&k));
+                list.push(json!(format!("{k}={v}")));
+            }
+        }
+        "LABEL" => {
+            let labels = cfg.entry("Labels").or_insert_with(|| json!({}));
+            for (k, v) in pairs()? {
+                labels[k] = json!(v);
+            }
+        }
+        "EXPOSE" => {
+            let ports = cfg.entry("ExposedPorts").or_insert_with(|| json!({}));
+            for p in rest.split_whitespace() {
+                let p = if p.contains('/') { p.to_string() } else { format!("{p}/tcp") };
+                ports[p] = json!({});
+            }
+        }
+        "VOLUME" => {
+            let vols = cfg.entry("Volumes").or_insert_with(|| json!({}));
+            let list: Vec<String> = if rest.starts_with('[') {
+                serde_json::from_str(rest).map_err(|e| bad(&e.to_string()))?
+            } else {
+                rest.split_whitespace().map(String::from).collect()
+            };
+            for v in list {
+                vols[v] = json!({});
+            }
+        }
+        "USER" => {
+            cfg.insert("User".into(), json!(rest));
+        }
+        "WORKDIR" => {
+            cfg.insert("WorkingDir".into(), json!(rest));
+        }
+        "STOPSIGNAL" => {
+            cfg.insert("StopSignal".into(), json!(rest));
+        }
+        other => {
+            return Err(bad(&format!("{other} is not supported (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL)")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+
+    #[test]
+    fn changes() {
+        let mut c = serde_json::Map::new();
+        for ch in [
+            "CMD [\"/bin/sh\", \"-c\", \"echo hi\"]",
+            "ENTRYPOINT run me",
+            "ENV A=1 B=2",
+            "ENV A=3",
+            "LABEL k=v",
+            "EXPOSE 80 53/udp",
+            "WORKDIR /srv",
+            "USER nobody",
+        ] {
+            apply_change(&mut c, ch).unwrap();
+        }
+        let c = Value::Object(c);
+        assert_eq!(c["Cmd"], json!(["/bin/sh", "-c", "echo hi"]));
+        assert_eq!(c["Entrypoint"], json!(["/bin/sh", "-c", "run me"]));
+        assert_eq!(c["Env"], json!(["B=2", "A=3"]));
+        assert_eq!(c["Labels"]["k"], "v");
+        assert_eq!(c["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
+        assert_eq!(c["WorkingDir"], "/srv");
+        let mut c = serde_json::Map::new();
+        let e = apply_change(&mut c, "RUN rm -rf /").unwrap_err().to_string();
+        assert!(e.contains("RUN is not supported"), "{e}");
+        assert!(apply_change(&mut c, "CMD [oops").is_err());
     }
 }

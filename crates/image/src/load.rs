@@ -424,12 +424,14 @@ impl ImageStore {
     }
 
     /// `import`: a rootfs tarball (plain, gzip or zstd) at `path` becomes a
-    /// one-layer image, tagged `tag` (a full name) if given.
+    /// one-layer image, tagged `tag` (a full name) if given, with `config`
+    /// as its runtime config (Cmd, Env, ...; `{}` for none).
     pub fn import(
         &self,
         path: &std::path::Path,
         tag: Option<&str>,
         comment: &str,
+        config: serde_json::Value,
     ) -> Result<Loaded> {
         let open = || -> Result<io::Take<File>> {
             let f = File::open(path).ctx("open", path)?;
@@ -466,7 +468,7 @@ impl ImageStore {
             "created": now,
             "architecture": host.architecture,
             "os": host.os,
-            "config": {},
+            "config": config,
             "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
             "history": [{"created": now, "created_by": "berth import", "comment": comment}],
         });

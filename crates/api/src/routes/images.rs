@@ -1,10 +1,14 @@
-//! /images: list, inspect, pull (`create`), tag, remove.
+//! /images: list, inspect, pull and import (`create`), tag, remove, push,
+//! save (`get`), load, history; /auth.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use berth_distribution::Progress;
+use base64::Engine as _;
+use berth_engine::images::AuthConfig;
 use berth_engine::{Engine, Removed};
+use http_body_util::BodyExt;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -12,7 +16,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, Result};
-use crate::http::{Resp, blocking, empty, flag, json, json_lines, query};
+use crate::http::{
+    Resp, blocking, body_json, empty, flag, full, json, json_lines, query, streaming,
+};
 
 pub async fn list(engine: Arc<Engine>) -> Result<Resp> {
     Ok(json(
@@ -60,6 +66,27 @@ pub async fn remove(engine: Arc<Engine>, name: String, req: Request<Incoming>) -
 struct JsonProgress {
     tx: mpsc::UnboundedSender<Bytes>,
     sent: Mutex<HashMap<String, (u64, u64)>>,
+    /// Docker's words for a layer starting and moving: pull or push.
+    words: (&'static str, &'static str),
+}
+
+const PULL_WORDS: (&str, &str) = ("Pulling fs layer", "Downloading");
+const PUSH_WORDS: (&str, &str) = ("Preparing", "Pushing");
+
+impl JsonProgress {
+    fn new(words: (&'static str, &'static str)) -> (Arc<JsonProgress>, Resp) {
+        let (tx, resp) = json_lines();
+        let p = Arc::new(JsonProgress {
+            tx,
+            sent: Mutex::new(HashMap::new()),
+            words,
+        });
+        (p, resp)
+    }
+
+    fn error(&self, msg: &str) {
+        self.send(json!({"errorDetail": {"message": msg}, "error": msg}));
+    }
 }
 
 impl JsonProgress {
@@ -76,7 +103,7 @@ impl Progress for JsonProgress {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.into(), (total, 0));
-        self.send(json!({"status": "Pulling fs layer", "progressDetail": {}, "id": id}));
+        self.send(json!({"status": self.words.0, "progressDetail": {}, "id": id}));
     }
     fn advance(&self, id: &str, done: u64) {
         let total = {
@@ -88,7 +115,7 @@ impl Progress for JsonProgress {
             e.1 = done;
             e.0
         };
-        self.send(json!({"status": "Downloading", "progressDetail": {"current": done, "total": total}, "id": id}));
+        self.send(json!({"status": self.words.1, "progressDetail": {"current": done, "total": total}, "id": id}));
     }
     fn finish(&self, id: &str, status: &str) {
         self.send(json!({"status": status, "progressDetail": {}, "id": id}));
@@ -98,33 +125,254 @@ impl Progress for JsonProgress {
     }
 }
 
-/// `POST /images/create?fromImage=&tag=`: a pull, streamed as JSON messages;
-/// a failure mid-stream is an `errorDetail` message (the status is sent).
+/// The `X-Registry-Auth` header: base64 (URL-safe or standard, padded or
+/// not) JSON credentials; absent or `{}` means anonymous.
+fn registry_auth(req: &Request<Incoming>) -> Result<AuthConfig> {
+    let Some(h) = req.headers().get("x-registry-auth") else {
+        return Ok(AuthConfig::default());
+    };
+    let raw = h.as_bytes();
+    let trimmed: Vec<u8> = raw.iter().copied().filter(|b| *b != b'=').collect();
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&trimmed)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&trimmed))
+        .map_err(|e| ApiError::BadRequest(format!("invalid X-Registry-Auth header: {e}")))?;
+    if decoded.iter().all(u8::is_ascii_whitespace) {
+        return Ok(AuthConfig::default());
+    }
+    serde_json::from_slice(&decoded)
+        .map_err(|e| ApiError::BadRequest(format!("invalid X-Registry-Auth header: {e}")))
+}
+
+/// `POST /images/create`: a pull (`fromImage`) or an import (`fromSrc=-`,
+/// the tarball in the body), streamed as JSON messages; a failure
+/// mid-stream is an `errorDetail` message (the status is already sent).
 pub async fn create(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
     let q = query(&req);
+    if let Some(src) = q.get("fromSrc").filter(|f| !f.is_empty()) {
+        if src != "-" {
+            return Err(ApiError::BadRequest(format!(
+                "importing from a URL ({src}) is not supported; send the tarball in the body with fromSrc=-"
+            )));
+        }
+        return import(engine, req).await;
+    }
     let Some(from) = q.get("fromImage").cloned().filter(|f| !f.is_empty()) else {
         return Err(ApiError::BadRequest(
-            "only pulls (fromImage) are supported".into(),
+            "fromImage or fromSrc is required".into(),
         ));
     };
     let tag = q.get("tag").cloned().unwrap_or_default();
-    let (tx, resp) = json_lines();
-    let progress = Arc::new(JsonProgress {
-        tx: tx.clone(),
-        sent: Mutex::new(HashMap::new()),
-    });
+    let auth = registry_auth(&req)?;
+    let (progress, resp) = JsonProgress::new(PULL_WORDS);
     tokio::spawn(async move {
         // The puller itself reports "Pulling from" and "Digest".
-        match engine.pull(&from, &tag, progress.clone()).await {
+        match engine.pull(&from, &tag, &auth, progress.clone()).await {
             Ok((reference, _)) => {
                 progress.message(&format!("Status: Downloaded newer image for {reference}"));
             }
-            Err(e) => {
-                let msg = e.to_string();
-                progress.send(json!({"errorDetail": {"message": msg}, "error": msg}));
-            }
+            Err(e) => progress.error(&e.to_string()),
         }
     });
-    drop(tx);
     Ok(resp)
+}
+
+/// `POST /images/{name}/push?tag=`: progress as JSON messages, ending with
+/// the digest line and an `aux` message, as docker's.
+pub async fn push(engine: Arc<Engine>, name: String, req: Request<Incoming>) -> Result<Resp> {
+    let tag = query(&req).get("tag").cloned().unwrap_or_default();
+    let auth = registry_auth(&req)?;
+    // A missing image is a 404 before the stream starts.
+    let (e, n, t) = (engine.clone(), name.clone(), tag.clone());
+    blocking(move || e.push_source(&n, &t).map(|_| ())).await?;
+    let (progress, resp) = JsonProgress::new(PUSH_WORDS);
+    tokio::spawn(async move {
+        match engine.push(&name, &tag, &auth, progress.clone()).await {
+            Ok((reference, digest)) => {
+                let tag = reference.tag.clone().unwrap_or_else(|| "latest".into());
+                let size = engine
+                    .image_store()
+                    .content
+                    .size(&digest)
+                    .unwrap_or_default();
+                progress.send(json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest.to_string(), "Size": size}}));
+            }
+            Err(e) => progress.error(&e.to_string()),
+        }
+    });
+    Ok(resp)
+}
+
+/// A `Write` whose bytes become response chunks (for archives written by
+/// blocking code).
+struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 256 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+/// `GET /images/{name}/get` and `GET /images/get?names=…`: a docker-archive
+/// tar, streamed as it is written.
+pub async fn get(engine: Arc<Engine>, names: Vec<String>) -> Result<Resp> {
+    let e = engine.clone();
+    let n = names.clone();
+    blocking(move || e.check_images(&n)).await?;
+    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter { tx, buf: Vec::new() };
+        // A failure mid-archive can only cut the stream short; the client
+        // sees a truncated tar (docker behaves the same).
+        if let Err(err) = engine.save(&names, &mut w) {
+            eprintln!("berthd: save {names:?}: {err}");
+            return;
+        }
+        let _ = std::io::Write::flush(&mut w);
+    });
+    Ok(streaming("application/x-tar", rx))
+}
+
+pub fn names_query(req: &Request<Incoming>) -> Vec<String> {
+    form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "names")
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+/// The request body into a scratch file in the store (archives are read by
+/// seeking); removed when the guard drops.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn spool(engine: &Engine, req: Request<Incoming>, what: &str) -> Result<Scratch> {
+    use tokio::io::AsyncWriteExt;
+    let path = engine.scratch_path(what);
+    if let Some(d) = path.parent() {
+        tokio::fs::create_dir_all(d)
+            .await
+            .map_err(|e| ApiError::Internal(format!("create {}: {e}", d.display())))?;
+    }
+    let scratch = Scratch(path.clone());
+    let mut f = tokio::fs::File::create(&path)
+        .await
+        .map_err(|e| ApiError::Internal(format!("create {}: {e}", path.display())))?;
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::BadRequest(format!("reading body: {e}")))?;
+        if let Some(d) = frame.data_ref() {
+            f.write_all(d)
+                .await
+                .map_err(|e| ApiError::Internal(format!("write {}: {e}", path.display())))?;
+        }
+    }
+    f.flush()
+        .await
+        .map_err(|e| ApiError::Internal(format!("write {}: {e}", path.display())))?;
+    Ok(scratch)
+}
+
+/// A JSON-lines body from messages known up front.
+fn lines(msgs: &[Value]) -> Resp {
+    let mut body = Vec::new();
+    for m in msgs {
+        body.extend_from_slice(m.to_string().as_bytes());
+        body.push(b'\n');
+    }
+    let mut r = hyper::Response::new(full(body));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `POST /images/load`: a docker-archive or OCI-layout tar in the body;
+/// answers `{"stream": "Loaded image: …\n"}` messages.
+pub async fn load(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
+    let scratch = spool(&engine, req, "load").await?;
+    let path = scratch.0.clone();
+    let loaded = blocking(move || engine.load(&path)).await;
+    drop(scratch);
+    let msgs: Vec<Value> = match loaded {
+        Ok(l) => l
+            .into_iter()
+            .map(|line| json!({ "stream": format!("{line}\n") }))
+            .collect(),
+        // Docker answers 200 with the error in the stream once the body was read.
+        Err(e) => {
+            let msg = e.to_string();
+            vec![json!({"errorDetail": {"message": msg}, "error": msg})]
+        }
+    };
+    Ok(lines(&msgs))
+}
+
+async fn import(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
+    let q = query(&req);
+    let repo = q.get("repo").cloned().unwrap_or_default();
+    let tag = q.get("tag").cloned().unwrap_or_default();
+    let message = q.get("message").cloned().unwrap_or_default();
+    let changes: Vec<String> = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "changes")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    // The body is read even when a change is bad (the engine rejects it):
+    // an answer before the upload ends breaks clients mid-write.
+    let scratch = spool(&engine, req, "import").await?;
+    let path = scratch.0.clone();
+    let id = blocking(move || engine.import(&path, &repo, &tag, &message, &changes)).await;
+    drop(scratch);
+    Ok(lines(&[match id {
+        Ok(id) => json!({ "status": id }),
+        Err(e) => {
+            let msg = e.to_string();
+            json!({"errorDetail": {"message": msg}, "error": msg})
+        }
+    }]))
+}
+
+pub async fn history(engine: Arc<Engine>, name: String) -> Result<Resp> {
+    Ok(json(
+        StatusCode::OK,
+        &blocking(move || engine.history(&name)).await?,
+    ))
+}
+
+/// `POST /auth`: checks the credentials against the registry.
+pub async fn auth(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
+    let a: AuthConfig = body_json(req).await?;
+    engine.auth(&a).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+    ))
+}
+
+/// `GET /images/search`: Berth has no index to search.
+pub async fn search() -> Result<Resp> {
+    Err(ApiError::NotImplemented(
+        "search is not supported by Berth: registries speaking the OCI distribution API have no search endpoint".into(),
+    ))
 }

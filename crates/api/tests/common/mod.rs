@@ -10,7 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
+/// berthd: cargo names it for this crate's tests; other crates' tests
+/// (the CLI's include this file) find it in the same target directory.
+pub static BERTHD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_berthd") {
+        return p.to_string();
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> -> target/<profile>/berthd
+    let dir = exe.parent().unwrap().parent().unwrap();
+    dir.join("berthd").display().to_string()
+});
 pub const DOCKER: &str = "/usr/local/bin/docker";
 pub const IMAGE: &str = "localhost:5000/busybox";
 
@@ -21,8 +31,8 @@ pub fn require_root() {
 
 /// berth-shim and berth-runtime beside berthd (built if this crate was built alone).
 fn ensure_helpers() {
-    let dir = Path::new(BERTHD).parent().unwrap();
-    if ["berth-shim", "berth-runtime"]
+    let dir = Path::new(BERTHD.as_str()).parent().unwrap();
+    if ["berthd", "berth-shim", "berth-runtime"]
         .iter()
         .all(|b| dir.join(b).is_file())
     {
@@ -30,7 +40,7 @@ fn ensure_helpers() {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-p", "berth-shim", "-p", "berth-runtime"]);
+    cmd.args(["build", "-p", "berth-api", "-p", "berth-shim", "-p", "berth-runtime"]);
     if dir.ends_with("release") {
         cmd.arg("--release");
     }
@@ -94,7 +104,7 @@ impl Daemon {
             .append(true)
             .open(self.root.path().join("berthd.log"))
             .unwrap();
-        let child = Command::new(BERTHD)
+        let child = Command::new(BERTHD.as_str())
             .arg("--host")
             .arg(format!("unix://{}", self.socket().display()))
             .arg("--root")
@@ -266,7 +276,10 @@ impl Drop for Daemon {
                 // SAFETY: plain kill of our own shim.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
-            let runtime = Path::new(BERTHD).parent().unwrap().join("berth-runtime");
+            let runtime = Path::new(BERTHD.as_str())
+                .parent()
+                .unwrap()
+                .join("berth-runtime");
             let _ = Command::new(runtime)
                 .arg("--root")
                 .arg(self.exec_root.path().join("runtime"))

@@ -1,0 +1,332 @@
+//! `berth` against a private berthd (root + the localhost:5000 registry):
+//! the daemon starting on demand, each command family, exit codes, stdin,
+//! and output compared with the docker CLI against the same daemon.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// The fixture with a tag, as `ps`/`images` show it.
+const BUSYBOX: &str = "localhost:5000/busybox:latest";
+
+/// Kills the daemon `berth` started on its own (not our child).
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: a plain kill of the berthd this test caused to start.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+#[test]
+fn starts_a_daemon_when_none_answers() {
+    require_root();
+    let tmp = |prefix: &str, dir: &str| {
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(dir)
+            .unwrap()
+    };
+    // A Daemon record without a process: its socket is dead.
+    let d = Daemon {
+        child: None,
+        root: tmp("berth-cli-root-", "/var/tmp"),
+        exec_root: tmp("bc", "/run"),
+        docker_config: tmp("berth-cli-dcfg-", "/tmp"),
+    };
+    let t = Instant::now();
+    let o = berth(&d, &["version", "--format", "{{.Server.ApiVersion}}"]);
+    let started = o
+        .stderr
+        .split("Started berthd (pid ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|p| p.parse::<i32>().ok())
+        .unwrap_or_else(|| panic!("no daemon started: {} {}", o.stdout, o.stderr));
+    let _guard = KillOnDrop(started);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout.trim(), "1.45");
+    eprintln!("auto-start took {:?}", t.elapsed());
+    let log = d.exec_root.path().join("berthd.log");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("listening on"),
+        "the daemon logs to <exec-root>/berthd.log"
+    );
+    // It is detached: its own session, not our process group.
+    let stat = std::fs::read_to_string(format!("/proc/{started}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    assert_eq!(fields[3], started.to_string(), "berthd leads its own session");
+    // The next command finds it answering and starts nothing.
+    let o = berth(&d, &["ps", "-a"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(!o.stderr.contains("Started berthd"), "{}", o.stderr);
+    assert!(o.stdout.starts_with("CONTAINER ID"));
+}
+
+#[test]
+fn a_socket_that_is_not_unix_is_refused() {
+    let o = std::process::Command::new(BERTH)
+        .args(["-H", "tcp://127.0.0.1:2375", "ps"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("only unix:// sockets are supported"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn run_exit_codes_stdin_and_container_commands() {
+    let mut d = Daemon::start();
+    // Pulled on demand, progress on stderr, output on stdout.
+    let o = berth(&d, &["run", "--rm", IMAGE, "echo", "hi"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "hi\n");
+    assert!(
+        o.stderr.contains(&format!("Unable to find image '{BUSYBOX}' locally")),
+        "{}",
+        o.stderr
+    );
+    // -i with a pipe: stdin reaches the process, EOF ends it.
+    let o = berth_stdin(&d, &["run", "-i", "--rm", IMAGE, "cat"], Some(b"hi\nthere\n"));
+    assert_eq!((o.code, o.stdout.as_str()), (0, "hi\nthere\n"), "{}", o.stderr);
+    // Exit codes: the container's, 127 for a missing command, 125 for the daemon.
+    assert_eq!(berth(&d, &["run", "--rm", IMAGE, "sh", "-c", "exit 3"]).code, 3);
+    let o = berth(&d, &["run", "--rm", IMAGE, "no-such-command"]);
+    assert_eq!(o.code, 127, "{}", o.stderr);
+    let o = berth(&d, &["run", "--rm", "localhost:5000/no-such-image:x", "true"]);
+    assert_eq!(o.code, 125, "{}", o.stderr);
+    let o = berth(&d, &["run", "--rm", "--memory", "lots", IMAGE, "true"]);
+    assert_eq!(o.code, 125, "docker run exits 125 for a bad flag value too");
+    assert!(o.stderr.contains("invalid size: 'lots'"), "{}", o.stderr);
+    // stdout and stderr stay apart.
+    let o = berth(&d, &["run", "--rm", IMAGE, "sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!((o.stdout.as_str(), o.stderr.as_str()), ("out\n", "err\n"));
+    // Run options reach the container.
+    let o = berth_ok(
+        &d,
+        &[
+            "run", "--rm", "-e", "A=1", "-w", "/tmp", "-u", "1000:1000", "-h", "boxy",
+            "--entrypoint", "sh", IMAGE, "-c", "echo $A $(pwd) $(id -u) $(hostname)",
+        ],
+    );
+    assert_eq!(o, "1 /tmp 1000 boxy\n");
+
+    let name = unique("berth-cli-run");
+    let id = berth_ok(
+        &d,
+        &["run", "-d", "--name", &name, IMAGE, "sh", "-c", "echo out; echo err >&2; exec sleep 100"],
+    );
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "run -d prints the ID: {id}");
+    // logs: both streams, demultiplexed.
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = berth(&d, &["logs", &name]);
+        if o.stdout == "out\n" && o.stderr == "err\n" {
+            break;
+        }
+        assert!(Instant::now() < end, "logs: {:?} {:?}", o.stdout, o.stderr);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // exec: env, workdir, user, exit code.
+    assert_eq!(
+        berth_ok(&d, &["exec", "-e", "X=7", "-w", "/etc", "-u", "1000", &name, "sh", "-c", "echo $X $(pwd) $(id -u)"]),
+        "7 /etc 1000\n"
+    );
+    assert_eq!(berth(&d, &["exec", &name, "sh", "-c", "exit 4"]).code, 4);
+    assert_eq!(
+        berth_stdin(&d, &["exec", "-i", &name, "cat"], Some(b"piped")).stdout,
+        "piped"
+    );
+    // ps and inspect match the docker CLI's output on the same daemon.
+    let ps = berth_ok(&d, &["ps"]);
+    let dps = d.ok(&["ps"]);
+    assert_eq!(header(&ps), header(&dps), "ps header");
+    assert_eq!(ps.lines().count(), dps.lines().count());
+    assert_eq!(berth_ok(&d, &["ps", "-q"]), d.ok(&["ps", "-q"]));
+    let f = "{{.ID}} {{.Names}} {{.Image}} {{.Command}} {{.State}}";
+    assert_eq!(berth_ok(&d, &["ps", "--format", f]), d.ok(&["ps", "--format", f]));
+    let f = "{{.Name}} {{.State.Status}} {{.Config.Tty}} {{json .Config.Cmd}} {{index .Config.Labels \"x\"}} {{len .Args}} {{upper .State.Status}}";
+    assert_eq!(
+        berth_ok(&d, &["inspect", "-f", f, &name]),
+        d.ok(&["inspect", "-f", f, &name])
+    );
+    let v: serde_json::Value = serde_json::from_str(&berth_ok(&d, &["inspect", &name])).unwrap();
+    assert_eq!(v[0]["Id"], id);
+    let o = berth(&d, &["inspect", "no-such-thing"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("No such object: no-such-thing"), "{}", o.stderr);
+
+    // Lifecycle commands print the names they were given.
+    assert_eq!(berth_ok(&d, &["stop", "-t", "1", &name]), format!("{name}\n"));
+    let code = berth_ok(&d, &["wait", &name]);
+    assert!(code.trim().parse::<i32>().is_ok(), "wait prints the code: {code}");
+    assert_eq!(berth_ok(&d, &["start", &name]), format!("{name}\n"));
+    assert_eq!(berth_ok(&d, &["restart", "-t", "0", &name]), format!("{name}\n"));
+    assert_eq!(berth_ok(&d, &["kill", "-s", "KILL", &name]), format!("{name}\n"));
+    assert_eq!(berth_ok(&d, &["wait", &name]), "137\n");
+    let psa = berth_ok(&d, &["ps", "-a", "--filter", &format!("name={name}"), "--format", "{{.Status}}"]);
+    assert!(psa.starts_with("Exited (137)"), "{psa}");
+    assert_eq!(berth_ok(&d, &["rm", &name]), format!("{name}\n"));
+    let o = berth(&d, &["rm", &name]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("Error response from daemon: No such container"), "{}", o.stderr);
+
+    // create + start -a: the container's output and exit code.
+    let c = unique("berth-cli-create");
+    berth_ok(&d, &["create", "--name", &c, IMAGE, "sh", "-c", "echo created; exit 5"]);
+    let o = berth(&d, &["start", "-a", &c]);
+    assert_eq!((o.code, o.stdout.as_str()), (5, "created\n"), "{}", o.stderr);
+    berth_ok(&d, &["rm", &c]);
+    d.finish();
+}
+
+#[test]
+fn image_commands_through_the_daemon() {
+    let mut d = Daemon::start();
+    assert_eq!(berth_ok(&d, &["pull", "-q", IMAGE]), format!("{BUSYBOX}\n"));
+    let o = berth_ok(&d, &["pull", IMAGE]);
+    assert!(o.contains("Digest: sha256:") && o.ends_with(&format!("{BUSYBOX}\n")), "{o}");
+    // Same table and the same answers as the docker CLI.
+    let (mine, theirs) = (berth_ok(&d, &["images"]), d.ok(&["images"]));
+    assert_eq!(mine, theirs, "images");
+    assert_eq!(berth_ok(&d, &["images", "-q"]), d.ok(&["images", "-q"]));
+    assert_eq!(
+        berth_ok(&d, &["images", "--digests"]),
+        d.ok(&["images", "--digests"])
+    );
+    let f = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}";
+    assert_eq!(berth_ok(&d, &["images", "--format", f]), d.ok(&["images", "--format", f]));
+    let f = "{{.Id}} {{json .RepoTags}} {{.Config.Cmd}} {{.Os}}";
+    assert_eq!(
+        berth_ok(&d, &["image", "inspect", "-f", f, IMAGE]),
+        d.ok(&["image", "inspect", "-f", f, IMAGE])
+    );
+
+    let mine_tag = format!("{}:v1", unique("berth-cli-tag"));
+    berth_ok(&d, &["tag", IMAGE, &mine_tag]);
+    assert!(berth_ok(&d, &["images"]).contains(&unique("berth-cli-tag")));
+    assert_eq!(
+        berth_ok(&d, &["rmi", &mine_tag]),
+        format!("Untagged: {mine_tag}\n")
+    );
+    let o = berth(&d, &["rmi", "no-such-image"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("No such image: no-such-image"), "{}", o.stderr);
+
+    // history: the daemon's endpoint, docker's table.
+    assert_eq!(berth_ok(&d, &["history", IMAGE]), d.ok(&["history", IMAGE]));
+    assert_eq!(
+        berth_ok(&d, &["history", "--no-trunc", "-q", IMAGE]),
+        d.ok(&["history", "--no-trunc", "-q", IMAGE])
+    );
+
+    // save -> rmi -> load round trip, and docker save through berthd loads too.
+    let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+    let tar = tmp.path().join("busybox.tar");
+    berth_ok(&d, &["save", "-o", tar.to_str().unwrap(), IMAGE]);
+    let dtar = tmp.path().join("docker-saved.tar");
+    d.ok(&["save", "-o", dtar.to_str().unwrap(), IMAGE]);
+    let id = berth_ok(&d, &["images", "-q", "--no-trunc", IMAGE]);
+    berth_ok(&d, &["rmi", IMAGE]);
+    assert_eq!(berth_ok(&d, &["images", "-q"]), "");
+    assert_eq!(
+        berth_ok(&d, &["load", "-i", tar.to_str().unwrap()]),
+        format!("Loaded image: {BUSYBOX}\n")
+    );
+    assert_eq!(berth_ok(&d, &["images", "-q", "--no-trunc", IMAGE]), id);
+    berth_ok(&d, &["rmi", IMAGE]);
+    let o = berth_stdin(&d, &["load", "-q"], Some(&std::fs::read(&dtar).unwrap()));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(berth_ok(&d, &["images", "-q", "--no-trunc", IMAGE]), id);
+    let o = berth_stdin(&d, &["load"], Some(b"not a tar"));
+    assert_eq!(o.code, 1, "a bad archive fails: {}", o.stdout);
+
+    // import with --change; the config carries it.
+    let src = tmp.path().join("rootfs");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("hello.txt"), "imported\n").unwrap();
+    let rootfs_tar = tmp.path().join("rootfs.tar");
+    assert!(
+        std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&src)
+            .arg("-cf")
+            .arg(&rootfs_tar)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let imported = unique("berth-cli-import");
+    let out = berth_ok(
+        &d,
+        &[
+            "import", "-c", "CMD [\"/bin/true\"]", "-c", "ENV A=1", "-m", "from a test",
+            rootfs_tar.to_str().unwrap(), &format!("{imported}:x"),
+        ],
+    );
+    assert!(out.trim().starts_with("sha256:"), "import prints the ID: {out}");
+    assert_eq!(
+        berth_ok(&d, &["inspect", "-f", "{{json .Config.Cmd}} {{.Config.Env}}", &format!("{imported}:x")]),
+        "[\"/bin/true\"] [A=1]\n"
+    );
+    let o = berth(&d, &["import", "-c", "RUN true", rootfs_tar.to_str().unwrap()]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("RUN is not supported"), "{}", o.stderr);
+    berth_ok(&d, &["rmi", &format!("{imported}:x")]);
+
+    // push to the registry under a fresh name and pull it back.
+    let remote = format!("localhost:5000/{}:v1", unique("berth-cli-push"));
+    berth_ok(&d, &["tag", IMAGE, &remote]);
+    let o = berth_ok(&d, &["push", &remote]);
+    assert!(o.contains("v1: digest: sha256:"), "{o}");
+    berth_ok(&d, &["rmi", &remote]);
+    assert_eq!(berth_ok(&d, &["pull", "-q", &remote]), format!("{remote}\n"));
+    let o = berth(&d, &["push", "localhost:5000/not-here:v1"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("does not exist locally"), "{}", o.stderr);
+
+    // login: the daemon checks, the CLI stores; logout is local.
+    let o = berth_stdin(
+        &d,
+        &["login", "-u", "tester", "--password-stdin", "localhost:5000"],
+        Some(b"secret\n"),
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "Login Succeeded\n");
+    let cfg = std::fs::read_to_string(d.docker_config.path().join("config.json")).unwrap();
+    assert!(cfg.contains("localhost:5000"), "{cfg}");
+    assert_eq!(
+        berth_ok(&d, &["logout", "localhost:5000"]),
+        "Removing login credentials for localhost:5000\n"
+    );
+    assert!(Path::new(&d.docker_config.path().join("config.json")).exists());
+    d.finish();
+}
+
+#[test]
+fn system_commands() {
+    let mut d = Daemon::start();
+    let info = berth_ok(&d, &["info"]);
+    assert!(info.contains("Server Version:") && info.contains("Storage Driver: overlay2"), "{info}");
+    assert_eq!(
+        berth_ok(&d, &["info", "--format", "{{.OSType}}/{{.Driver}}"]),
+        "linux/overlay2\n"
+    );
+    let v = berth_ok(&d, &["version"]);
+    assert!(v.contains("Client:") && v.contains("API version:       1.45"), "{v}");
+    // local: no daemon involved, the store as it is on disk.
+    let o = berth_ok(&d, &["system", "check"]);
+    assert!(o.contains(" 0 problems"), "{o}");
+    d.finish();
+}

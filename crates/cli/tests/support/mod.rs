@@ -1,0 +1,75 @@
+//! The CLI's tests drive `berth` against a private berthd: the daemon
+//! helpers are the API tests' own (one copy), plus runners for `berth`.
+
+#![allow(dead_code)]
+
+#[path = "../../../api/tests/common/mod.rs"]
+pub mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+pub use common::*;
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// `berth` aimed at `d`: its socket, and its dirs should it need starting.
+pub fn berth_cmd(d: &Daemon, args: &[&str]) -> Command {
+    let mut c = Command::new(BERTH);
+    c.arg("-H")
+        .arg(format!("unix://{}", d.socket().display()))
+        .arg("--root")
+        .arg(d.root.path())
+        .arg("--exec-root")
+        .arg(d.exec_root.path())
+        .args(args)
+        .env("DOCKER_CONFIG", d.docker_config.path())
+        .env_remove("BERTH_HOST")
+        .env_remove("DOCKER_HOST");
+    c
+}
+
+pub fn berth(d: &Daemon, args: &[&str]) -> Output {
+    berth_stdin(d, args, None)
+}
+
+/// `berth` with `input` on stdin (None: stdin is /dev/null).
+pub fn berth_stdin(d: &Daemon, args: &[&str], input: Option<&[u8]>) -> Output {
+    let mut c = berth_cmd(d, args);
+    c.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let Some(i) = input {
+        child.stdin.take().unwrap().write_all(i).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `berth` that must succeed; returns stdout.
+pub fn berth_ok(d: &Daemon, args: &[&str]) -> String {
+    let o = berth(d, args);
+    assert_eq!(
+        o.code,
+        0,
+        "berth {args:?} failed ({}): {}\n--- berthd log:\n{}",
+        o.code,
+        o.stderr,
+        d.log()
+    );
+    o.stdout
+}
+
+/// The header line of a table.
+pub fn header(table: &str) -> &str {
+    table.lines().next().unwrap_or("")
+}
