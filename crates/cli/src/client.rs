@@ -189,9 +189,9 @@ impl Client {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|e| {
-            ClientError::Protocol(format!("starting {}: {e}", berthd.display()))
-        })?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| ClientError::Protocol(format!("starting {}: {e}", berthd.display())))?;
         eprintln!(
             "Started berthd (pid {}, log {})",
             child.id(),
@@ -491,7 +491,10 @@ mod tests {
     fn queries() {
         assert_eq!(query(&[("a", "".into())]), "");
         assert_eq!(
-            query(&[("fromImage", "localhost:5000/busybox".into()), ("tag", "1 2".into())]),
+            query(&[
+                ("fromImage", "localhost:5000/busybox".into()),
+                ("tag", "1 2".into())
+            ]),
             "?fromImage=localhost%3A5000%2Fbusybox&tag=1+2"
         );
         assert_eq!(seg("localhost:5000/busybox"), "localhost%3A5000/busybox");

@@ -43,7 +43,11 @@ fn split(arg: &str) -> Option<(&str, &str)> {
 fn stat(c: &Client, id: &str, path: &str) -> Result<Option<Value>> {
     match c.request(
         Method::HEAD,
-        &format!("/containers/{}/archive{}", seg(id), query(&[("path", path.into())])),
+        &format!(
+            "/containers/{}/archive{}",
+            seg(id),
+            query(&[("path", path.into())])
+        ),
         vec![],
         empty_body(),
     ) {
@@ -51,7 +55,11 @@ fn stat(c: &Client, id: &str, path: &str) -> Result<Option<Value>> {
             let v = resp
                 .headers()
                 .get("x-docker-container-path-stat")
-                .and_then(|h| base64::engine::general_purpose::STANDARD.decode(h.as_bytes()).ok())
+                .and_then(|h| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(h.as_bytes())
+                        .ok()
+                })
                 .and_then(|b| serde_json::from_slice(&b).ok());
             Ok(v)
         }
@@ -76,7 +84,11 @@ pub fn cp(c: &Client, a: CpArgs) -> Result<()> {
 fn from_container(c: &Client, id: &str, path: &str, dest: &str) -> Result<()> {
     let resp = c.request(
         Method::GET,
-        &format!("/containers/{}/archive{}", seg(id), query(&[("path", path.into())])),
+        &format!(
+            "/containers/{}/archive{}",
+            seg(id),
+            query(&[("path", path.into())])
+        ),
         vec![],
         empty_body(),
     )?;

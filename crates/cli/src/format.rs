@@ -2,7 +2,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-
 /// Docker's size format: decimal units, 3 significant digits.
 pub fn human_size(bytes: u64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB"];
@@ -87,7 +86,10 @@ pub fn now_secs() -> i64 {
 /// Docker's `CreatedAt` text: `2024-01-02 03:04:05 +0000 UTC`.
 pub fn unix_to_text(secs: i64) -> String {
     let t = berth_image::history::rfc3339(secs, None);
-    format!("{} +0000 UTC", t.trim_end_matches('Z').replacen('T', " ", 1))
+    format!(
+        "{} +0000 UTC",
+        t.trim_end_matches('Z').replacen('T', " ", 1)
+    )
 }
 
 /// Go's names for architectures.

@@ -12,7 +12,8 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use crate::client::{Client, empty_body, query, reader_body, seg};
-use crate::containers::{confirm, filters_json};
+use crate::container_ops::confirm;
+use crate::containers::filters_json;
 use crate::format::{ago, ellipsis, human_size, short_id, split_repo_tag};
 use crate::progress::JsonStream;
 use crate::{Exit, tmpl};
@@ -46,7 +47,12 @@ fn registry_auth(image: &str) -> String {
 }
 
 /// Renders a JSON progress stream; a message with an error fails the command.
-fn progress(c: &Client, resp: hyper::Response<Incoming>, quiet: bool, to_stderr: bool) -> Result<Vec<Value>> {
+fn progress(
+    c: &Client,
+    resp: hyper::Response<Incoming>,
+    quiet: bool,
+    to_stderr: bool,
+) -> Result<Vec<Value>> {
     let (w, term): (Box<dyn Write>, bool) = if to_stderr {
         (Box::new(io::stderr()), io::stderr().is_terminal())
     } else {
@@ -66,7 +72,13 @@ fn progress(c: &Client, resp: hyper::Response<Incoming>, quiet: bool, to_stderr:
 
 /// Pulls through the daemon, rendering its progress (to stderr when the
 /// pull is part of `run`/`create`, as docker does).
-pub fn pull_image(c: &Client, name: &str, platform: Option<&str>, quiet: bool, for_run: bool) -> Result<()> {
+pub fn pull_image(
+    c: &Client,
+    name: &str,
+    platform: Option<&str>,
+    quiet: bool,
+    for_run: bool,
+) -> Result<()> {
     let name = with_default_tag(name);
     let (image, tag) = if let Some((repo, digest)) = name.split_once('@') {
         (repo.to_string(), digest.to_string())
@@ -206,7 +218,11 @@ pub fn image_rows(list: &[Value], no_trunc: bool) -> Vec<Value> {
     let mut rows = Vec::new();
     for img in list {
         let id = img["Id"].as_str().unwrap_or("");
-        let id_text = if no_trunc { id.to_string() } else { short_id(id) };
+        let id_text = if no_trunc {
+            id.to_string()
+        } else {
+            short_id(id)
+        };
         let digests: Vec<String> = img["RepoDigests"]
             .as_array()
             .into_iter()
@@ -327,7 +343,11 @@ pub fn tag(c: &Client, source: &str, target: &str) -> Result<()> {
     let (repo, tag) = split_repo_tag(target);
     c.call(
         Method::POST,
-        &format!("/images/{}/tag{}", seg(source), query(&[("repo", repo), ("tag", tag)])),
+        &format!(
+            "/images/{}/tag{}",
+            seg(source),
+            query(&[("repo", repo), ("tag", tag)])
+        ),
         None,
     )?;
     Ok(())
@@ -352,7 +372,12 @@ pub fn rmi(c: &Client, a: RmiArgs) -> Result<()> {
             ("force", if a.force { "1" } else { "" }.into()),
             ("noprune", if a.no_prune { "1" } else { "" }.into()),
         ]);
-        match c.request(Method::DELETE, &format!("/images/{}{q}", seg(n)), vec![], empty_body()) {
+        match c.request(
+            Method::DELETE,
+            &format!("/images/{}{q}", seg(n)),
+            vec![],
+            empty_body(),
+        ) {
             Ok(resp) => {
                 let v: Vec<Value> = serde_json::from_slice(&c.bytes(resp)?)?;
                 for r in v {
@@ -386,7 +411,8 @@ pub fn body_to_output(
     match output {
         Some(path) => {
             let tmp = PathBuf::from(format!("{}.berth-tmp", path.display()));
-            let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let mut f =
+                File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
             let res = resp().and_then(|r| {
                 c.each_chunk(r, |d| {
                     f.write_all(d)?;
@@ -456,7 +482,10 @@ pub fn load(c: &Client, a: LoadArgs) -> Result<()> {
     };
     let resp = c.request(
         Method::POST,
-        &format!("/images/load{}", query(&[("quiet", if a.quiet { "1" } else { "" }.into())])),
+        &format!(
+            "/images/load{}",
+            query(&[("quiet", if a.quiet { "1" } else { "" }.into())])
+        ),
         vec![("content-type", "application/x-tar".into())],
         body,
     )?;
@@ -611,7 +640,10 @@ pub fn prune_images(c: &Client, all: bool, filter: &[String]) -> Result<()> {
     let mut filters = filter.to_vec();
     filters.push(format!("dangling={}", !all));
     let v: Value = c.post(
-        &format!("/images/prune{}", query(&[("filters", filters_json(&filters)?)])),
+        &format!(
+            "/images/prune{}",
+            query(&[("filters", filters_json(&filters)?)])
+        ),
         None,
     )?;
     let deleted = v["ImagesDeleted"].as_array().cloned().unwrap_or_default();
@@ -728,10 +760,19 @@ mod tests {
     #[test]
     fn names_and_globs() {
         assert_eq!(with_default_tag("busybox"), "busybox:latest");
-        assert_eq!(with_default_tag("localhost:5000/busybox"), "localhost:5000/busybox:latest");
-        assert_eq!(with_default_tag("localhost:5000/busybox:1"), "localhost:5000/busybox:1");
+        assert_eq!(
+            with_default_tag("localhost:5000/busybox"),
+            "localhost:5000/busybox:latest"
+        );
+        assert_eq!(
+            with_default_tag("localhost:5000/busybox:1"),
+            "localhost:5000/busybox:1"
+        );
         assert_eq!(with_default_tag("a@sha256:00"), "a@sha256:00");
-        assert_eq!(full_name("busybox:latest"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            full_name("busybox:latest"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(full_name("localhost:5000/b:1"), "localhost:5000/b:1");
         assert!(glob("localhost:5000/*", "localhost:5000/busybox"));
         assert!(glob("*box", "busybox"));
@@ -741,14 +782,17 @@ mod tests {
 
     #[test]
     fn rows_per_tag() {
-        let list = vec![json!({
-            "Id": "sha256:0123456789abcdef", "Created": 0, "Size": 2_150_000,
-            "RepoTags": ["localhost:5000/busybox:latest", "mine:1"],
-            "RepoDigests": ["localhost:5000/busybox@sha256:aa"], "Labels": null
-        }), json!({
-            "Id": "sha256:fedcba9876543210", "Created": 0, "Size": 1,
-            "RepoTags": [], "RepoDigests": []
-        })];
+        let list = vec![
+            json!({
+                "Id": "sha256:0123456789abcdef", "Created": 0, "Size": 2_150_000,
+                "RepoTags": ["localhost:5000/busybox:latest", "mine:1"],
+                "RepoDigests": ["localhost:5000/busybox@sha256:aa"], "Labels": null
+            }),
+            json!({
+                "Id": "sha256:fedcba9876543210", "Created": 0, "Size": 1,
+                "RepoTags": [], "RepoDigests": []
+            }),
+        ];
         let rows = image_rows(&list, false);
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0]["Repository"], "localhost:5000/busybox");

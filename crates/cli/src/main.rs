@@ -5,6 +5,7 @@
 
 mod build_cmd;
 mod client;
+mod container_ops;
 mod containers;
 mod cp;
 mod format;
@@ -71,9 +72,9 @@ enum ContainerCmd {
     /// Block until one or more containers stop, then print their exit codes.
     Wait(containers::Names),
     /// Display the running processes of a container.
-    Top(containers::TopArgs),
+    Top(container_ops::TopArgs),
     /// Display a live stream of container(s) resource usage statistics.
-    Stats(containers::StatsArgs),
+    Stats(container_ops::StatsArgs),
     /// Pause all processes within one or more containers.
     Pause(containers::Names),
     /// Unpause all processes within one or more containers.
@@ -83,13 +84,13 @@ enum ContainerCmd {
     /// Inspect changes to files or directories on a container's filesystem.
     Diff { container: String },
     /// Create a new image from a container's changes.
-    Commit(containers::CommitArgs),
+    Commit(container_ops::CommitArgs),
     /// Export a container's filesystem as a tar archive.
-    Export(containers::ExportArgs),
+    Export(container_ops::ExportArgs),
     /// Rename a container.
     Rename { container: String, new_name: String },
     /// Update configuration of one or more containers.
-    Update(containers::UpdateArgs),
+    Update(container_ops::UpdateArgs),
     /// List port mappings or a specific mapping for the container.
     Port {
         container: String,
@@ -97,6 +98,8 @@ enum ContainerCmd {
     },
 }
 
+// Parsed once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum ContainerGroup {
     #[command(flatten)]
@@ -107,9 +110,10 @@ enum ContainerGroup {
     /// Display detailed information on one or more containers.
     Inspect(objects::InspectArgs),
     /// Remove all stopped containers.
-    Prune(containers::PruneArgs),
+    Prune(container_ops::PruneArgs),
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     #[command(flatten)]
@@ -291,9 +295,13 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::System(system::SystemCmd::Check { repair }) => {
             return system::check_local(&root, repair);
         }
-        Cmd::Image(ImageCmd::Mount { name, dir }) => return image_local(&root, Some(&name), &dir, false),
+        Cmd::Image(ImageCmd::Mount { name, dir }) => {
+            return image_local(&root, Some(&name), &dir, false);
+        }
         Cmd::Image(ImageCmd::Umount { dir }) => return image_local(&root, None, &dir, false),
-        Cmd::Image(ImageCmd::Bundle { name, dir }) => return image_local(&root, Some(&name), &dir, true),
+        Cmd::Image(ImageCmd::Bundle { name, dir }) => {
+            return image_local(&root, Some(&name), &dir, true);
+        }
         Cmd::Build(a) => {
             let store = open_store(&root)?;
             return build_cmd::build(&store, a);
@@ -318,8 +326,10 @@ fn dispatch(c: &Client, cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::C(x) | Cmd::Container(ContainerGroup::C(x)) => container(c, x),
         Cmd::Ps(a) | Cmd::Container(ContainerGroup::Ls(a)) => containers::ps(c, a),
-        Cmd::Container(ContainerGroup::Inspect(a)) => objects::inspect_kind(c, a, Some("container")),
-        Cmd::Container(ContainerGroup::Prune(a)) => containers::prune(c, a),
+        Cmd::Container(ContainerGroup::Inspect(a)) => {
+            objects::inspect_kind(c, a, Some("container"))
+        }
+        Cmd::Container(ContainerGroup::Prune(a)) => container_ops::prune(c, a),
         Cmd::Inspect(a) => objects::inspect_kind(c, a, None),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => images::images(c, a),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => images::pull(c, a),
@@ -370,23 +380,23 @@ fn container(c: &Client, cmd: ContainerCmd) -> Result<()> {
         ContainerCmd::Exec(a) => containers::exec(c, a),
         ContainerCmd::Attach(a) => containers::attach(c, a),
         ContainerCmd::Wait(a) => containers::wait(c, a),
-        ContainerCmd::Top(a) => containers::top(c, a),
-        ContainerCmd::Stats(a) => containers::stats(c, a),
+        ContainerCmd::Top(a) => container_ops::top(c, a),
+        ContainerCmd::Stats(a) => container_ops::stats(c, a),
         ContainerCmd::Pause(a) => containers::simple(c, a, "pause"),
         ContainerCmd::Unpause(a) => containers::simple(c, a, "unpause"),
         ContainerCmd::Cp(a) => cp::cp(c, a),
-        ContainerCmd::Diff { container } => containers::diff(c, &container),
-        ContainerCmd::Commit(a) => containers::commit(c, a),
-        ContainerCmd::Export(a) => containers::export(c, a),
+        ContainerCmd::Diff { container } => container_ops::diff(c, &container),
+        ContainerCmd::Commit(a) => container_ops::commit(c, a),
+        ContainerCmd::Export(a) => container_ops::export(c, a),
         ContainerCmd::Rename {
             container,
             new_name,
-        } => containers::rename(c, &container, &new_name),
-        ContainerCmd::Update(a) => containers::update(c, a),
+        } => container_ops::rename(c, &container, &new_name),
+        ContainerCmd::Update(a) => container_ops::update(c, a),
         ContainerCmd::Port {
             container,
             private_port,
-        } => containers::port(c, &container, private_port.as_deref()),
+        } => container_ops::port(c, &container, private_port.as_deref()),
     }
 }
 

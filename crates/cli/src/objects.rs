@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::client::{Client, ClientError, query, seg};
-use crate::containers::{confirm, each, filters_json, print_pruned};
+use crate::container_ops::{confirm, print_deleted, print_pruned};
+use crate::containers::{each, filters_json};
 use crate::format::short_id;
 use crate::{Exit, tmpl};
 
@@ -133,7 +134,11 @@ pub fn volume(c: &Client, cmd: VolumeCmd) -> Result<()> {
         VolumeCmd::Rm { force, names } => each(&names, |n| {
             Ok(c.call(
                 Method::DELETE,
-                &format!("/volumes/{}{}", seg(n), query(&[("force", if force { "1" } else { "" }.into())])),
+                &format!(
+                    "/volumes/{}{}",
+                    seg(n),
+                    query(&[("force", if force { "1" } else { "" }.into())])
+                ),
                 None,
             )?)
         }),
@@ -151,7 +156,10 @@ pub fn volume(c: &Client, cmd: VolumeCmd) -> Result<()> {
                 filter.push("all=true".into());
             }
             let v: Value = c.post(
-                &format!("/volumes/prune{}", query(&[("filters", filters_json(&filter)?)])),
+                &format!(
+                    "/volumes/prune{}",
+                    query(&[("filters", filters_json(&filter)?)])
+                ),
                 None,
             )?;
             print_pruned(&v, "VolumesDeleted", "Deleted Volumes:");
@@ -332,7 +340,9 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
         NetworkCmd::Inspect(a) => inspect_kind(c, a, Some("network")),
         NetworkCmd::Rm { names } => {
             // docker prints the names of removed networks.
-            each(&names, |n| Ok(c.call(Method::DELETE, &format!("/networks/{}", seg(n)), None)?))
+            each(&names, |n| {
+                Ok(c.call(Method::DELETE, &format!("/networks/{}", seg(n)), None)?)
+            })
         }
         NetworkCmd::Prune { force, filter } => {
             if !confirm(
@@ -342,21 +352,13 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
                 return Ok(());
             }
             let v: Value = c.post(
-                &format!("/networks/prune{}", query(&[("filters", filters_json(&filter)?)])),
+                &format!(
+                    "/networks/prune{}",
+                    query(&[("filters", filters_json(&filter)?)])
+                ),
                 None,
             )?;
-            let nets: Vec<&str> = v["NetworksDeleted"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            if !nets.is_empty() {
-                println!("Deleted Networks:");
-                for n in nets {
-                    println!("{n}");
-                }
-            }
+            print_deleted(&v, "NetworksDeleted", "Deleted Networks:");
             Ok(())
         }
         NetworkCmd::Connect {
@@ -397,7 +399,7 @@ pub fn pretty<T: Serialize>(v: &T) -> Result<String> {
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
     v.serialize(&mut ser)?;
-    Ok(String::from_utf8(out).context("inspect output")?)
+    String::from_utf8(out).context("inspect output")
 }
 
 /// Looks `name` up as each kind in docker's order; the first that exists.

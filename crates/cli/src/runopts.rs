@@ -533,18 +533,64 @@ mod tests {
     fn body(args: &[&str]) -> Value {
         let mut v = vec!["run"];
         v.extend(args);
-        T::try_parse_from(v).unwrap().a.body(true, Some((30, 100))).unwrap()
+        T::try_parse_from(v)
+            .unwrap()
+            .a
+            .body(true, Some((30, 100)))
+            .unwrap()
     }
 
     #[test]
     fn flags_to_body() {
         let b = body(&[
-            "-it", "--name", "web", "-e", "A=1", "-h", "box", "-w", "/tmp", "-u", "1:2", "-l",
-            "k=v", "-v", "/h:/c:ro", "-v", "/anon", "--tmpfs", "/run:size=1m", "--read-only",
-            "-m", "64m", "--memory-swap", "-1", "--cpus", "1.5", "--pids-limit", "10",
-            "--ulimit", "nofile=10:20", "--cap-add", "NET_ADMIN", "--restart", "on-failure:3",
-            "--stop-signal", "SIGUSR1", "--stop-timeout", "3", "--init", "-p",
-            "127.0.0.1:8080:80", "-p", "53/udp", "--network", "none", "busybox", "sh", "-c",
+            "-it",
+            "--name",
+            "web",
+            "-e",
+            "A=1",
+            "-h",
+            "box",
+            "-w",
+            "/tmp",
+            "-u",
+            "1:2",
+            "-l",
+            "k=v",
+            "-v",
+            "/h:/c:ro",
+            "-v",
+            "/anon",
+            "--tmpfs",
+            "/run:size=1m",
+            "--read-only",
+            "-m",
+            "64m",
+            "--memory-swap",
+            "-1",
+            "--cpus",
+            "1.5",
+            "--pids-limit",
+            "10",
+            "--ulimit",
+            "nofile=10:20",
+            "--cap-add",
+            "NET_ADMIN",
+            "--restart",
+            "on-failure:3",
+            "--stop-signal",
+            "SIGUSR1",
+            "--stop-timeout",
+            "3",
+            "--init",
+            "-p",
+            "127.0.0.1:8080:80",
+            "-p",
+            "53/udp",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
             "echo hi",
         ]);
         assert_eq!(b["Image"], "busybox");
@@ -565,15 +611,24 @@ mod tests {
         assert_eq!(hc["MemorySwap"], -1);
         assert_eq!(hc["NanoCpus"], 1_500_000_000i64);
         assert_eq!(hc["PidsLimit"], 10);
-        assert_eq!(hc["Ulimits"][0], json!({"Name": "nofile", "Soft": 10, "Hard": 20}));
-        assert_eq!(hc["RestartPolicy"], json!({"Name": "on-failure", "MaximumRetryCount": 3}));
+        assert_eq!(
+            hc["Ulimits"][0],
+            json!({"Name": "nofile", "Soft": 10, "Hard": 20})
+        );
+        assert_eq!(
+            hc["RestartPolicy"],
+            json!({"Name": "on-failure", "MaximumRetryCount": 3})
+        );
         assert_eq!(hc["Init"], true);
         assert_eq!(hc["ConsoleSize"], json!([30, 100]));
         assert_eq!(
             hc["PortBindings"]["80/tcp"],
             json!([{"HostIp": "127.0.0.1", "HostPort": "8080"}])
         );
-        assert_eq!(hc["PortBindings"]["53/udp"], json!([{"HostIp": "", "HostPort": ""}]));
+        assert_eq!(
+            hc["PortBindings"]["53/udp"],
+            json!([{"HostIp": "", "HostPort": ""}])
+        );
         assert_eq!(b["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
         assert_eq!(hc["NetworkMode"], "none");
     }
@@ -583,11 +638,26 @@ mod tests {
         assert!(parse_bytes("12x").unwrap_err().to_string().contains("12x"));
         assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
         assert_eq!(parse_bytes("512").unwrap(), 512);
-        assert!(parse_publish("80/xyz").unwrap_err().to_string().contains("xyz"));
+        assert!(
+            parse_publish("80/xyz")
+                .unwrap_err()
+                .to_string()
+                .contains("xyz")
+        );
         assert!(parse_publish("0").is_err());
         assert_eq!(parse_publish("8000-8001:80-81").unwrap().len(), 2);
-        assert!(parse_mount("type=bind,source=/a").unwrap_err().to_string().contains("target"));
-        assert!(parse_mount("type=x,target=/a").unwrap_err().to_string().contains("\"x\""));
+        assert!(
+            parse_mount("type=bind,source=/a")
+                .unwrap_err()
+                .to_string()
+                .contains("target")
+        );
+        assert!(
+            parse_mount("type=x,target=/a")
+                .unwrap_err()
+                .to_string()
+                .contains("\"x\"")
+        );
         assert_eq!(
             parse_mount("type=bind,src=/a,dst=/b,readonly").unwrap(),
             json!({"Type": "bind", "Source": "/a", "Target": "/b", "ReadOnly": true})

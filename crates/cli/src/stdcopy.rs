@@ -12,7 +12,12 @@ pub struct Demux {
 impl Demux {
     /// Feeds a chunk; complete frames go to `out` (stream 1, and 0 = stdin
     /// echo) or `err` (stream 2).
-    pub fn feed(&mut self, chunk: &[u8], out: &mut dyn Write, err: &mut dyn Write) -> io::Result<()> {
+    pub fn feed(
+        &mut self,
+        chunk: &[u8],
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> io::Result<()> {
         self.buf.extend_from_slice(chunk);
         let mut at = 0;
         while self.buf.len() - at >= 8 {

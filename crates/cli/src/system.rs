@@ -8,7 +8,8 @@ use berth_image::check::Severity;
 use serde_json::Value;
 
 use crate::client::{Client, empty_body, query};
-use crate::containers::{confirm, filters_json, print_pruned};
+use crate::container_ops::{confirm, print_deleted, print_pruned};
+use crate::containers::filters_json;
 use crate::format::human_size;
 use crate::tmpl;
 
@@ -93,7 +94,6 @@ pub fn check(store: &ImageStore, repair: bool) -> Result<()> {
     Ok(())
 }
 
-
 #[derive(clap::Args)]
 pub struct EventsArgs {
     /// Show all events created since timestamp.
@@ -112,14 +112,20 @@ pub struct EventsArgs {
 
 /// One event as `docker events` prints it.
 pub fn event_line(e: &Value) -> String {
-    let nanos = e["timeNano"].as_i64().unwrap_or(e["time"].as_i64().unwrap_or(0) * 1_000_000_000);
+    let nanos = e["timeNano"]
+        .as_i64()
+        .unwrap_or(e["time"].as_i64().unwrap_or(0) * 1_000_000_000);
     let secs = nanos.div_euclid(1_000_000_000);
     let frac = nanos.rem_euclid(1_000_000_000);
     let when = berth_image::history::rfc3339(secs, None);
     let when = format!("{}.{frac:09}Z", when.trim_end_matches('Z'));
     let kind = e["Type"].as_str().unwrap_or("");
-    let action = e["Action"].as_str().unwrap_or(e["status"].as_str().unwrap_or(""));
-    let id = e["Actor"]["ID"].as_str().unwrap_or(e["id"].as_str().unwrap_or(""));
+    let action = e["Action"]
+        .as_str()
+        .unwrap_or(e["status"].as_str().unwrap_or(""));
+    let id = e["Actor"]["ID"]
+        .as_str()
+        .unwrap_or(e["id"].as_str().unwrap_or(""));
     let mut attrs: Vec<(String, String)> = e["Actor"]["Attributes"]
         .as_object()
         .into_iter()
@@ -199,8 +205,13 @@ pub fn df(c: &Client, verbose: bool, format: Option<String>) -> Result<()> {
     let mut rows = Vec::new();
     // Images: shared layers counted once (LayersSize), reclaimable = what
     // unused images hold alone.
-    let img_size = v["LayersSize"].as_u64().unwrap_or_else(|| images.iter().map(|i| u(i, "Size")).sum());
-    let img_active = images.iter().filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0).count();
+    let img_size = v["LayersSize"]
+        .as_u64()
+        .unwrap_or_else(|| images.iter().map(|i| u(i, "Size")).sum());
+    let img_active = images
+        .iter()
+        .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
+        .count();
     let img_reclaim: u64 = images
         .iter()
         .filter(|i| i["Containers"].as_i64().unwrap_or(0) <= 0)
@@ -209,8 +220,15 @@ pub fn df(c: &Client, verbose: bool, format: Option<String>) -> Result<()> {
     rows.push(serde_json::json!({"Type": "Images", "TotalCount": images.len(), "Active": img_active,
         "Size": human_size(img_size), "Reclaimable": format!("{} ({}%)", human_size(img_reclaim), pct(img_reclaim, img_size))}));
     let c_size: u64 = containers.iter().map(|c| u(c, "SizeRw")).sum();
-    let c_active = containers.iter().filter(|c| c["State"] == "running").count();
-    let c_reclaim: u64 = containers.iter().filter(|c| c["State"] != "running").map(|c| u(c, "SizeRw")).sum();
+    let c_active = containers
+        .iter()
+        .filter(|c| c["State"] == "running")
+        .count();
+    let c_reclaim: u64 = containers
+        .iter()
+        .filter(|c| c["State"] != "running")
+        .map(|c| u(c, "SizeRw"))
+        .sum();
     rows.push(serde_json::json!({"Type": "Containers", "TotalCount": containers.len(), "Active": c_active,
         "Size": human_size(c_size), "Reclaimable": format!("{} ({}%)", human_size(c_reclaim), pct(c_reclaim, c_size))}));
     let vsize = |x: &Value| x["UsageData"]["Size"].as_i64().unwrap_or(0).max(0) as u64;
@@ -221,11 +239,22 @@ pub fn df(c: &Client, verbose: bool, format: Option<String>) -> Result<()> {
     rows.push(serde_json::json!({"Type": "Local Volumes", "TotalCount": volumes.len(), "Active": v_active,
         "Size": human_size(v_size), "Reclaimable": format!("{} ({}%)", human_size(v_reclaim), pct(v_reclaim, v_size))}));
     let b_size: u64 = cache.iter().map(|b| u(b, "Size")).sum();
-    let b_active = cache.iter().filter(|b| b["InUse"].as_bool().unwrap_or(false)).count();
-    let b_reclaim: u64 = cache.iter().filter(|b| !b["InUse"].as_bool().unwrap_or(false)).map(|b| u(b, "Size")).sum();
-    rows.push(serde_json::json!({"Type": "Build Cache", "TotalCount": cache.len(), "Active": b_active,
-        "Size": human_size(b_size), "Reclaimable": human_size(b_reclaim)}));
-    let format = format.unwrap_or_else(|| "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}".into());
+    let b_active = cache
+        .iter()
+        .filter(|b| b["InUse"].as_bool().unwrap_or(false))
+        .count();
+    let b_reclaim: u64 = cache
+        .iter()
+        .filter(|b| !b["InUse"].as_bool().unwrap_or(false))
+        .map(|b| u(b, "Size"))
+        .sum();
+    rows.push(
+        serde_json::json!({"Type": "Build Cache", "TotalCount": cache.len(), "Active": b_active,
+        "Size": human_size(b_size), "Reclaimable": human_size(b_reclaim)}),
+    );
+    let format = format.unwrap_or_else(|| {
+        "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}".into()
+    });
     let header = |f: &str| match f {
         "TotalCount" => "TOTAL".to_string(),
         o => o.to_uppercase(),
@@ -234,10 +263,31 @@ pub fn df(c: &Client, verbose: bool, format: Option<String>) -> Result<()> {
     if verbose {
         println!("\nImages space usage:\n");
         let rows: Vec<Value> = crate::images::image_rows(&images, false);
-        print!("{}", tmpl::render_list("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}", &rows, &|f: &str| match f {
-            "ID" => "IMAGE ID".into(), "CreatedSince" => "CREATED".into(), o => o.to_uppercase() })?);
+        print!(
+            "{}",
+            tmpl::render_list(
+                "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+                &rows,
+                &|f: &str| match f {
+                    "ID" => "IMAGE ID".into(),
+                    "CreatedSince" => "CREATED".into(),
+                    o => o.to_uppercase(),
+                }
+            )?
+        );
         println!("\nContainers space usage:\n");
-        let mut t = vec![["CONTAINER ID", "IMAGE", "SIZE", "CREATED", "STATUS", "NAMES"].map(String::from).to_vec()];
+        let mut t = vec![
+            [
+                "CONTAINER ID",
+                "IMAGE",
+                "SIZE",
+                "CREATED",
+                "STATUS",
+                "NAMES",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
         for c in &containers {
             t.push(vec![
                 crate::format::short_id(c["Id"].as_str().unwrap_or("")),
@@ -245,14 +295,22 @@ pub fn df(c: &Client, verbose: bool, format: Option<String>) -> Result<()> {
                 human_size(u(c, "SizeRw")),
                 crate::format::ago(c["Created"].as_i64().unwrap_or(0)),
                 c["Status"].as_str().unwrap_or("").into(),
-                c["Names"][0].as_str().unwrap_or("").trim_start_matches('/').into(),
+                c["Names"][0]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_start_matches('/')
+                    .into(),
             ]);
         }
         print!("{}", crate::format::table(t));
         println!("\nLocal Volumes space usage:\n");
         let mut t = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
         for x in &volumes {
-            t.push(vec![x["Name"].as_str().unwrap_or("").into(), vref(x).to_string(), human_size(vsize(x))]);
+            t.push(vec![
+                x["Name"].as_str().unwrap_or("").into(),
+                vref(x).to_string(),
+                human_size(vsize(x)),
+            ]);
         }
         print!("{}", crate::format::table(t));
     }
@@ -260,7 +318,9 @@ pub fn df(c: &Client, verbose: bool, format: Option<String>) -> Result<()> {
 }
 
 pub fn prune(c: &Client, all: bool, force: bool, volumes: bool) -> Result<()> {
-    let mut warning = String::from("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n");
+    let mut warning = String::from(
+        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n",
+    );
     if volumes {
         warning.push_str("  - all anonymous volumes not used by at least one container\n");
     }
@@ -275,14 +335,7 @@ pub fn prune(c: &Client, all: bool, force: bool, volumes: bool) -> Result<()> {
     let v: Value = c.post("/containers/prune", None)?;
     print_pruned(&v, "ContainersDeleted", "Deleted Containers:");
     let v: Value = c.post("/networks/prune", None)?;
-    let nets: Vec<&str> = v["NetworksDeleted"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-    if !nets.is_empty() {
-        println!("Deleted Networks:");
-        for n in nets {
-            println!("{n}");
-        }
-        println!();
-    }
+    print_deleted(&v, "NetworksDeleted", "Deleted Networks:");
     if volumes {
         let v: Value = c.post("/volumes/prune", None)?;
         print_pruned(&v, "VolumesDeleted", "Deleted Volumes:");
@@ -294,12 +347,19 @@ pub fn prune(c: &Client, all: bool, force: bool, volumes: bool) -> Result<()> {
 pub fn info(c: &Client, format: Option<String>) -> Result<()> {
     let v: Value = c.get("/info")?;
     if let Some(f) = format {
-        let f = if f == "json" { "{{json .}}".to_string() } else { f };
+        let f = if f == "json" {
+            "{{json .}}".to_string()
+        } else {
+            f
+        };
         println!("{}", tmpl::Template::parse(&f)?.render(&v)?);
         return Ok(());
     }
     let s = |k: &str| tmpl::display(&v[k]);
-    println!("Client:\n Version:    {}\n Context:    default\n", env!("CARGO_PKG_VERSION"));
+    println!(
+        "Client:\n Version:    {}\n Context:    default\n",
+        env!("CARGO_PKG_VERSION")
+    );
     println!("Server:");
     println!(" Containers: {}", s("Containers"));
     println!("  Running: {}", s("ContainersRunning"));
@@ -314,10 +374,18 @@ pub fn info(c: &Client, format: Option<String>) -> Result<()> {
     let plugins = &v["Plugins"];
     println!(" Plugins:");
     for k in ["Volume", "Network", "Log"] {
-        let list: Vec<String> = plugins[k].as_array().into_iter().flatten().map(tmpl::display).collect();
+        let list: Vec<String> = plugins[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(tmpl::display)
+            .collect();
         println!("  {k}: {}", list.join(" "));
     }
-    let runtimes: Vec<String> = v["Runtimes"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let runtimes: Vec<String> = v["Runtimes"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
     println!(" Runtimes: {}", runtimes.join(" "));
     println!(" Default Runtime: {}", s("DefaultRuntime"));
     println!(" Live Restore Enabled: {}", s("LiveRestoreEnabled"));
@@ -326,7 +394,10 @@ pub fn info(c: &Client, format: Option<String>) -> Result<()> {
     println!(" OSType: {}", s("OSType"));
     println!(" Architecture: {}", s("Architecture"));
     println!(" CPUs: {}", s("NCPU"));
-    println!(" Total Memory: {}", crate::containers::bin_size(v["MemTotal"].as_f64().unwrap_or(0.0)));
+    println!(
+        " Total Memory: {}",
+        crate::container_ops::bin_size(v["MemTotal"].as_f64().unwrap_or(0.0))
+    );
     println!(" Name: {}", s("Name"));
     println!(" ID: {}", s("ID"));
     println!(" Docker Root Dir: {}", s("DockerRootDir"));
@@ -344,9 +415,17 @@ pub fn version(c: &Client, format: Option<String>) -> Result<()> {
     });
     let server: Result<Value, _> = c.get("/version");
     if let Some(f) = format {
-        let f = if f == "json" { "{{json .}}".to_string() } else { f };
+        let f = if f == "json" {
+            "{{json .}}".to_string()
+        } else {
+            f
+        };
         let server = server.as_ref().map_or(Value::Null, Clone::clone);
-        println!("{}", tmpl::Template::parse(&f)?.render(&serde_json::json!({"Client": client, "Server": server}))?);
+        println!(
+            "{}",
+            tmpl::Template::parse(&f)?
+                .render(&serde_json::json!({"Client": client, "Server": server}))?
+        );
         return Ok(());
     }
     println!("Client:");
@@ -356,10 +435,17 @@ pub fn version(c: &Client, format: Option<String>) -> Result<()> {
     println!(" Context:           default");
     let server = server?;
     let s = |k: &str| tmpl::display(&server[k]);
-    println!("\nServer: {}", server["Platform"]["Name"].as_str().unwrap_or("Berth"));
+    println!(
+        "\nServer: {}",
+        server["Platform"]["Name"].as_str().unwrap_or("Berth")
+    );
     println!(" Engine:");
     println!("  Version:          {}", s("Version"));
-    println!("  API version:      {} (minimum version {})", s("ApiVersion"), s("MinAPIVersion"));
+    println!(
+        "  API version:      {} (minimum version {})",
+        s("ApiVersion"),
+        s("MinAPIVersion")
+    );
     println!("  OS/Arch:          {}/{}", s("Os"), s("Arch"));
     println!("  Kernel Version:   {}", s("KernelVersion"));
     Ok(())

@@ -184,7 +184,8 @@ fn parse_pipeline(s: &str) -> Result<Pipeline> {
             Arg::Field(path.split('.').map(String::from).collect())
         } else if w.starts_with('"') {
             Arg::Str(
-                serde_json::from_str(&w).map_err(|e| TemplateError(format!("bad string {w}: {e}")))?,
+                serde_json::from_str(&w)
+                    .map_err(|e| TemplateError(format!("bad string {w}: {e}")))?,
             )
         } else if let Some(raw) = w.strip_prefix('`').and_then(|x| x.strip_suffix('`')) {
             Arg::Str(raw.to_string())
@@ -391,7 +392,10 @@ fn call(f: &str, args: Vec<Value>) -> Result<Value> {
         if args.len() == n {
             Ok(())
         } else {
-            err(format!("wrong number of args for {f}: want {n} got {}", args.len()))
+            err(format!(
+                "wrong number of args for {f}: want {n} got {}",
+                args.len()
+            ))
         }
     };
     match f {
@@ -575,7 +579,10 @@ mod tests {
         assert_eq!(r("{{range .Empty}}x{{else}}none{{end}}", &v), "none");
         assert_eq!(r("{{if .State.Running}}up{{else}}down{{end}}", &v), "up");
         assert_eq!(r("{{if .Empty}}y{{end}}", &v), "");
-        assert_eq!(r("{{upper .State.Status}}/{{lower \"AbC\"}}", &v), "RUNNING/abc");
+        assert_eq!(
+            r("{{upper .State.Status}}/{{lower \"AbC\"}}", &v),
+            "RUNNING/abc"
+        );
         assert_eq!(r("{{len .Config.Env}} {{len .Config.Labels}}", &v), "2 2");
         assert_eq!(r("{{join .Config.Env \",\"}}", &v), "A=1,B=2");
         assert_eq!(r("{{.Config.Labels}}", &v), "map[k:v x.y:z]");
@@ -604,7 +611,10 @@ mod tests {
 
     #[test]
     fn tables() {
-        let items = vec![json!({"ID": "a1", "Name": "web"}), json!({"ID": "b22222", "Name": "db"})];
+        let items = vec![
+            json!({"ID": "a1", "Name": "web"}),
+            json!({"ID": "b22222", "Name": "db"}),
+        ];
         let h = |f: &str| f.to_uppercase();
         assert_eq!(
             render_list("table {{.ID}}\t{{.Name}}", &items, &h).unwrap(),

@@ -30,7 +30,11 @@ impl Rng {
 /// `system check` is local: it reads the store with no daemon involved.
 fn check_sound(d: &Daemon) -> String {
     let out = berth(d, &["system", "check"]);
-    assert_eq!(out.code, 0, "system check found problems:\n{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "system check found problems:\n{}{}",
+        out.stdout, out.stderr
+    );
     assert!(out.stdout.contains(" 0 problems"), "{}", out.stdout);
     out.stdout
 }
@@ -96,30 +100,28 @@ fn sigkill_mid_pull_leaves_a_sound_store() {
     // files against dpkg's md5sums.
     let mnt = dir.path().join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
-    assert!(
-        local(&d, &["image", "mount", IMAGES[1], mnt.to_str().unwrap()])
-    );
+    assert!(local(
+        &d,
+        &["image", "mount", IMAGES[1], mnt.to_str().unwrap()]
+    ));
     let ok = std::process::Command::new("sh")
         .arg("-c")
         .arg("cd data && sha256sum -c --quiet SHA256SUMS && for p in $(cat ABSENT); do [ ! -e $p ]; done")
         .current_dir(&mnt)
         .status()
         .unwrap();
-    assert!(
-        local(&d, &["image", "umount", mnt.to_str().unwrap()])
-    );
+    assert!(local(&d, &["image", "umount", mnt.to_str().unwrap()]));
     assert!(ok.success(), "multilayer rootfs does not verify");
-    assert!(
-        local(&d, &["image", "mount", IMAGES[0], mnt.to_str().unwrap()])
-    );
+    assert!(local(
+        &d,
+        &["image", "mount", IMAGES[0], mnt.to_str().unwrap()]
+    ));
     let out = std::process::Command::new("chroot")
         .arg(&mnt)
         .args(["dpkg", "--verify"])
         .output()
         .unwrap();
-    assert!(
-        local(&d, &["image", "umount", mnt.to_str().unwrap()])
-    );
+    assert!(local(&d, &["image", "umount", mnt.to_str().unwrap()]));
     let report = String::from_utf8_lossy(&out.stdout);
     // The fixture itself lacks this one directory (debootstrap removed it).
     let bad: Vec<&str> = report

@@ -60,8 +60,17 @@ fn starts_a_daemon_when_none_answers() {
     );
     // It is detached: its own session, not our process group.
     let stat = std::fs::read_to_string(format!("/proc/{started}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-    assert_eq!(fields[3], started.to_string(), "berthd leads its own session");
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        fields[3],
+        started.to_string(),
+        "berthd leads its own session"
+    );
     // The next command finds it answering and starts nothing.
     let o = berth(&d, &["ps", "-a"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
@@ -91,31 +100,63 @@ fn run_exit_codes_stdin_and_container_commands() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(o.stdout, "hi\n");
     assert!(
-        o.stderr.contains(&format!("Unable to find image '{BUSYBOX}' locally")),
+        o.stderr
+            .contains(&format!("Unable to find image '{BUSYBOX}' locally")),
         "{}",
         o.stderr
     );
     // -i with a pipe: stdin reaches the process, EOF ends it.
-    let o = berth_stdin(&d, &["run", "-i", "--rm", IMAGE, "cat"], Some(b"hi\nthere\n"));
-    assert_eq!((o.code, o.stdout.as_str()), (0, "hi\nthere\n"), "{}", o.stderr);
+    let o = berth_stdin(
+        &d,
+        &["run", "-i", "--rm", IMAGE, "cat"],
+        Some(b"hi\nthere\n"),
+    );
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "hi\nthere\n"),
+        "{}",
+        o.stderr
+    );
     // Exit codes: the container's, 127 for a missing command, 125 for the daemon.
-    assert_eq!(berth(&d, &["run", "--rm", IMAGE, "sh", "-c", "exit 3"]).code, 3);
+    assert_eq!(
+        berth(&d, &["run", "--rm", IMAGE, "sh", "-c", "exit 3"]).code,
+        3
+    );
     let o = berth(&d, &["run", "--rm", IMAGE, "no-such-command"]);
     assert_eq!(o.code, 127, "{}", o.stderr);
-    let o = berth(&d, &["run", "--rm", "localhost:5000/no-such-image:x", "true"]);
+    let o = berth(
+        &d,
+        &["run", "--rm", "localhost:5000/no-such-image:x", "true"],
+    );
     assert_eq!(o.code, 125, "{}", o.stderr);
     let o = berth(&d, &["run", "--rm", "--memory", "lots", IMAGE, "true"]);
     assert_eq!(o.code, 125, "docker run exits 125 for a bad flag value too");
     assert!(o.stderr.contains("invalid size: 'lots'"), "{}", o.stderr);
     // stdout and stderr stay apart.
-    let o = berth(&d, &["run", "--rm", IMAGE, "sh", "-c", "echo out; echo err >&2"]);
+    let o = berth(
+        &d,
+        &["run", "--rm", IMAGE, "sh", "-c", "echo out; echo err >&2"],
+    );
     assert_eq!((o.stdout.as_str(), o.stderr.as_str()), ("out\n", "err\n"));
     // Run options reach the container.
     let o = berth_ok(
         &d,
         &[
-            "run", "--rm", "-e", "A=1", "-w", "/tmp", "-u", "1000:1000", "-h", "boxy",
-            "--entrypoint", "sh", IMAGE, "-c", "echo $A $(pwd) $(id -u) $(hostname)",
+            "run",
+            "--rm",
+            "-e",
+            "A=1",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000:1000",
+            "-h",
+            "boxy",
+            "--entrypoint",
+            "sh",
+            IMAGE,
+            "-c",
+            "echo $A $(pwd) $(id -u) $(hostname)",
         ],
     );
     assert_eq!(o, "1 /tmp 1000 boxy\n");
@@ -123,7 +164,16 @@ fn run_exit_codes_stdin_and_container_commands() {
     let name = unique("berth-cli-run");
     let id = berth_ok(
         &d,
-        &["run", "-d", "--name", &name, IMAGE, "sh", "-c", "echo out; echo err >&2; exec sleep 100"],
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            IMAGE,
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exec sleep 100",
+        ],
     );
     let id = id.trim();
     assert_eq!(id.len(), 64, "run -d prints the ID: {id}");
@@ -139,7 +189,22 @@ fn run_exit_codes_stdin_and_container_commands() {
     }
     // exec: env, workdir, user, exit code.
     assert_eq!(
-        berth_ok(&d, &["exec", "-e", "X=7", "-w", "/etc", "-u", "1000", &name, "sh", "-c", "echo $X $(pwd) $(id -u)"]),
+        berth_ok(
+            &d,
+            &[
+                "exec",
+                "-e",
+                "X=7",
+                "-w",
+                "/etc",
+                "-u",
+                "1000",
+                &name,
+                "sh",
+                "-c",
+                "echo $X $(pwd) $(id -u)"
+            ]
+        ),
         "7 /etc 1000\n"
     );
     assert_eq!(berth(&d, &["exec", &name, "sh", "-c", "exit 4"]).code, 4);
@@ -154,7 +219,10 @@ fn run_exit_codes_stdin_and_container_commands() {
     assert_eq!(ps.lines().count(), dps.lines().count());
     assert_eq!(berth_ok(&d, &["ps", "-q"]), d.ok(&["ps", "-q"]));
     let f = "{{.ID}} {{.Names}} {{.Image}} {{.Command}} {{.State}}";
-    assert_eq!(berth_ok(&d, &["ps", "--format", f]), d.ok(&["ps", "--format", f]));
+    assert_eq!(
+        berth_ok(&d, &["ps", "--format", f]),
+        d.ok(&["ps", "--format", f])
+    );
     let f = "{{.Name}} {{.State.Status}} {{.Config.Tty}} {{json .Config.Cmd}} {{index .Config.Labels \"x\"}} {{len .Args}} {{upper .State.Status}}";
     assert_eq!(
         berth_ok(&d, &["inspect", "-f", f, &name]),
@@ -164,28 +232,75 @@ fn run_exit_codes_stdin_and_container_commands() {
     assert_eq!(v[0]["Id"], id);
     let o = berth(&d, &["inspect", "no-such-thing"]);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("No such object: no-such-thing"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("No such object: no-such-thing"),
+        "{}",
+        o.stderr
+    );
 
     // Lifecycle commands print the names they were given.
-    assert_eq!(berth_ok(&d, &["stop", "-t", "1", &name]), format!("{name}\n"));
+    assert_eq!(
+        berth_ok(&d, &["stop", "-t", "1", &name]),
+        format!("{name}\n")
+    );
     let code = berth_ok(&d, &["wait", &name]);
-    assert!(code.trim().parse::<i32>().is_ok(), "wait prints the code: {code}");
+    assert!(
+        code.trim().parse::<i32>().is_ok(),
+        "wait prints the code: {code}"
+    );
     assert_eq!(berth_ok(&d, &["start", &name]), format!("{name}\n"));
-    assert_eq!(berth_ok(&d, &["restart", "-t", "0", &name]), format!("{name}\n"));
-    assert_eq!(berth_ok(&d, &["kill", "-s", "KILL", &name]), format!("{name}\n"));
+    assert_eq!(
+        berth_ok(&d, &["restart", "-t", "0", &name]),
+        format!("{name}\n")
+    );
+    assert_eq!(
+        berth_ok(&d, &["kill", "-s", "KILL", &name]),
+        format!("{name}\n")
+    );
     assert_eq!(berth_ok(&d, &["wait", &name]), "137\n");
-    let psa = berth_ok(&d, &["ps", "-a", "--filter", &format!("name={name}"), "--format", "{{.Status}}"]);
+    let psa = berth_ok(
+        &d,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("name={name}"),
+            "--format",
+            "{{.Status}}",
+        ],
+    );
     assert!(psa.starts_with("Exited (137)"), "{psa}");
     assert_eq!(berth_ok(&d, &["rm", &name]), format!("{name}\n"));
     let o = berth(&d, &["rm", &name]);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("Error response from daemon: No such container"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("Error response from daemon: No such container"),
+        "{}",
+        o.stderr
+    );
 
     // create + start -a: the container's output and exit code.
     let c = unique("berth-cli-create");
-    berth_ok(&d, &["create", "--name", &c, IMAGE, "sh", "-c", "echo created; exit 5"]);
+    berth_ok(
+        &d,
+        &[
+            "create",
+            "--name",
+            &c,
+            IMAGE,
+            "sh",
+            "-c",
+            "echo created; exit 5",
+        ],
+    );
     let o = berth(&d, &["start", "-a", &c]);
-    assert_eq!((o.code, o.stdout.as_str()), (5, "created\n"), "{}", o.stderr);
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (5, "created\n"),
+        "{}",
+        o.stderr
+    );
     berth_ok(&d, &["rm", &c]);
     d.finish();
 }
@@ -195,7 +310,10 @@ fn image_commands_through_the_daemon() {
     let mut d = Daemon::start();
     assert_eq!(berth_ok(&d, &["pull", "-q", IMAGE]), format!("{BUSYBOX}\n"));
     let o = berth_ok(&d, &["pull", IMAGE]);
-    assert!(o.contains("Digest: sha256:") && o.ends_with(&format!("{BUSYBOX}\n")), "{o}");
+    assert!(
+        o.contains("Digest: sha256:") && o.ends_with(&format!("{BUSYBOX}\n")),
+        "{o}"
+    );
     // Same table and the same answers as the docker CLI.
     let (mine, theirs) = (berth_ok(&d, &["images"]), d.ok(&["images"]));
     assert_eq!(mine, theirs, "images");
@@ -205,7 +323,10 @@ fn image_commands_through_the_daemon() {
         d.ok(&["images", "--digests"])
     );
     let f = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}";
-    assert_eq!(berth_ok(&d, &["images", "--format", f]), d.ok(&["images", "--format", f]));
+    assert_eq!(
+        berth_ok(&d, &["images", "--format", f]),
+        d.ok(&["images", "--format", f])
+    );
     let f = "{{.Id}} {{json .RepoTags}} {{.Config.Cmd}} {{.Os}}";
     assert_eq!(
         berth_ok(&d, &["image", "inspect", "-f", f, IMAGE]),
@@ -221,7 +342,11 @@ fn image_commands_through_the_daemon() {
     );
     let o = berth(&d, &["rmi", "no-such-image"]);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("No such image: no-such-image"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("No such image: no-such-image"),
+        "{}",
+        o.stderr
+    );
 
     // history: the daemon's endpoint, docker's table.
     assert_eq!(berth_ok(&d, &["history", IMAGE]), d.ok(&["history", IMAGE]));
@@ -271,16 +396,37 @@ fn image_commands_through_the_daemon() {
     let out = berth_ok(
         &d,
         &[
-            "import", "-c", "CMD [\"/bin/true\"]", "-c", "ENV A=1", "-m", "from a test",
-            rootfs_tar.to_str().unwrap(), &format!("{imported}:x"),
+            "import",
+            "-c",
+            "CMD [\"/bin/true\"]",
+            "-c",
+            "ENV A=1",
+            "-m",
+            "from a test",
+            rootfs_tar.to_str().unwrap(),
+            &format!("{imported}:x"),
         ],
     );
-    assert!(out.trim().starts_with("sha256:"), "import prints the ID: {out}");
+    assert!(
+        out.trim().starts_with("sha256:"),
+        "import prints the ID: {out}"
+    );
     assert_eq!(
-        berth_ok(&d, &["inspect", "-f", "{{json .Config.Cmd}} {{.Config.Env}}", &format!("{imported}:x")]),
+        berth_ok(
+            &d,
+            &[
+                "inspect",
+                "-f",
+                "{{json .Config.Cmd}} {{.Config.Env}}",
+                &format!("{imported}:x")
+            ]
+        ),
         "[\"/bin/true\"] [A=1]\n"
     );
-    let o = berth(&d, &["import", "-c", "RUN true", rootfs_tar.to_str().unwrap()]);
+    let o = berth(
+        &d,
+        &["import", "-c", "RUN true", rootfs_tar.to_str().unwrap()],
+    );
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("RUN is not supported"), "{}", o.stderr);
     berth_ok(&d, &["rmi", &format!("{imported}:x")]);
@@ -291,7 +437,10 @@ fn image_commands_through_the_daemon() {
     let o = berth_ok(&d, &["push", &remote]);
     assert!(o.contains("v1: digest: sha256:"), "{o}");
     berth_ok(&d, &["rmi", &remote]);
-    assert_eq!(berth_ok(&d, &["pull", "-q", &remote]), format!("{remote}\n"));
+    assert_eq!(
+        berth_ok(&d, &["pull", "-q", &remote]),
+        format!("{remote}\n")
+    );
     let o = berth(&d, &["push", "localhost:5000/not-here:v1"]);
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("does not exist locally"), "{}", o.stderr);
@@ -299,7 +448,13 @@ fn image_commands_through_the_daemon() {
     // login: the daemon checks, the CLI stores; logout is local.
     let o = berth_stdin(
         &d,
-        &["login", "-u", "tester", "--password-stdin", "localhost:5000"],
+        &[
+            "login",
+            "-u",
+            "tester",
+            "--password-stdin",
+            "localhost:5000",
+        ],
         Some(b"secret\n"),
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
@@ -318,13 +473,19 @@ fn image_commands_through_the_daemon() {
 fn system_commands() {
     let mut d = Daemon::start();
     let info = berth_ok(&d, &["info"]);
-    assert!(info.contains("Server Version:") && info.contains("Storage Driver: overlay2"), "{info}");
+    assert!(
+        info.contains("Server Version:") && info.contains("Storage Driver: overlay2"),
+        "{info}"
+    );
     assert_eq!(
         berth_ok(&d, &["info", "--format", "{{.OSType}}/{{.Driver}}"]),
         "linux/overlay2\n"
     );
     let v = berth_ok(&d, &["version"]);
-    assert!(v.contains("Client:") && v.contains("API version:       1.45"), "{v}");
+    assert!(
+        v.contains("Client:") && v.contains("API version:       1.45"),
+        "{v}"
+    );
     // local: no daemon involved, the store as it is on disk.
     let o = berth_ok(&d, &["system", "check"]);
     assert!(o.contains(" 0 problems"), "{o}");

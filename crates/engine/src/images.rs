@@ -320,15 +320,12 @@ impl Engine {
                 "push takes a tag, not a digest: {reference}"
             )));
         }
-        let rec = self
-            .images
-            .resolve(&reference.to_string())
-            .map_err(|_| {
-                EngineError::NotFound(format!(
-                    "An image does not exist locally with the tag: {}",
-                    reference.familiar_repository()
-                ))
-            })?;
+        let rec = self.images.resolve(&reference.to_string()).map_err(|_| {
+            EngineError::NotFound(format!(
+                "An image does not exist locally with the tag: {}",
+                reference.familiar_repository()
+            ))
+        })?;
         Ok((reference, rec))
     }
 
@@ -491,7 +488,9 @@ pub fn apply_change(cfg: &mut serde_json::Map<String, Value>, change: &str) -> R
     // `K=V K2=V2`, or the legacy `K V`.
     let pairs = || -> Result<Vec<(String, String)>> {
         if !rest.contains('=') {
-            let (k, v) = rest.split_once(char::is_whitespace).ok_or_else(|| bad("needs KEY=VALUE"))?;
+            let (k, v) = rest
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| bad("needs KEY=VALUE"))?;
             return Ok(vec![(k.to_string(), v.trim().to_string())]);
         }
         rest.split_whitespace()
@@ -512,7 +511,9 @@ pub fn apply_change(cfg: &mut serde_json::Map<String, Value>, change: &str) -> R
             let env = cfg.entry("Env").or_insert_with(|| json!([]));
             for (k, v) in pairs()? {
                 let list = env.as_array_mut().ok_or_else(|| bad("Env is not a list"))?;
-                list.retain(|e| e.as_str().and_then(|s| s.split_once('=')).map(|x| x.0) != Some(&k));
+                list.retain(|e| {
+                    e.as_str().and_then(|s| s.split_once('=')).map(|x| x.0) != Some(&k)
+                });
                 list.push(json!(format!("{k}={v}")));
             }
         }
@@ -525,7 +526,11 @@ pub fn apply_change(cfg: &mut serde_json::Map<String, Value>, change: &str) -> R
         "EXPOSE" => {
             let ports = cfg.entry("ExposedPorts").or_insert_with(|| json!({}));
             for p in rest.split_whitespace() {
-                let p = if p.contains('/') { p.to_string() } else { format!("{p}/tcp") };
+                let p = if p.contains('/') {
+                    p.to_string()
+                } else {
+                    format!("{p}/tcp")
+                };
                 ports[p] = json!({});
             }
         }
@@ -550,7 +555,9 @@ pub fn apply_change(cfg: &mut serde_json::Map<String, Value>, change: &str) -> R
             cfg.insert("StopSignal".into(), json!(rest));
         }
         other => {
-            return Err(bad(&format!("{other} is not supported (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL)")));
+            return Err(bad(&format!(
+                "{other} is not supported (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL)"
+            )));
         }
     }
     Ok(())
@@ -583,7 +590,9 @@ mod change_tests {
         assert_eq!(c["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
         assert_eq!(c["WorkingDir"], "/srv");
         let mut c = serde_json::Map::new();
-        let e = apply_change(&mut c, "RUN rm -rf /").unwrap_err().to_string();
+        let e = apply_change(&mut c, "RUN rm -rf /")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("RUN is not supported"), "{e}");
         assert!(apply_change(&mut c, "CMD [oops").is_err());
     }

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use berth_distribution::Progress;
 use base64::Engine as _;
+use berth_distribution::Progress;
 use berth_engine::images::AuthConfig;
 use berth_engine::{Engine, Removed};
-use http_body_util::BodyExt;
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
@@ -237,7 +237,10 @@ pub async fn get(engine: Arc<Engine>, names: Vec<String>) -> Result<Resp> {
     blocking(move || e.check_images(&n)).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     tokio::task::spawn_blocking(move || {
-        let mut w = ChannelWriter { tx, buf: Vec::new() };
+        let mut w = ChannelWriter {
+            tx,
+            buf: Vec::new(),
+        };
         // A failure mid-archive can only cut the stream short; the client
         // sees a truncated tar (docker behaves the same).
         if let Err(err) = engine.save(&names, &mut w) {

@@ -40,7 +40,15 @@ fn ensure_helpers() {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-p", "berth-api", "-p", "berth-shim", "-p", "berth-runtime"]);
+    cmd.args([
+        "build",
+        "-p",
+        "berth-api",
+        "-p",
+        "berth-shim",
+        "-p",
+        "berth-runtime",
+    ]);
     if dir.ends_with("release") {
         cmd.arg("--release");
     }
