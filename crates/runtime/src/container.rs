@@ -161,6 +161,13 @@ impl Runtime {
             write_time_offsets(&spec)?;
         }
 
+        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(cfg) => Some(crate::seccomp::prepare(
+                cfg,
+                Some(&self.root.seccomp_cache()),
+            )?),
+            None => None,
+        };
         let idmapped_rootfs = ns.new_user_ns
             && !state.shares_host_mounts
             && crate::idmap::rootfs_needs_idmap(&spec, &rootfs);
@@ -184,6 +191,7 @@ impl Runtime {
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
+                seccomp,
                 idmapped_rootfs,
                 runtime_hooks: hooks::has_hooks(
                     &spec,

@@ -84,13 +84,21 @@ impl Runtime {
             // Affects our children only: the exec'd process is born inside.
             nix::sched::setns(fd, CloneFlags::CLONE_NEWPID).ctx(|| "join pid namespace".into())?;
         }
+        let seccomp = match &opts.seccomp {
+            Some(cfg) => Some(crate::seccomp::prepare(
+                cfg,
+                Some(&self.root.seccomp_cache()),
+            )?),
+            None => None,
+        };
         let (parent_sync, child_sync) = SyncChannel::pair()?;
         let child_sync = child_sync.raise_to(3 + opts.preserve_fds.max(0))?;
         let forwarded = crate::container::forwarded_signals();
         let child = sys::clone_process(0).ctx(|| "fork exec process".into())?;
         if child == 0 {
             drop(parent_sync);
-            let err = match exec_child(opts, &join, console.as_ref(), &child_sync) {
+            let err = match exec_child(opts, seccomp.as_ref(), &join, console.as_ref(), &child_sync)
+            {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -138,6 +146,7 @@ impl Runtime {
 
 fn exec_child(
     opts: &ExecOptions,
+    seccomp: Option<&crate::seccomp::Program>,
     join: &[(CloneFlags, OwnedFd)],
     console: Option<&UnixStream>,
     sync: &SyncChannel,
@@ -157,7 +166,7 @@ fn exec_child(
     process::set_rlimits(process)?;
     let _ = nix::unistd::chdir(process.cwd());
     let exe = process::resolve_executable(process)?;
-    process::drop_privileges(process, opts.seccomp.as_ref())?;
+    process::drop_privileges(process, seccomp)?;
     let exec = ExecArgs::new(&exe, process)?;
     sys::cloexec_from(3 + opts.preserve_fds).ctx(|| "mark descriptors close-on-exec".into())?;
     let err = exec.exec();

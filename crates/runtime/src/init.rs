@@ -38,6 +38,8 @@ pub struct InitContext<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// Compiled before the clone, so errors reach the caller directly.
+    pub seccomp: Option<crate::seccomp::Program>,
     /// The parent has prestart/createRuntime hooks to run before pivot_root.
     pub runtime_hooks: bool,
     /// The parent sends an idmapped copy of the rootfs to attach.
@@ -151,10 +153,7 @@ fn init(ctx: &InitContext) -> Result<Infallible> {
     // chdir as root first (the cwd may need privileges to reach), again after setuid.
     let _ = nix::unistd::chdir(process.cwd());
     let exe = process::resolve_executable(process)?;
-    process::drop_privileges(
-        process,
-        spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
-    )?;
+    process::drop_privileges(process, ctx.seccomp.as_ref())?;
     let exec = ExecArgs::new(&exe, process)?;
     sys::cloexec_from(3 + ctx.preserve_fds).ctx(|| "mark descriptors close-on-exec".into())?;
 

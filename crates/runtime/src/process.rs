@@ -67,14 +67,10 @@ fn env_value(process: &Process, key: &str) -> Option<String> {
 /// works: a filter installed without no_new_privs needs CAP_SYS_ADMIN, so it
 /// goes in before the capabilities are dropped; with no_new_privs it goes in
 /// last, as close to exec as possible.
-pub fn drop_privileges(
-    process: &Process,
-    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
-) -> Result<()> {
-    let filter = seccomp.map(crate::seccomp::compile).transpose()?;
+pub fn drop_privileges(process: &Process, filter: Option<&crate::seccomp::Program>) -> Result<()> {
     apply_apparmor(process)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
-    if let (Some(f), false) = (&filter, nnp) {
+    if let (Some(f), false) = (filter, nnp) {
         crate::seccomp::install(f)?;
     }
     let caps = process.capabilities().as_ref();
@@ -84,7 +80,7 @@ pub fn drop_privileges(
     nix::unistd::chdir(process.cwd())
         .ctx(|| format!("chdir to cwd {}", process.cwd().display()))?;
     set_no_new_privileges(process)?;
-    if let (Some(f), true) = (&filter, nnp) {
+    if let (Some(f), true) = (filter, nnp) {
         crate::seccomp::install(f)?;
     }
     Ok(())

@@ -103,6 +103,12 @@ impl StateRoot {
         self.path.join(id)
     }
 
+    /// Compiled seccomp filters (see `seccomp::prepare`); ids never start
+    /// with a dot, so this cannot be a container's directory.
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.path.join(".seccomp-cache")
+    }
+
     /// Reserves `id` by creating its directory; fails if it exists.
     pub fn reserve(&self, id: &str) -> Result<PathBuf> {
         validate_id(id)?;
