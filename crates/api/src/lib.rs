@@ -136,6 +136,15 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
         (&Method::GET, ["containers", id, "changes"]) => f::changes(engine, id.to_string()).await,
         (&Method::GET, ["containers", id, "export"]) => f::export(engine, id.to_string()).await,
         (&Method::POST, ["commit"]) => f::commit(engine, req).await,
+        (&Method::GET, ["containers", id, "archive"]) => {
+            f::archive_get(engine, id.to_string(), req, false).await
+        }
+        (&Method::HEAD, ["containers", id, "archive"]) => {
+            f::archive_get(engine, id.to_string(), req, true).await
+        }
+        (&Method::PUT, ["containers", id, "archive"]) => {
+            f::archive_put(engine, id.to_string(), req).await
+        }
         (&Method::POST, ["containers", id, op]) => {
             let id = id.to_string();
             match *op {

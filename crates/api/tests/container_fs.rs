@@ -152,3 +152,169 @@ fn diff_export_commit() {
     );
     d.finish();
 }
+
+#[test]
+fn cp_both_directions_running_and_stopped_without_escapes() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", IMAGE]);
+    let name = unique("cp");
+    d.ok(&[
+        "run", "-d", "--name", &name, IMAGE, "sh", "-c",
+        "ln -s / /esc && ln -s ../../../../../.. /tmp/up && mkdir -p /srv/in && echo inside > /srv/in/f && sleep 1000",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path();
+
+    // Host → container: a file, and a directory tree with its owners (-a).
+    std::fs::write(host.join("one.txt"), "one\n").unwrap();
+    std::fs::create_dir_all(host.join("tree/sub")).unwrap();
+    std::fs::write(host.join("tree/sub/leaf"), "leaf\n").unwrap();
+    std::os::unix::fs::chown(host.join("tree/sub/leaf"), Some(1234), Some(4321)).unwrap();
+    d.ok(&[
+        "cp",
+        host.join("one.txt").to_str().unwrap(),
+        &format!("{name}:/tmp/"),
+    ]);
+    assert_eq!(d.ok(&["exec", &name, "cat", "/tmp/one.txt"]), "one\n");
+    // Without -a the container's root owns the copy.
+    d.ok(&[
+        "cp",
+        host.join("tree").to_str().unwrap(),
+        &format!("{name}:/tmp/t0"),
+    ]);
+    assert_eq!(
+        d.ok(&["exec", &name, "stat", "-c", "%u:%g", "/tmp/t0/sub/leaf"]),
+        "0:0\n"
+    );
+    d.ok(&[
+        "cp",
+        "-a",
+        host.join("tree").to_str().unwrap(),
+        &format!("{name}:/tmp/"),
+    ]);
+    assert_eq!(
+        d.ok(&["exec", &name, "cat", "/tmp/tree/sub/leaf"]),
+        "leaf\n"
+    );
+    assert_eq!(
+        d.ok(&["exec", &name, "stat", "-c", "%u:%g", "/tmp/tree/sub/leaf"]),
+        "1234:4321\n"
+    );
+
+    // Container → host: a file, a directory.
+    d.ok(&[
+        "cp",
+        &format!("{name}:/srv/in/f"),
+        host.join("f-out").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("f-out")).unwrap(),
+        "inside\n"
+    );
+    d.ok(&[
+        "cp",
+        &format!("{name}:/srv/in"),
+        host.join("in-out").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("in-out/f")).unwrap(),
+        "inside\n"
+    );
+    // Missing paths are docker's 404.
+    let o = d.docker(&["cp", &format!("{name}:/nope"), host.to_str().unwrap()]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("Could not find the file /nope"),
+        "{}",
+        o.stderr
+    );
+
+    // Symlinks resolve inside the container: a host-only file stays out of
+    // reach, and writes through a link land in the container.
+    let marker = format!("berth-cp-marker-{}", std::process::id());
+    std::fs::write(format!("/run/{marker}"), "host secret").unwrap();
+    for via in ["/esc/run", "/tmp/up/run"] {
+        let o = d.docker(&[
+            "cp",
+            &format!("{name}:{via}/{marker}"),
+            host.to_str().unwrap(),
+        ]);
+        assert_ne!(o.code, 0, "read the host's file through {via}");
+    }
+    std::fs::write(host.join(&marker), "written\n").unwrap();
+    d.ok(&[
+        "cp",
+        host.join(&marker).to_str().unwrap(),
+        &format!("{name}:/esc/tmp/"),
+    ]);
+    assert!(!std::path::Path::new(&format!("/tmp/{marker}")).exists());
+    assert_eq!(
+        d.ok(&["exec", &name, "cat", &format!("/tmp/{marker}")]),
+        "written\n"
+    );
+    let _ = std::fs::remove_file(format!("/run/{marker}"));
+
+    // Stopped container: both directions still work.
+    d.ok(&["stop", "-t", "0", &name]);
+    d.ok(&[
+        "cp",
+        host.join("one.txt").to_str().unwrap(),
+        &format!("{name}:/srv/"),
+    ]);
+    d.ok(&[
+        "cp",
+        &format!("{name}:/srv/one.txt"),
+        host.join("back.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("back.txt")).unwrap(),
+        "one\n"
+    );
+    let o = d.docker(&[
+        "cp",
+        &format!("{name}:/esc/run/{marker}"),
+        host.to_str().unwrap(),
+    ]);
+    assert_ne!(o.code, 0);
+    // A stopped container's volume is reached through its host source.
+    let vol = unique("cpvol");
+    let v = unique("cpv");
+    d.ok(&[
+        "create",
+        "--name",
+        &v,
+        "-v",
+        &format!("{vol}:/data"),
+        IMAGE,
+        "true",
+    ]);
+    d.ok(&[
+        "cp",
+        host.join("one.txt").to_str().unwrap(),
+        &format!("{v}:/data/"),
+    ]);
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{vol}:/data"),
+        IMAGE,
+        "cat",
+        "/data/one.txt",
+    ]);
+    assert_eq!(o, "one\n");
+    d.ok(&["rm", &v]);
+    d.ok(&["volume", "rm", &vol]);
+
+    // A directory cannot replace a file (noOverwriteDirNonDir).
+    std::fs::create_dir_all(host.join("clash/one.txt")).unwrap();
+    let o = d.docker(&[
+        "cp",
+        &format!("{}/.", host.join("clash").display()),
+        &format!("{name}:/srv/"),
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("cannot overwrite"), "{}", o.stderr);
+    d.finish();
+}

@@ -43,8 +43,37 @@ pub struct UnpackStats {
     pub bytes: u64,
 }
 
+/// How an archive is extracted. Layers ([`unpack`]) keep the archive's
+/// owners and turn OCI whiteouts into overlay ones; `docker cp` into a
+/// container takes plain files and may own them all by one user.
+#[derive(Debug, Clone, Copy)]
+pub struct UnpackOptions {
+    /// Every entry owned by this (uid, gid) instead of the archive's.
+    pub owner: Option<(u32, u32)>,
+    /// `.wh.` names are OCI whiteouts (layers), not plain files.
+    pub whiteouts: bool,
+    /// Refuse to replace a directory by a non-directory or the reverse.
+    pub no_overwrite_dir_non_dir: bool,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        UnpackOptions {
+            owner: None,
+            whiteouts: true,
+            no_overwrite_dir_non_dir: false,
+        }
+    }
+}
+
 /// Extracts a tar stream into `target` (an existing, empty directory).
 pub fn unpack(reader: impl Read, target: &Path) -> Result<UnpackStats> {
+    unpack_with(reader, target, UnpackOptions::default())
+}
+
+/// [`unpack`] with options; `target` may hold files already (a later entry
+/// replaces an existing one, as tar does).
+pub fn unpack_with(reader: impl Read, target: &Path, opts: UnpackOptions) -> Result<UnpackStats> {
     let root = nix::fcntl::open(
         target,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -54,6 +83,7 @@ pub fn unpack(reader: impl Read, target: &Path) -> Result<UnpackStats> {
     let mut u = Unpacker {
         root,
         target,
+        opts,
         parent_cache: None,
         dir_times: Vec::new(),
         stats: UnpackStats::default(),
@@ -71,6 +101,7 @@ pub fn unpack(reader: impl Read, target: &Path) -> Result<UnpackStats> {
 struct Unpacker<'a> {
     root: OwnedFd,
     target: &'a Path,
+    opts: UnpackOptions,
     /// Entries arrive grouped by directory; caching the last parent fd saves one
     /// openat2 per entry.
     parent_cache: Option<(Vec<u8>, OwnedFd)>,
@@ -133,7 +164,10 @@ impl Unpacker<'_> {
         let parent_path = parent.join(&b'/');
         let pfd = self.parent(&parent_path, &raw_path)?;
 
-        if name == OPAQUE {
+        if self.opts.no_overwrite_dir_non_dir {
+            self.check_dir_non_dir(&pfd, name, kind == EntryType::Directory, &raw_path)?;
+        }
+        if name == OPAQUE && self.opts.whiteouts {
             let dir = openat(
                 &pfd,
                 ".",
@@ -144,7 +178,10 @@ impl Unpacker<'_> {
             return set_xattr(&dir, b"trusted.overlay.opaque", b"y")
                 .map_err(|e| self.err("setxattr", &parent_path, e));
         }
-        if let Some(rest) = name.strip_prefix(WHITEOUT_PREFIX) {
+        if let Some(rest) = name
+            .strip_prefix(WHITEOUT_PREFIX)
+            .filter(|_| self.opts.whiteouts)
+        {
             if rest.starts_with(WHITEOUT_PREFIX) {
                 return Ok(()); // other aufs metadata (.wh..wh.plnk etc.) has no overlay meaning
             }
@@ -174,6 +211,9 @@ impl Unpacker<'_> {
                     gid = parse_num(ext.value_bytes()).unwrap_or(gid);
                 }
             }
+        }
+        if let Some((u, g)) = self.opts.owner {
+            (uid, gid) = (u64::from(u), u64::from(g));
         }
         let owner = (
             Some(Uid::from_raw(uid as u32)),
@@ -287,6 +327,32 @@ impl Unpacker<'_> {
             }
         }
         Ok(())
+    }
+
+    /// `noOverwriteDirNonDir`: an existing entry must keep its kind.
+    fn check_dir_non_dir(
+        &self,
+        pfd: &OwnedFd,
+        name: &[u8],
+        want_dir: bool,
+        entry: &[u8],
+    ) -> Result<()> {
+        let st = match nix::sys::stat::fstatat(pfd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Ok(()),
+            Err(e) => return Err(self.err("stat", entry, e)),
+        };
+        let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        let path = String::from_utf8_lossy(entry);
+        match (is_dir, want_dir) {
+            (true, false) => Err(Error::InvalidArchive(format!(
+                "cannot overwrite directory {path:?} with non-directory"
+            ))),
+            (false, true) => Err(Error::InvalidArchive(format!(
+                "cannot overwrite non-directory {path:?} with directory"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn err(&self, op: &'static str, path: &[u8], e: Errno) -> Error {

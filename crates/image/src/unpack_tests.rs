@@ -222,3 +222,32 @@ fn metadata_links_devices_whiteouts() {
     assert_eq!(fs::read(target.join("olddir/new")).unwrap(), b"n");
     assert_eq!(fs::read(target.join("dup")).unwrap(), b"second");
 }
+
+#[test]
+fn copy_options_owner_plain_whiteout_names_and_dir_kinds() {
+    let (_t, target) = sandbox();
+    fs::create_dir(target.join("d")).unwrap();
+    fs::write(target.join("f"), "old").unwrap();
+    let tar = tarball(|b| {
+        raw_entry(b, "new", EntryType::Regular, "", b"hi");
+        raw_entry(b, ".wh.keep", EntryType::Regular, "", b"");
+        raw_entry(b, "f", EntryType::Regular, "", b"new");
+    });
+    let opts = UnpackOptions {
+        owner: Some((1234, 5678)),
+        whiteouts: false,
+        no_overwrite_dir_non_dir: true,
+    };
+    unpack_with(&tar[..], &target, opts).unwrap();
+    let m = fs::metadata(target.join("new")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (1234, 5678));
+    // A plain file named like a whiteout, and the existing file replaced.
+    assert!(fs::metadata(target.join(".wh.keep")).unwrap().is_file());
+    assert_eq!(fs::read_to_string(target.join("f")).unwrap(), "new");
+    for (name, kind) in [("d", EntryType::Regular), ("f", EntryType::Directory)] {
+        let tar = tarball(|b| raw_entry(b, name, kind, "", b""));
+        let e = unpack_with(&tar[..], &target, opts).unwrap_err();
+        assert!(e.to_string().contains("cannot overwrite"), "{e}");
+    }
+    assert!(target.join("d").is_dir() && target.join("f").is_file());
+}

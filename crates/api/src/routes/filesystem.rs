@@ -7,13 +7,15 @@ use std::sync::Arc;
 use berth_engine::container::commit::CommitOptions;
 use berth_engine::{Config, Engine};
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::{Request, StatusCode};
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, Result};
-use crate::http::{Resp, blocking, body_json, flag, json, query, streaming};
+use crate::http::{Resp, blocking, body_json, empty, flag, json, query, streaming};
 
 /// A `Write` that feeds a streamed response body; a gone client turns into
 /// a broken pipe, which ends the engine's work.
@@ -106,4 +108,104 @@ pub async fn commit(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp>
     opts.config = body_json::<Option<Config>>(req).await?;
     let id = blocking(move || engine.commit(&container, opts)).await?;
     Ok(json(StatusCode::CREATED, &json!({ "Id": id })))
+}
+
+/// The archive endpoints' `path`, required.
+fn archive_path(req: &Request<Incoming>) -> Result<String> {
+    query(req)
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .ok_or_else(|| ApiError::BadRequest("path is required".into()))
+}
+
+/// HEAD/GET `/containers/{id}/archive`: the stat header, and for GET the
+/// tar stream.
+pub async fn archive_get(
+    engine: Arc<Engine>,
+    id: String,
+    req: Request<Incoming>,
+    head: bool,
+) -> Result<Resp> {
+    use base64::Engine as _;
+    let path = archive_path(&req)?;
+    let (e, id2, p2) = (engine.clone(), id.clone(), path.clone());
+    let stat = blocking(move || e.archive_stat(&id2, &p2)).await?;
+    let stat = serde_json::to_vec(&stat).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let header = base64::engine::general_purpose::STANDARD.encode(stat);
+    let mut r = if head {
+        empty(StatusCode::OK)
+    } else {
+        let (tx, rx) = mpsc::channel::<Bytes>(8);
+        tokio::task::spawn_blocking(move || {
+            let mut w = ChannelWriter::new(tx);
+            if engine.archive_get(&id, &path, &mut w).is_ok() {
+                let _ = w.flush();
+            }
+        });
+        streaming("application/x-tar", rx)
+    };
+    r.headers_mut().insert(
+        "X-Docker-Container-Path-Stat",
+        HeaderValue::from_str(&header).map_err(|e| ApiError::Internal(e.to_string()))?,
+    );
+    Ok(r)
+}
+
+/// A blocking `Read` over a request body that an async task forwards.
+struct BodyReader {
+    rx: mpsc::Receiver<std::result::Result<Bytes, String>>,
+    cur: Bytes,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur.split_to(n));
+        Ok(n)
+    }
+}
+
+/// PUT `/containers/{id}/archive`: extracts the body (a tar) into `path`.
+pub async fn archive_put(engine: Arc<Engine>, id: String, req: Request<Incoming>) -> Result<Resp> {
+    let path = archive_path(&req)?;
+    let q = query(&req);
+    let (copy_ids, no_overwrite) = (flag(&q, "copyUIDGID"), flag(&q, "noOverwriteDirNonDir"));
+    let (tx, rx) = mpsc::channel(8);
+    let mut body = req.into_body();
+    tokio::spawn(async move {
+        while let Some(frame) = body.frame().await {
+            let item = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(d) => Ok(d),
+                    Err(_) => continue,
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    blocking(move || {
+        let mut r = BodyReader {
+            rx,
+            cur: Bytes::new(),
+        };
+        let res = engine.archive_put(&id, &path, &mut r, copy_ids, no_overwrite);
+        // Drain what the extraction left (tar's zero blocks), so the client
+        // is not cut off mid-send.
+        let _ = std::io::copy(&mut r, &mut std::io::sink());
+        res
+    })
+    .await?;
+    Ok(empty(StatusCode::OK))
 }

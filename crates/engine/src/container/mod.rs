@@ -1,6 +1,7 @@
 //! Containers: records on disk, lookup, listing, and taking over a previous
 //! daemon's containers. Lifecycle operations are in [`lifecycle`].
 
+pub mod archive;
 pub mod changes;
 pub mod commit;
 pub mod exec;
