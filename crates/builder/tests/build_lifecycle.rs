@@ -109,3 +109,35 @@ fn killed_build_is_cleaned_up_by_the_next() {
         Vec::<PathBuf>::new()
     );
 }
+
+#[test]
+fn independent_stages_build_in_parallel() {
+    let e = env();
+    let ctx = e.context("ctx");
+    let df = "FROM busybox AS a\nRUN sleep 2 && echo A > /a\n\
+              FROM busybox AS b\nRUN sleep 2 && echo B > /b\n\
+              FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n";
+    let t = Instant::now();
+    let (r, out) = e.build(&ctx, df, |_| {});
+    let took = t.elapsed();
+    assert_eq!(r.executed_steps, 4, "{out}");
+    // Both sleeps started before either finished...
+    let lines: Vec<&str> = out.lines().collect();
+    let pos = |p: &dyn Fn(&str) -> bool| lines.iter().position(|l| p(l)).unwrap();
+    let start_a = pos(&|l| l.contains("[a 2/2] RUN"));
+    let start_b = pos(&|l| l.contains("[b 2/2] RUN"));
+    let run_ids: Vec<String> = [start_a, start_b]
+        .iter()
+        .map(|&i| lines[i].split(' ').next().unwrap().to_string())
+        .collect();
+    let first_done = pos(&|l| {
+        run_ids
+            .iter()
+            .any(|id| l.starts_with(&format!("{id} DONE")))
+    });
+    assert!(start_a.max(start_b) < first_done, "{out}");
+    // ...and the build took about one sleep, not two.
+    assert!(took < Duration::from_millis(3500), "took {took:?}\n{out}");
+    let (_, again) = e.build(&ctx, df, |_| {});
+    assert_eq!(again.matches("CACHED").count(), 4, "{again}");
+}

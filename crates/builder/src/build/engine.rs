@@ -6,6 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use berth_image::lease::Lease;
@@ -67,16 +68,16 @@ pub fn build(store: &Arc<ImageStore>, opts: &BuildOptions, out: Sink) -> Result<
             .ok_or_else(|| Error::Invalid(format!("target stage {t:?} could not be found")))?,
     };
     let needed = needed_stages(&df, target, &meta);
-    let mut lease = Lease::for_process("build");
-    let _guard = store.lease_process(&lease)?;
-    let mut states: Vec<Option<StageState>> = vec![None; df.stages.len()];
-    for i in 0..=target {
-        if !needed.contains(&i) {
-            continue;
-        }
-        let st = ctx.build_stage(&df, i, &meta, &states, &mut lease)?;
-        states[i] = Some(st);
+    // One lease per stage (each stage's thread adds its layers to its own);
+    // the guards keep every stage's layers until the image is written.
+    let mut leases = BTreeMap::new();
+    let mut _guards = Vec::new();
+    for &i in &needed {
+        let l = Lease::for_process(&format!("build{i}"));
+        _guards.push(store.lease_process(&l)?);
+        leases.insert(i, l);
     }
+    let mut states = build_stages(&ctx, &df, &needed, &meta, leases)?;
     let mut fin = states[target].take().expect("target built");
     let t1 = Instant::now();
     ctx.vertex("exporting to image");
@@ -99,8 +100,8 @@ pub fn build(store: &Arc<ImageStore>, opts: &BuildOptions, out: Sink) -> Result<
     ctx.done(t1);
     Ok(BuildResult {
         image_id: rec.id,
-        cached_steps: ctx.cached,
-        executed_steps: ctx.executed,
+        cached_steps: ctx.counters.cached.load(Ordering::Relaxed),
+        executed_steps: ctx.counters.executed.load(Ordering::Relaxed),
     })
 }
 
@@ -112,7 +113,25 @@ pub(super) fn stage_index(df: &Dockerfile, name: &str, before: usize) -> Option<
         .or_else(|| name.parse::<usize>().ok().filter(|&i| i < before))
 }
 
-/// The stages the target depends on (FROM <stage>, COPY --from=<stage>).
+/// The stages stage `i` uses directly (FROM <stage>, COPY --from=<stage>).
+fn direct_deps(df: &Dockerfile, i: usize, meta: &BTreeMap<String, String>) -> Vec<usize> {
+    let x = |s: &str| expand::expand(s, df.escape, &|n| meta.get(n).cloned()).unwrap_or_default();
+    let s = &df.stages[i];
+    let mut deps: Vec<usize> = stage_index(df, &x(&s.base).to_ascii_lowercase(), i)
+        .into_iter()
+        .collect();
+    for ins in &s.instructions {
+        if let Kind::Copy(c) = &ins.kind
+            && let Some(f) = &c.from
+            && let Some(j) = stage_index(df, &x(f).to_ascii_lowercase(), i)
+        {
+            deps.push(j);
+        }
+    }
+    deps
+}
+
+/// The stages the target depends on, itself included.
 fn needed_stages(
     df: &Dockerfile,
     target: usize,
@@ -120,25 +139,74 @@ fn needed_stages(
 ) -> BTreeSet<usize> {
     let mut need = BTreeSet::new();
     let mut todo = vec![target];
-    let x = |s: &str| expand::expand(s, df.escape, &|n| meta.get(n).cloned()).unwrap_or_default();
     while let Some(i) = todo.pop() {
-        if !need.insert(i) {
-            continue;
-        }
-        let s = &df.stages[i];
-        if let Some(j) = stage_index(df, &x(&s.base).to_ascii_lowercase(), i) {
-            todo.push(j);
-        }
-        for ins in &s.instructions {
-            if let Kind::Copy(c) = &ins.kind
-                && let Some(f) = &c.from
-                && let Some(j) = stage_index(df, &x(f).to_ascii_lowercase(), i)
-            {
-                todo.push(j);
-            }
+        if need.insert(i) {
+            todo.extend(direct_deps(df, i, meta));
         }
     }
     need
+}
+
+/// Builds the needed stages, each as soon as the stages it uses are done,
+/// so independent stages run in parallel (each on its own thread). After a
+/// failure no new stage starts; the running ones finish, the first error
+/// is returned.
+fn build_stages(
+    ctx: &Ctx,
+    df: &Dockerfile,
+    needed: &BTreeSet<usize>,
+    meta: &BTreeMap<String, String>,
+    mut leases: BTreeMap<usize, Lease>,
+) -> Result<Vec<Option<StageState>>> {
+    let deps: BTreeMap<usize, Vec<usize>> = needed
+        .iter()
+        .map(|&i| (i, direct_deps(df, i, meta)))
+        .collect();
+    let mut states: Vec<Option<StageState>> = vec![None; df.stages.len()];
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut started = BTreeSet::new();
+        let mut running = 0;
+        let mut failed: Option<Error> = None;
+        loop {
+            if failed.is_none() {
+                for &i in needed {
+                    if started.contains(&i) || !deps[&i].iter().all(|&d| states[d].is_some()) {
+                        continue;
+                    }
+                    started.insert(i);
+                    running += 1;
+                    let mut c = ctx.fork();
+                    let done = states.clone();
+                    let mut lease = leases.remove(&i).expect("a lease per stage");
+                    let tx = tx.clone();
+                    s.spawn(move || {
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            c.build_stage(df, i, meta, &done, &mut lease)
+                        }))
+                        .unwrap_or_else(|_| Err(Error::Invalid(format!("stage {i} panicked"))));
+                        let _ = tx.send((i, r));
+                    });
+                }
+            }
+            if running == 0 {
+                break;
+            }
+            let (i, r) = rx.recv().expect("stage threads report before ending");
+            running -= 1;
+            match r {
+                Ok(st) => states[i] = Some(st),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    })?;
+    Ok(states)
 }
 
 pub(super) fn rfc3339(secs: i64) -> String {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use berth_image::formats::Platform;
@@ -29,6 +30,15 @@ pub(super) struct StageState {
     pub created: String,
 }
 
+/// Counters shared by the stages of one build (they run in parallel).
+#[derive(Default)]
+pub(super) struct Counters {
+    /// Progress vertex numbers (`#N`), unique across stages.
+    pub vertices: AtomicUsize,
+    pub cached: AtomicUsize,
+    pub executed: AtomicUsize,
+}
+
 pub(super) struct Ctx<'a> {
     pub(super) store: Arc<ImageStore>,
     pub(super) opts: &'a BuildOptions,
@@ -37,9 +47,9 @@ pub(super) struct Ctx<'a> {
     pub(super) ignore: Option<Ignore>,
     pub(super) tmp: PathBuf,
     pub(super) runtime_root: PathBuf,
+    /// This stage's current vertex.
     pub(super) vertex: usize,
-    pub cached: usize,
-    pub executed: usize,
+    pub(super) counters: Arc<Counters>,
 }
 
 /// Per-stage variables: declared ARGs (with values) and the config's ENV.
@@ -69,9 +79,24 @@ impl<'a> Ctx<'a> {
             tmp,
             runtime_root,
             vertex: 0,
-            cached: 0,
-            executed: 0,
+            counters: Arc::new(Counters::default()),
         })
+    }
+
+    /// A context for another stage running alongside: same build, same
+    /// counters, its own current vertex.
+    pub fn fork(&self) -> Ctx<'a> {
+        Ctx {
+            store: self.store.clone(),
+            opts: self.opts,
+            cache: self.cache.clone(),
+            out: self.out.clone(),
+            ignore: self.ignore.clone(),
+            tmp: self.tmp.clone(),
+            runtime_root: self.runtime_root.clone(),
+            vertex: 0,
+            counters: self.counters.clone(),
+        }
     }
 
     fn write(&self, s: &str) {
@@ -81,7 +106,7 @@ impl<'a> Ctx<'a> {
 
     /// Starts a progress vertex (`#N name`).
     pub fn vertex(&mut self, name: &str) {
-        self.vertex += 1;
+        self.vertex = self.counters.vertices.fetch_add(1, Ordering::Relaxed) + 1;
         self.write(&format!("#{} {name}", self.vertex));
     }
 
@@ -424,12 +449,12 @@ impl<'a> Ctx<'a> {
         let (layer, created) = match hit {
             Some(e) => {
                 self.line("CACHED");
-                self.cached += 1;
+                self.counters.cached.fetch_add(1, Ordering::Relaxed);
                 (e.layer, e.created)
             }
             None => {
                 let l = make(self, st)?;
-                self.executed += 1;
+                self.counters.executed.fetch_add(1, Ordering::Relaxed);
                 let created = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());

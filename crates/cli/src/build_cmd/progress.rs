@@ -40,7 +40,8 @@ pub struct Renderer<W: Write> {
     mode: Mode,
     out: W,
     partial: Vec<u8>,
-    current: Option<Step>,
+    /// Running steps (stages build in parallel), oldest first.
+    active: Vec<Step>,
     /// Lines of the live view on screen (tty), erased before the next draw.
     drawn: usize,
     last_draw: Option<Instant>,
@@ -52,7 +53,7 @@ impl<W: Write> Renderer<W> {
             mode,
             out,
             partial: Vec::new(),
-            current: None,
+            active: Vec::new(),
             drawn: 0,
             last_draw: None,
         }
@@ -77,10 +78,8 @@ impl<W: Write> Renderer<W> {
             self.permanent(l.to_string());
             return;
         };
-        let same = self.current.as_ref().is_some_and(|s| s.id == id);
-        if !same {
-            self.finish_current(None);
-            self.current = Some(Step {
+        let Some(k) = self.active.iter().position(|s| s.id == id) else {
+            self.active.push(Step {
                 id: id.to_string(),
                 title: rest.to_string(),
                 started: Instant::now(),
@@ -88,12 +87,13 @@ impl<W: Write> Renderer<W> {
             });
             self.draw(true);
             return;
-        }
+        };
         if rest == "CACHED" {
-            self.finish_current(Some("CACHED".into()));
+            self.finish_step(k, Some("CACHED"));
         } else if let Some(t) = rest.strip_prefix("DONE ") {
-            self.finish_current(Some(t.to_string()));
-        } else if let Some(s) = self.current.as_mut() {
+            self.finish_step(k, Some(t));
+        } else {
+            let s = &mut self.active[k];
             s.tail.push_back(rest.to_string());
             // Redraws are rate-limited only for chatty steps (a full tail).
             let chatty = s.tail.len() > TAIL;
@@ -104,13 +104,11 @@ impl<W: Write> Renderer<W> {
         }
     }
 
-    /// Ends the live step with a one-line summary (`None`: it just ended
-    /// without a DONE, as a failing step or an unfinished vertex does).
-    fn finish_current(&mut self, how: Option<String>) {
-        let Some(s) = self.current.take() else {
-            return;
-        };
-        let line = match how.as_deref() {
+    /// Ends a live step with a one-line summary (`None`: the stream ended
+    /// without its DONE, as for a failing step).
+    fn finish_step(&mut self, k: usize, how: Option<&str>) {
+        let s = self.active.remove(k);
+        let line = match how {
             Some("CACHED") => format!("=> CACHED {}", s.title),
             Some(t) => format!("=> {:<60} {t}", s.title),
             None => {
@@ -149,19 +147,18 @@ impl<W: Write> Renderer<W> {
         }
         self.erase();
         self.last_draw = Some(now);
-        let Some(s) = &self.current else {
-            let _ = self.out.flush();
-            return;
-        };
         let width = terminal_width();
         let cut = |t: &str, n: usize| t.chars().take(width.saturating_sub(n)).collect::<String>();
-        let secs = format!(" {:.1}s", s.started.elapsed().as_secs_f64());
-        let mut lines = vec![format!("=> {}{secs}", cut(&s.title, 3 + secs.len()))];
-        lines.extend(
-            s.tail
-                .iter()
-                .map(|t| format!("\x1b[2m   {}\x1b[0m", cut(t, 4))),
-        );
+        let mut lines = Vec::new();
+        for s in &self.active {
+            let secs = format!(" {:.1}s", s.started.elapsed().as_secs_f64());
+            lines.push(format!("=> {}{secs}", cut(&s.title, 3 + secs.len())));
+            lines.extend(
+                s.tail
+                    .iter()
+                    .map(|t| format!("\x1b[2m   {}\x1b[0m", cut(t, 4))),
+            );
+        }
         for l in &lines {
             let _ = writeln!(self.out, "{l}");
         }
@@ -176,7 +173,9 @@ impl<W: Write> Renderer<W> {
             self.line(&l);
         }
         if matches!(self.mode, Mode::Tty) {
-            self.finish_current(None);
+            while !self.active.is_empty() {
+                self.finish_step(0, None);
+            }
             self.erase();
         }
         let _ = self.out.flush();
@@ -253,6 +252,22 @@ mod tests {
         );
         assert!(all.contains("   hi"), "the step's output shows live: {all}");
         assert!(text.contains("Successfully built x"), "{text}");
+    }
+
+    #[test]
+    fn tty_follows_parallel_steps() {
+        let out = render(
+            Mode::Tty,
+            &["#2 [a 2/2] RUN x\n#3 [b 2/2] RUN y\n#2 out-a\n#3 DONE 1.0s\n#2 DONE 2.0s\n"],
+        );
+        // b finishes while a still runs; a's summary is the last line.
+        let last = out.rsplit("\x1b[J").next().unwrap();
+        assert!(out.contains("=> [b 2/2] RUN y"), "{out:?}");
+        assert!(
+            last.starts_with("=> [a 2/2] RUN x") && last.ends_with("2.0s\n"),
+            "{out:?}"
+        );
+        assert!(out.contains("out-a"), "{out:?}");
     }
 
     #[test]
