@@ -154,7 +154,7 @@ fn docker_build_stdin_target_and_file() {
 
 /// The berth CLI beside berthd (built if this crate was built alone).
 fn berth_cli() -> std::path::PathBuf {
-    let p = std::path::Path::new(common::BERTHD)
+    let p = std::path::Path::new(common::BERTHD.as_str())
         .parent()
         .unwrap()
         .join("berth");
