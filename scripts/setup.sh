@@ -13,6 +13,7 @@ PKGS=(
   libseccomp-dev                              # seccomp in berth-runtime
   docker-registry                             # reference registry fixture
   nftables                                    # Berth's packet rules (crates/network firewall)
+  tini                                        # --init: static /usr/bin/tini-static bind-mounted as /sbin/docker-init
 )
 # Peers for the interop tests (docker, podman, containerd).
 while read -r p; do

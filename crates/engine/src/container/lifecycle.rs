@@ -96,6 +96,14 @@ impl Engine {
 
         let mut config = req.config;
         let mut host_config = req.host_config;
+        // `--entrypoint ""` resets the image's entrypoint (and its Cmd).
+        if config
+            .entrypoint
+            .as_ref()
+            .is_some_and(|e| e.len() == 1 && e[0].is_empty())
+        {
+            config.entrypoint = Some(Vec::new());
+        }
         if config.entrypoint.is_none() {
             config.entrypoint = ic.entrypoint.clone();
             if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
@@ -122,6 +130,15 @@ impl Engine {
         config.labels = Some(labels);
         if config.stop_signal.is_none() {
             config.stop_signal = ic.stop_signal.clone();
+        }
+        if host_config.uts_mode.as_deref() == Some("host") {
+            if config.hostname.as_deref().is_some_and(|h| !h.is_empty()) {
+                return Err(EngineError::InvalidArgument(
+                    "Conflicting options: hostname and the UTS mode".into(),
+                ));
+            }
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            config.hostname = Some(host.trim().to_string());
         }
         if config.hostname.as_deref().is_none_or(str::is_empty) {
             config.hostname = Some(id[..12].to_string());
@@ -256,6 +273,16 @@ impl Engine {
             &rootfs,
         )?;
         self.seed_volumes(c, &rootfs)?;
+        if let Some(wd) = c
+            .config
+            .working_dir
+            .as_deref()
+            .filter(|w| w.starts_with('/'))
+        {
+            super::seed::mkdir_in(&rootfs, wd).map_err(|e| {
+                EngineError::InvalidArgument(format!("creating working directory {wd}: {e}"))
+            })?;
+        }
         let ids =
             berth_image::rootfs::resolve_user(c.config.user.as_deref().unwrap_or(""), &rootfs)
                 .map_err(|e| {
@@ -264,7 +291,8 @@ impl Engine {
                         c.config.user.as_deref().unwrap_or("")
                     ))
                 })?;
-        let spec = spec::generate(c, argv, env, ids, crate::cgroup_v2(), &dir)?;
+        let mut spec = spec::generate(c, argv, env, ids, crate::cgroup_v2(), &dir)?;
+        self.apply_options(c, &mut spec, &rootfs, ids.1)?;
         let p = dir.join("config.json");
         std::fs::write(&p, serde_json::to_vec_pretty(&spec)?).map_err(|e| io_err("write", &p, e))
     }

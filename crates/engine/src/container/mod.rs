@@ -11,6 +11,7 @@ pub mod model;
 pub mod mounts;
 mod netns;
 pub mod ops;
+pub mod options;
 mod restart;
 mod seed;
 pub mod spec;

@@ -56,6 +56,35 @@ pub struct HostConfig {
     pub mounts: Option<Vec<MountSpec>>,
     pub volumes_from: Option<Vec<String>>,
     pub restart_policy: Option<RestartPolicy>,
+    pub ulimits: Option<Vec<Ulimit>>,
+    pub devices: Option<Vec<DeviceMapping>>,
+    pub shm_size: Option<i64>,
+    pub sysctls: Option<BTreeMap<String, String>>,
+    pub group_add: Option<Vec<String>>,
+    pub oom_kill_disable: Option<bool>,
+    pub cgroupns_mode: Option<String>,
+    pub ipc_mode: Option<String>,
+    pub pid_mode: Option<String>,
+    #[serde(rename = "UTSMode")]
+    pub uts_mode: Option<String>,
+}
+
+/// `--ulimit name=soft[:hard]`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// `--device host[:container[:perms]]`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
 }
 
 /// `HostConfig.RestartPolicy`.

@@ -55,6 +55,38 @@ pub(crate) fn resolve_in(rootfs: &Path, path: &str) -> Option<PathBuf> {
     Some(rootfs.join(cur.strip_prefix("/").ok()?))
 }
 
+/// Creates `path` (and its parents) inside `rootfs` as root-owned 0755
+/// dirs, following existing symlinks within the rootfs: Docker creates a
+/// missing `WorkingDir`.
+pub(crate) fn mkdir_in(rootfs: &Path, path: &str) -> io::Result<()> {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let mut base = rootfs.to_path_buf();
+    let mut start = 0;
+    // The longest prefix that exists, resolved in the rootfs.
+    for i in (0..=comps.len()).rev() {
+        let prefix = format!("/{}", comps[..i].join("/"));
+        if let Some(p) = resolve_in(rootfs, &prefix) {
+            base = p;
+            start = i;
+            break;
+        }
+    }
+    for c in &comps[start..] {
+        if *c == ".." || *c == "." {
+            return Err(io::Error::other(format!(
+                "working dir {path:?} is not clean"
+            )));
+        }
+        base.push(c);
+        std::fs::create_dir(&base)?;
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755))?;
+    }
+    if !base.is_dir() {
+        return Err(io::Error::other(format!("{path} is not a directory")));
+    }
+    Ok(())
+}
+
 fn cstr(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other)
 }
@@ -211,6 +243,19 @@ mod tests {
         assert_eq!(resolve_in(r, "/missing"), None);
         std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
         assert_eq!(resolve_in(r, "/loop"), None);
+    }
+
+    #[test]
+    fn workdir_made_inside_rootfs() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("real")).unwrap();
+        std::os::unix::fs::symlink("/real", r.join("ln")).unwrap();
+        mkdir_in(r, "/ln/a/b").unwrap();
+        assert!(r.join("real/a/b").is_dir());
+        mkdir_in(r, "/real/a").unwrap();
+        std::fs::write(r.join("file"), "").unwrap();
+        assert!(mkdir_in(r, "/file").is_err());
     }
 
     #[test]

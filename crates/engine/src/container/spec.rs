@@ -88,10 +88,45 @@ fn cap_name(c: &str) -> String {
 }
 
 /// The capability set after `--privileged`, `--cap-add` and `--cap-drop`.
+/// Every capability the daemon itself may pass on: "all" means the known
+/// ones within berthd's bounding set (a host or outer container may lack
+/// some, and asking for those would fail the container's capset).
+fn all_caps() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    // ALL_CAPS is in capability-number order.
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, s)| s.to_string())
+        .collect()
+}
+
+/// `--cap-add`/`--cap-drop` names must be capabilities (or ALL).
+fn check_caps(c: &Container) -> Result<()> {
+    let hc = &c.host_config;
+    for n in hc.cap_add.iter().chain(hc.cap_drop.iter()).flatten() {
+        if !n.eq_ignore_ascii_case("all") && !ALL_CAPS.contains(&cap_name(n).as_str()) {
+            return Err(crate::error::EngineError::InvalidArgument(format!(
+                "unknown capability: \"{}\"",
+                cap_name(n)
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn capabilities(c: &Container) -> Vec<String> {
     let hc = &c.host_config;
     if hc.privileged.unwrap_or(false) {
-        return ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        return all_caps();
     }
     let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
     for d in hc.cap_drop.iter().flatten() {
@@ -104,7 +139,7 @@ pub fn capabilities(c: &Container) -> Vec<String> {
     }
     for a in hc.cap_add.iter().flatten() {
         let add: Vec<String> = if a.eq_ignore_ascii_case("all") {
-            ALL_CAPS.iter().map(|s| s.to_string()).collect()
+            all_caps()
         } else {
             vec![cap_name(a)]
         };
@@ -159,6 +194,7 @@ pub fn generate(
 ) -> Result<Value> {
     let hc = &c.host_config;
     let privileged = hc.privileged.unwrap_or(false);
+    check_caps(c)?;
     let caps = capabilities(c);
     let sec = hc.security_opt.clone().unwrap_or_default();
     let unconfined = privileged
@@ -170,7 +206,7 @@ pub fn generate(
     });
     let host_net = hc.network_mode.as_deref() == Some("host");
 
-    let mut process = json!({
+    let process = json!({
         "terminal": c.tty(),
         "user": {"uid": uid_gid.0, "gid": uid_gid.1},
         "args": args,
@@ -179,9 +215,6 @@ pub fn generate(
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": nnp,
     });
-    if privileged {
-        process["capabilities"]["inheritable"] = json!(caps);
-    }
 
     let sysfs_opts = if privileged {
         json!(["nosuid", "noexec", "nodev", "rw"])
@@ -271,7 +304,10 @@ mod tests {
         assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
         assert!(!caps.contains(&"CAP_NET_RAW".to_string()));
         c.host_config.privileged = Some(true);
-        assert_eq!(capabilities(&c).len(), ALL_CAPS.len());
+        assert_eq!(capabilities(&c), all_caps());
+        assert!(all_caps().len() > DEFAULT_CAPS.len());
+        c.host_config.cap_add = Some(vec!["BOGUS".into()]);
+        assert!(check_caps(&c).is_err());
     }
 
     #[test]
