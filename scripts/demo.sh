@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh machine (as root): install what is
 # needed, build Berth, then
-#   1. build an image from the example Dockerfile (examples/hello) with `berth build`,
+#   1. start berthd and build an image from the example Dockerfile
+#      (examples/hello) with `berth build` (the berth CLI talks to berthd),
 #   2. run it with berth-runtime, printing the container's isolated view
 #      (hostname, ps with itself as PID 1, mounts, cgroup limits),
-#   3. start berthd and run the image with the docker CLI against it,
+#   3. run the image with the docker CLI against berthd,
 #   4. push it to Berth's own registry (`berth registry serve`), remove it, pull it
 #      back through berthd and run it again.
 set -euo pipefail
@@ -36,9 +37,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# berthd first: the berth CLI talks to it (BERTH_HOST), as the docker CLI does.
+"$BIN/berthd" --host "unix://$sock" --root "$store" --exec-root "$work/run" >"$work/berthd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -S "$sock" ] && curl -fs --unix-socket "$sock" http://x/_ping >/dev/null && break; sleep 0.1; done
+export BERTH_HOST="unix://$sock"
+
 echo "== 1. berth build -t demo/hello:1 examples/hello"
-"$BERTH" --root "$store" build -t demo/hello:1 examples/hello
-"$BERTH" --root "$store" images
+"$BERTH" build -t demo/hello:1 examples/hello
+"$BERTH" images
 
 echo "== 2. berth-runtime run (the container's isolated view)"
 "$BERTH" --root "$store" image bundle demo/hello:1 "$work/bundle" >/dev/null
@@ -52,9 +59,6 @@ mv "$work/config.json" "$work/bundle/config.json"
 "$BERTH" --root "$store" image umount "$work/bundle/rootfs" >/dev/null
 
 echo "== 3. berthd + docker CLI: docker run --rm demo/hello:1"
-"$BIN/berthd" --host "unix://$sock" --root "$store" --exec-root "$work/run" >"$work/berthd.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$sock" ] && curl -fs --unix-socket "$sock" http://x/_ping >/dev/null && break; sleep 0.1; done
 export DOCKER_HOST="unix://$sock"
 "$DOCKER" version --format 'docker CLI {{.Client.Version}} -> berthd {{.Server.Version}} (API {{.Server.APIVersion}})'
 "$DOCKER" run --rm demo/hello:1
@@ -63,8 +67,8 @@ echo "== 4. push to berth's registry, remove, pull back through berthd, run"
 "$BERTH" registry serve --addr 127.0.0.1:5001 --root "$work/registry" >"$work/registry.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -fs http://127.0.0.1:5001/v2/ >/dev/null && break; sleep 0.1; done
-"$BERTH" --root "$store" tag demo/hello:1 127.0.0.1:5001/demo/hello:1
-"$BERTH" --root "$store" push 127.0.0.1:5001/demo/hello:1
+"$BERTH" tag demo/hello:1 127.0.0.1:5001/demo/hello:1
+"$BERTH" push 127.0.0.1:5001/demo/hello:1
 "$DOCKER" rmi demo/hello:1 127.0.0.1:5001/demo/hello:1 >/dev/null
 "$DOCKER" pull 127.0.0.1:5001/demo/hello:1
 "$DOCKER" run --rm 127.0.0.1:5001/demo/hello:1

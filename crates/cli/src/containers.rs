@@ -762,6 +762,14 @@ pub fn attach(c: &Client, a: AttachArgs) -> Result<()> {
         ),
         None,
     )?;
+    // Registered now so an exit during the session is not missed; the
+    // session's end can precede the daemon recording the exit.
+    let wait = c.request(
+        Method::POST,
+        &format!("/containers/{id}/wait"),
+        vec![],
+        empty_body(),
+    )?;
     let interactive = session::interactive_tty(tty, stdin);
     let raw = if interactive {
         Some(RawMode::enter()?)
@@ -777,8 +785,7 @@ pub fn attach(c: &Client, a: AttachArgs) -> Result<()> {
         eprintln!("read escape sequence");
         return Ok(());
     }
-    let info: Value = c.get(&format!("/containers/{id}/json"))?;
-    let code = info["State"]["ExitCode"].as_i64().unwrap_or(0) as i32;
+    let code = wait_code(c, wait)?;
     if code != 0 {
         return Err(Exit::code(code).into());
     }

@@ -262,6 +262,14 @@ fn main() {
     let res = run(cli);
     session::restore_terminal();
     if let Err(e) = res {
+        // Our reader went away (`berth export | head`): end quietly, as a
+        // process killed by SIGPIPE would.
+        if e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        }) {
+            std::process::exit(141);
+        }
         let code = match e.downcast_ref::<Exit>() {
             Some(x) => {
                 if let Some(m) = &x.msg {

@@ -491,3 +491,217 @@ fn system_commands() {
     assert!(o.contains(" 0 problems"), "{o}");
     d.finish();
 }
+
+/// Runs `cmd` under a pseudo-terminal (util-linux `script`), so berth sees
+/// a terminal on stdin and stdout; `input` is fed to it with pauses.
+fn in_pty(cmd: &str, input: &[(&[u8], u64)]) -> (i32, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut stdin = child.stdin.take().unwrap();
+    for (bytes, pause_ms) in input {
+        std::thread::sleep(Duration::from_millis(*pause_ms));
+        stdin.write_all(bytes).unwrap();
+    }
+    // script ends the session at stdin EOF; give the command time first.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn tty_sessions_resize_and_detach() {
+    let mut d = Daemon::start();
+    berth_ok(&d, &["pull", "-q", IMAGE]);
+    let berth = format!(
+        "{BERTH} -H unix://{} --root {} --exec-root {}",
+        d.socket().display(),
+        d.root.path().display(),
+        d.exec_root.path().display()
+    );
+    // -it: the container gets a terminal of our size; its exit code comes back.
+    let (code, out) = in_pty(
+        &format!(
+            "stty rows 30 cols 100; {berth} run -it --rm {IMAGE} sh -c 'tty; stty size; exit 7'"
+        ),
+        &[],
+    );
+    assert_eq!(code, 7, "{out}");
+    assert!(
+        out.contains("/dev/pts/0") && out.contains("30 100"),
+        "{out}"
+    );
+    // ctrl-p ctrl-q detaches and leaves the container running.
+    let name = unique("berth-cli-tty");
+    let (code, out) = in_pty(
+        &format!("{berth} run -it --name {name} {IMAGE} sh"),
+        &[(b"echo hel''lo\r", 800), (b"\x10\x11", 500)],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("hello"), "{out}");
+    assert_eq!(
+        berth_ok(&d, &["inspect", "-f", "{{.State.Running}}", &name]),
+        "true\n"
+    );
+    // exec -it in it, and attach: typed input reaches the shell.
+    let (code, out) = in_pty(
+        &format!("{berth} exec -it {name} sh -c 'stty size; exit 3'"),
+        &[],
+    );
+    assert_eq!(code, 3, "{out}");
+    let (code, out) = in_pty(
+        &format!("{berth} attach {name}"),
+        &[(b"echo att''ached\r", 500), (b"exit 9\r", 300)],
+    );
+    assert!(out.contains("attached"), "{out}");
+    assert_eq!(code, 9, "attach returns the container's code: {out}");
+    berth_ok(&d, &["rm", &name]);
+    d.finish();
+}
+
+#[test]
+fn container_operations_match_docker() {
+    let mut d = Daemon::start();
+    berth_ok(&d, &["pull", "-q", IMAGE]);
+    let name = unique("berth-cli-ops");
+    berth_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            IMAGE,
+            "sh",
+            "-c",
+            "echo a > /x; exec sleep 100",
+        ],
+    );
+    let end = Instant::now() + Duration::from_secs(10);
+    while berth_ok(&d, &["diff", &name]).is_empty() {
+        assert!(Instant::now() < end, "the container never wrote /x");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // CPU figures move between two calls; pid and command do not.
+    let top = ["top", name.as_str(), "-o", "pid,args"];
+    assert_eq!(berth_ok(&d, &top), d.ok(&top));
+    assert_eq!(berth_ok(&d, &["diff", &name]), d.ok(&["diff", &name]));
+    let f = "{{.Name}} {{.PIDs}}";
+    assert_eq!(
+        berth_ok(&d, &["stats", "--no-stream", "--format", f, &name]),
+        d.ok(&["stats", "--no-stream", "--format", f, &name])
+    );
+    assert_eq!(
+        header(&berth_ok(&d, &["stats", "--no-stream", &name])),
+        header(&d.ok(&["stats", "--no-stream", &name]))
+    );
+    assert_eq!(berth_ok(&d, &["pause", &name]), format!("{name}\n"));
+    assert!(berth_ok(&d, &["ps", "--format", "{{.Status}}"]).contains("(Paused)"));
+    assert_eq!(berth_ok(&d, &["unpause", &name]), format!("{name}\n"));
+    assert_eq!(
+        berth_ok(&d, &["update", "--memory", "64m", &name]),
+        format!("{name}\n")
+    );
+    assert_eq!(
+        berth_ok(&d, &["inspect", "-f", "{{.HostConfig.Memory}}", &name]),
+        format!("{}\n", 64 << 20)
+    );
+    let renamed = format!("{name}-2");
+    assert_eq!(berth_ok(&d, &["rename", &name, &renamed]), "");
+    let committed = format!("{}:c", unique("berth-cli-commit"));
+    let id = berth_ok(
+        &d,
+        &[
+            "commit",
+            "-c",
+            "CMD [\"cat\", \"/x\"]",
+            &renamed,
+            &committed,
+        ],
+    );
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(berth_ok(&d, &["run", "--rm", &committed]), "a\n");
+    let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+    let tar = tmp.path().join("export.tar");
+    berth_ok(&d, &["export", "-o", tar.to_str().unwrap(), &renamed]);
+    let listing = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listing.stdout)
+            .lines()
+            .any(|l| l == "x")
+    );
+    // events: the same lines as docker's for the same window.
+    assert_eq!(
+        berth_ok(
+            &d,
+            &[
+                "events",
+                "--since",
+                "5m",
+                "--until",
+                "0s",
+                "--filter",
+                "type=container"
+            ]
+        ),
+        d.ok(&[
+            "events",
+            "--since",
+            "5m",
+            "--until",
+            "0s",
+            "--filter",
+            "type=container"
+        ])
+    );
+    berth_ok(&d, &["rm", "-f", &renamed]);
+    berth_ok(&d, &["rmi", &committed]);
+
+    // volumes
+    let v = unique("berth-cli-vol");
+    assert_eq!(berth_ok(&d, &["volume", "create", &v]), format!("{v}\n"));
+    assert_eq!(berth_ok(&d, &["volume", "ls"]), d.ok(&["volume", "ls"]));
+    let f = "{{.Name}} {{.Driver}} {{.Mountpoint}}";
+    assert_eq!(
+        berth_ok(&d, &["volume", "inspect", "-f", f, &v]),
+        d.ok(&["volume", "inspect", "-f", f, &v])
+    );
+    assert_eq!(
+        berth_ok(
+            &d,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                &format!("{v}:/data"),
+                IMAGE,
+                "sh",
+                "-c",
+                "echo kept > /data/f; cat /data/f"
+            ]
+        ),
+        "kept\n"
+    );
+    assert_eq!(berth_ok(&d, &["volume", "rm", &v]), format!("{v}\n"));
+    let o = berth(&d, &["volume", "inspect", &v]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains(&format!("No such volume: {v}")),
+        "{}",
+        o.stderr
+    );
+    d.finish();
+}
