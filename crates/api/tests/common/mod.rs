@@ -260,8 +260,14 @@ impl Daemon {
             .map(|rd| rd.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "state left: {left:?}");
+        // The runtime's compiled-seccomp cache is shared, not a container's.
         let rt: Vec<_> = std::fs::read_dir(self.exec_root.path().join("runtime"))
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name() != ".seccomp-cache")
+                    .map(|e| e.path())
+                    .collect()
+            })
             .unwrap_or_default();
         assert!(rt.is_empty(), "runtime state left: {rt:?}");
     }
