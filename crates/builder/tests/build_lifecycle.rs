@@ -141,3 +141,83 @@ fn independent_stages_build_in_parallel() {
     let (_, again) = e.build(&ctx, df, |_| {});
     assert_eq!(again.matches("CACHED").count(), 4, "{again}");
 }
+
+fn xattr_names(p: &Path) -> Vec<String> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let mut buf = [0u8; 1024];
+    // SAFETY: a valid C string and a buffer of the given length.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 {
+        return Vec::new();
+    }
+    buf[..n as usize]
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect()
+}
+
+#[test]
+fn step_layers_are_stored_in_layer_form() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let e = env();
+    let ctx = e.context("ctx");
+    std::fs::write(ctx.join("big"), vec![7u8; 100_000]).unwrap();
+    // A copy-up (origin/impure xattrs in the upper dir), a deletion
+    // (whiteout), an opaque dir, a hard link, a COPY.
+    let df = "FROM busybox\n\
+              RUN echo more >> /etc/profile && rm /bin/ls && rm -rf /home && mkdir /home && touch /home/x \
+                  && echo h > /h1 && ln /h1 /h2\n\
+              COPY big /big\n";
+    let (r, out) = e.build(&ctx, df, |_| {});
+    let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+    let n = rec.layers.len();
+    let run = &rec.layers[n - 2];
+    let copy = &rec.layers[n - 1];
+    let mut saw_whiteout = false;
+    for l in [run, copy] {
+        let dir = e.store.layers.diff_dir(&l.chain_id);
+        let mut todo = vec![dir.clone()];
+        while let Some(d) = todo.pop() {
+            for x in xattr_names(&d) {
+                assert!(
+                    !x.starts_with("trusted.overlay.") || x == "trusted.overlay.opaque",
+                    "{x} on {}\n{out}",
+                    d.display()
+                );
+            }
+            if !d.is_dir() || d.is_symlink() {
+                continue;
+            }
+            for ent in std::fs::read_dir(&d).unwrap().flatten() {
+                let m = ent.path().symlink_metadata().unwrap();
+                assert!(
+                    m.mtime() <= EPOCH,
+                    "{} mtime {}",
+                    ent.path().display(),
+                    m.mtime()
+                );
+                saw_whiteout |= m.file_type().is_char_device() && m.rdev() == 0;
+                todo.push(ent.path());
+            }
+        }
+    }
+    assert!(saw_whiteout, "rm /bin/ls left a whiteout");
+    let opq = e.store.layers.diff_dir(&run.chain_id).join("home");
+    assert!(xattr_names(&opq).contains(&"trusted.overlay.opaque".to_string()));
+    assert_eq!(e.store.layers.meta(&copy.chain_id).unwrap().size, 100_000);
+    // The image reads back right through those dirs.
+    let m = Mounted::new(&e.store, &rec, e.dir.path().join("mnt"));
+    assert!(!m.dir.join("bin/ls").exists());
+    assert!(m.dir.join("home/x").exists());
+    assert!(
+        std::fs::read_to_string(m.dir.join("etc/profile"))
+            .unwrap()
+            .ends_with("more\n")
+    );
+    assert_eq!(std::fs::read(m.dir.join("big")).unwrap().len(), 100_000);
+    assert_eq!(
+        m.dir.join("h1").metadata().unwrap().ino(),
+        m.dir.join("h2").metadata().unwrap().ino()
+    );
+}

@@ -295,6 +295,49 @@ impl LayerStore {
     }
 }
 
+impl LayerStore {
+    /// Takes a directory that is already a layer diff in this store's form
+    /// (overlay whiteouts and opaque markers, as an overlay upper dir is) as
+    /// the layer `meta.chain_id`, by rename: a builder's step needs no
+    /// second unpack of the tar it just made from that dir. The caller
+    /// vouches that `meta.diff_id` is the digest of that tar. Fails (nothing
+    /// moved) when `diff` is on another filesystem.
+    pub fn adopt_dir(&self, diff: &Path, meta: &LayerMeta) -> Result<()> {
+        if self.exists(&meta.chain_id) {
+            return Ok(());
+        }
+        let tmp = self.tmp_path(&meta.chain_id);
+        fs::create_dir_all(&tmp).ctx("create", &tmp)?;
+        let cleanup = |tmp: &Path| {
+            let _ = fs::remove_dir_all(tmp);
+        };
+        if let Err(e) = fs::rename(diff, tmp.join("diff")) {
+            cleanup(&tmp);
+            return Err(e).ctx("rename", diff);
+        }
+        let mp = tmp.join("meta.json");
+        let res = fs::write(
+            &mp,
+            serde_json::to_vec_pretty(meta).expect("meta serialises"),
+        )
+        .ctx("write", &mp)
+        .and_then(|_| syncfs(&tmp));
+        if let Err(e) = res {
+            cleanup(&tmp);
+            return Err(e);
+        }
+        let dst = self.dir(&meta.chain_id);
+        if let Err(e) = fs::rename(&tmp, &dst) {
+            cleanup(&tmp);
+            // Someone else stored the same layer meanwhile: theirs is as good.
+            if !self.exists(&meta.chain_id) {
+                return Err(e).ctx("rename", dst);
+            }
+        }
+        crate::content::sync_dir(&self.root)
+    }
+}
+
 fn syncfs(dir: &Path) -> Result<()> {
     let f = File::open(dir).ctx("open", dir)?;
     // SAFETY: syncfs on an fd we own.

@@ -3,6 +3,7 @@
 //! RUN and COPY/ADD produce layers from the overlay upper dir, and every
 //! layer-making step goes through the cache first.
 
+mod adopt;
 mod cache;
 mod cleanup;
 pub mod config;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::copy_step::mkdir_in_root;
 use super::engine::{rfc3339, stage_index};
 use super::run::{RunSpec, StepRoot};
-use super::{BuildOptions, Cache, Sink, cache, config, layer, run};
+use super::{BuildOptions, Cache, Sink, adopt, cache, config, layer, run};
 use crate::dockerfile::ignore::Ignore;
 use crate::dockerfile::{self, Command, Dockerfile, Instruction, Kind, PREDEFINED_ARGS, expand};
 use crate::error::{Error, IoContext, Result};
@@ -502,14 +502,20 @@ impl<'a> Ctx<'a> {
         let (blob, size, diff_id) =
             layer::write_tar(&step.upper, &tgz, self.opts.source_date_epoch)?;
         let parent = st.layers.last().map(|l| l.chain_id.clone());
-        Ok(Some(layer::store_layer(
-            &self.store,
-            &tgz,
+        let t = adopt::Tarball {
+            path: &tgz,
             blob,
             size,
             diff_id,
+        };
+        adopt::store_step_layer(
+            &self.store,
+            &step.upper,
+            &t,
             parent.as_ref(),
-        )?))
+            self.opts.source_date_epoch,
+        )
+        .map(Some)
     }
 
     pub(super) fn lowers(&self, st: &StageState) -> Result<Vec<PathBuf>> {
