@@ -106,6 +106,8 @@ fn thousand_containers_leave_nothing_behind() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
+        // The runtime's caches (compiled seccomp filters), not container state.
+        .filter(|n| !n.to_string_lossy().starts_with('.'))
         .collect();
     assert!(entries.is_empty(), "state left: {entries:?}");
     // Stopped inits are reaped by whoever adopted them; give that a moment.
