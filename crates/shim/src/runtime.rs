@@ -141,6 +141,9 @@ impl OciRuntime {
         drop(cmd);
         let deadline = Instant::now() + RUNTIME_TIMEOUT;
         let mut master = None;
+        // Sleep until the runtime exits or the console socket is ready,
+        // instead of polling: create is on every container's critical path.
+        let pidfd = pidfd_open(child.id() as i32);
         let status = loop {
             if let (Some(l), None) = (&listener, &master) {
                 match l.accept() {
@@ -160,7 +163,33 @@ impl OciRuntime {
                     message: "timed out".into(),
                 });
             }
-            std::thread::sleep(Duration::from_millis(2));
+            let waiting_for_master = listener.is_some() && master.is_none();
+            match &pidfd {
+                Some(fd) => {
+                    let mut fds = vec![libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    }];
+                    if let (Some(l), true) = (&listener, waiting_for_master) {
+                        fds.push(libc::pollfd {
+                            fd: l.as_raw_fd(),
+                            events: libc::POLLIN,
+                            revents: 0,
+                        });
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    // SAFETY: fds is a valid pollfd array of its length.
+                    unsafe {
+                        libc::poll(
+                            fds.as_mut_ptr(),
+                            fds.len() as libc::nfds_t,
+                            left.as_millis().min(i32::MAX as u128) as i32 + 1,
+                        )
+                    };
+                }
+                None => std::thread::sleep(Duration::from_millis(2)),
+            }
         };
         if let Some(l) = &listener
             && master.is_none()
@@ -257,4 +286,12 @@ pub fn resize(pty: RawFd, width: u16, height: u16) -> Result<()> {
         return Err(std::io::Error::last_os_error()).ctx(|| "resize pty".into());
     }
     Ok(())
+}
+
+/// A pidfd for `pid` (readable once it exits); None on kernels before 5.3.
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall; a returned descriptor is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: fd is a new descriptor nobody else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
