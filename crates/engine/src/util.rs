@@ -86,6 +86,14 @@ pub fn since(rfc: &str) -> Duration {
 /// Writes `data` to `path` by temp + fsync + rename, so readers and crashes
 /// see the old or the new file, never a torn one.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_replacing(path, data, true)
+}
+
+/// Temp + rename, with the fsyncs (file and directory) only when `durable`.
+/// Readers never see a torn file either way; without them, a power cut may
+/// leave the previous version (ext4 and btrfs order a replacing rename after
+/// the new data) or, on other filesystems, an empty file.
+pub fn write_replacing(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let io = |op: &str, e: std::io::Error| {
         EngineError::Internal(format!("{op} {}: {e}", path.display()))
@@ -93,10 +101,13 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     {
         let mut f = File::create(&tmp).map_err(|e| io("create", e))?;
         f.write_all(data).map_err(|e| io("write", e))?;
-        f.sync_all().map_err(|e| io("fsync", e))?;
+        if durable {
+            f.sync_all().map_err(|e| io("fsync", e))?;
+        }
     }
     fs::rename(&tmp, path).map_err(|e| io("rename", e))?;
-    if let Some(dir) = path.parent()
+    if durable
+        && let Some(dir) = path.parent()
         && let Ok(d) = File::open(dir)
     {
         let _ = d.sync_all();

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use self::model::{Container, Summary};
 use crate::error::{EngineError, Result};
-use crate::util::{unix_secs, write_atomic};
+use crate::util::{unix_secs, write_replacing};
 use crate::{Engine, Table};
 
 pub(crate) const RECORD: &str = "config.v2.json";
@@ -105,7 +105,17 @@ fn matches(c: &Container, filters: &Value) -> bool {
 impl Engine {
     pub(crate) fn persist(&self, c: &Container) -> Result<()> {
         let p = self.paths.container_dir(&c.id).join(RECORD);
-        write_atomic(&p, &serde_json::to_vec(c).expect("container serialises"))
+        // fsync costs 5-25 ms each on a busy disk, and a container's record is
+        // rewritten on every state change. Only its first version is made
+        // durable: later ones move state forward (started, exited), which a
+        // restarting daemon re-derives from the shims anyway, and a `--rm`
+        // container does not outlive a reboot at all.
+        let durable = !p.exists() && !c.host_config.auto_remove.unwrap_or(false);
+        write_replacing(
+            &p,
+            &serde_json::to_vec(c).expect("container serialises"),
+            durable,
+        )
     }
 
     pub fn inspect(&self, key: &str) -> Result<Container> {
