@@ -123,7 +123,12 @@ fn from_container(c: &Client, id: &str, path: &str, dest: &str) -> Result<()> {
         let p = e.path()?.into_owned();
         let mut comps = p.components();
         comps.next();
-        let target = dest.join(comps.as_path());
+        let rest = comps.as_path();
+        let target = if rest.as_os_str().is_empty() {
+            dest.clone()
+        } else {
+            dest.join(rest)
+        };
         if let Some(d) = target.parent() {
             std::fs::create_dir_all(d)?;
         }

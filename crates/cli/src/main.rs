@@ -311,10 +311,12 @@ fn run(cli: Cli) -> Result<()> {
             return image_local(&root, Some(&name), &dir, true);
         }
         Cmd::Build(a) => {
+            forward_host(cli.host.as_deref());
             let store = open_store(&root)?;
             return build_cmd::build(&store, a);
         }
         Cmd::Builder(c) => {
+            forward_host(cli.host.as_deref());
             let store = open_store(&root)?;
             return build_cmd::builder(&store, c);
         }
@@ -405,6 +407,15 @@ fn container(c: &Client, cmd: ContainerCmd) -> Result<()> {
             container,
             private_port,
         } => container_ops::port(c, &container, private_port.as_deref()),
+    }
+}
+
+/// `build` finds the daemon through BERTH_HOST; `-H` sets it.
+fn forward_host(host: Option<&str>) {
+    if let Some(h) = host {
+        // SAFETY: still single-threaded; nothing reads the environment
+        // concurrently.
+        unsafe { std::env::set_var("BERTH_HOST", h) };
     }
 }
 

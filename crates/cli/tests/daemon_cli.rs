@@ -212,6 +212,29 @@ fn run_exit_codes_stdin_and_container_commands() {
         berth_stdin(&d, &["exec", "-i", &name, "cat"], Some(b"piped")).stdout,
         "piped"
     );
+    // logs -f follows until the container exits.
+    let f = unique("berth-cli-follow");
+    berth_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &f,
+            IMAGE,
+            "sh",
+            "-c",
+            "echo 1; sleep 1; echo 2",
+        ],
+    );
+    let t = Instant::now();
+    assert_eq!(berth_ok(&d, &["logs", "-f", &f]), "1\n2\n");
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "logs -f returned early"
+    );
+    assert_eq!(berth_ok(&d, &["logs", "--tail", "1", &f]), "2\n");
+    berth_ok(&d, &["rm", &f]);
     // ps and inspect match the docker CLI's output on the same daemon.
     let ps = berth_ok(&d, &["ps"]);
     let dps = d.ok(&["ps"]);
@@ -615,6 +638,53 @@ fn container_operations_match_docker() {
         berth_ok(&d, &["inspect", "-f", "{{.HostConfig.Memory}}", &name]),
         format!("{}\n", 64 << 20)
     );
+    // cp both ways, docker's naming: into a directory keeps the name, a new
+    // path renames.
+    let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/f"), "file\n").unwrap();
+    berth_ok(&d, &["cp", src.to_str().unwrap(), &format!("{name}:/tmp/")]);
+    berth_ok(
+        &d,
+        &[
+            "cp",
+            src.join("sub/f").to_str().unwrap(),
+            &format!("{name}:/tmp/g"),
+        ],
+    );
+    assert_eq!(
+        berth_ok(&d, &["exec", &name, "cat", "/tmp/src/sub/f", "/tmp/g"]),
+        "file\nfile\n"
+    );
+    let back = tmp.path().join("back");
+    berth_ok(
+        &d,
+        &["cp", &format!("{name}:/tmp/src"), back.to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read_to_string(back.join("sub/f")).unwrap(),
+        "file\n"
+    );
+    berth_ok(
+        &d,
+        &["cp", &format!("{name}:/x"), tmp.path().to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("x")).unwrap(),
+        "a\n"
+    );
+    let o = berth(
+        &d,
+        &["cp", &format!("{name}:/nope"), tmp.path().to_str().unwrap()],
+    );
+    assert_eq!(o.code, 1);
+    assert_eq!(
+        o.stderr,
+        d.docker(&["cp", &format!("{name}:/nope"), tmp.path().to_str().unwrap()])
+            .stderr
+    );
+
     let renamed = format!("{name}-2");
     assert_eq!(berth_ok(&d, &["rename", &name, &renamed]), "");
     let committed = format!("{}:c", unique("berth-cli-commit"));
@@ -630,7 +700,6 @@ fn container_operations_match_docker() {
     );
     assert!(id.starts_with("sha256:"), "{id}");
     assert_eq!(berth_ok(&d, &["run", "--rm", &committed]), "a\n");
-    let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
     let tar = tmp.path().join("export.tar");
     berth_ok(&d, &["export", "-o", tar.to_str().unwrap(), &renamed]);
     let listing = std::process::Command::new("tar")

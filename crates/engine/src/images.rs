@@ -142,6 +142,7 @@ impl Engine {
         &self,
         from_image: &str,
         tag: &str,
+        platform: &str,
         auth: &AuthConfig,
         progress: Arc<dyn Progress>,
     ) -> Result<(Reference, ImageRecord)> {
@@ -162,11 +163,17 @@ impl Engine {
                 credentials: auth.credentials(),
             },
         )?;
+        let mut opts = PullOptions::default();
+        if !platform.is_empty() {
+            opts.platform = platform
+                .parse()
+                .map_err(|e: berth_image::Error| EngineError::InvalidArgument(e.to_string()))?;
+        }
         let rec = berth_distribution::pull(
             self.images.clone(),
             Arc::new(client),
             &reference,
-            &PullOptions::default(),
+            &opts,
             progress,
         )
         .await?;

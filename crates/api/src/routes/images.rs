@@ -163,11 +163,15 @@ pub async fn create(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp>
         ));
     };
     let tag = q.get("tag").cloned().unwrap_or_default();
+    let platform = q.get("platform").cloned().unwrap_or_default();
     let auth = registry_auth(&req)?;
     let (progress, resp) = JsonProgress::new(PULL_WORDS);
     tokio::spawn(async move {
         // The puller itself reports "Pulling from" and "Digest".
-        match engine.pull(&from, &tag, &auth, progress.clone()).await {
+        match engine
+            .pull(&from, &tag, &platform, &auth, progress.clone())
+            .await
+        {
             Ok((reference, _)) => {
                 progress.message(&format!("Status: Downloaded newer image for {reference}"));
             }
