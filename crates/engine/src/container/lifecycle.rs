@@ -69,6 +69,7 @@ impl Engine {
         }
         let rec = self.resolve_image(&image_name)?;
         let id = random_id();
+        let generated = name.is_none_or(str::is_empty);
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 let n = n.trim_start_matches('/');
@@ -218,7 +219,13 @@ impl Engine {
             return Err(e);
         }
         let mut t = self.lock();
-        if let Err(e) = check_name_in(&t, &name) {
+        if generated && check_name_in(&t, &name).is_err() {
+            // A concurrent create took the same generated name meanwhile:
+            // the id-suffixed form is unique.
+            c.name = format!("/{}_{}", generated_name(&id), &id[..6]);
+            let _ = self.persist(&c);
+        }
+        if let Err(e) = check_name_in(&t, c.short_name()) {
             drop(t);
             self.destroy(&c);
             self.remove_anonymous_volumes(&c.mount_points);

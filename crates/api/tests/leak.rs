@@ -1,0 +1,117 @@
+//! Root-only: `docker run --rm` of many containers leaves nothing behind —
+//! no shim or container process, mount, cgroup, or file under the private
+//! exec root. BERTH_LEAK_N overrides the count (100 keeps CI fast).
+
+mod common;
+
+use std::path::Path;
+use std::time::Instant;
+
+use common::*;
+
+/// cgroup dirs named `id` under any hierarchy's `berth/` parent.
+fn cgroups_of(id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let base = Path::new("/sys/fs/cgroup");
+    let mut roots = vec![base.to_path_buf()];
+    if let Ok(rd) = std::fs::read_dir(base) {
+        roots.extend(rd.flatten().map(|e| e.path()));
+    }
+    for r in roots {
+        let p = r.join("berth").join(id);
+        if p.exists() {
+            found.push(p.display().to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn run_rm_many_leaves_nothing() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    let n: usize = std::env::var("BERTH_LEAK_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let cids = tempfile::tempdir().unwrap();
+    let threads = 4;
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let d = &d;
+            let dir = cids.path();
+            s.spawn(move || {
+                for i in (t..n).step_by(threads) {
+                    let f = dir.join(format!("{i}.cid"));
+                    let f = f.display().to_string();
+                    // Alternate plain runs, a tmpfs and an anonymous volume.
+                    let o = match i % 3 {
+                        0 => d.ok(&["run", "--rm", "--cidfile", &f, IMAGE, "echo", "hi"]),
+                        1 => d.ok(&[
+                            "run",
+                            "--rm",
+                            "--cidfile",
+                            &f,
+                            "--tmpfs",
+                            "/t",
+                            IMAGE,
+                            "echo",
+                            "hi",
+                        ]),
+                        _ => d.ok(&[
+                            "run",
+                            "--rm",
+                            "--cidfile",
+                            &f,
+                            "-v",
+                            "/anon",
+                            IMAGE,
+                            "echo",
+                            "hi",
+                        ]),
+                    };
+                    assert_eq!(o, "hi\n");
+                }
+            });
+        }
+    });
+    let took = t0.elapsed();
+    eprintln!(
+        "{n} x docker run --rm in {took:?} ({:.1}/s with {threads} clients)",
+        n as f64 / took.as_secs_f64()
+    );
+    let ids: Vec<String> = std::fs::read_dir(cids.path())
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), n);
+    // --rm finishes after the client returns: wait for the removals.
+    let end = Instant::now() + std::time::Duration::from_secs(30);
+    while !d.ok(&["ps", "-aq"]).trim().is_empty() {
+        assert!(
+            Instant::now() < end,
+            "containers not removed: {}",
+            d.ok(&["ps", "-a"])
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for id in &ids {
+        let left = cgroups_of(id);
+        assert!(left.is_empty(), "cgroups left for {id}: {left:?}");
+        assert!(
+            !d.root.path().join("containers").join(id).exists(),
+            "record left for {id}"
+        );
+    }
+    // Anonymous volumes of --rm containers go with them.
+    assert!(d.ok(&["volume", "ls", "-q"]).trim().is_empty());
+    // No process, mount or state under the private roots (see finish).
+    d.finish();
+}
