@@ -302,6 +302,55 @@ fn mounts_seed_binds_tmpfs_and_rm() {
         (Some("bind"), Some(true), Some("rprivate"))
     );
     assert_eq!(b["Source"], host.path().display().to_string());
+    // --volumes-from: the same volumes and binds, read-only on request.
+    let from = unique("from");
+    d.ok(&[
+        "run",
+        "--name",
+        &from,
+        "-v",
+        "/anon",
+        "-v",
+        &format!("{vol}:/data"),
+        IMAGE,
+        "sh",
+        "-c",
+        "echo a > /anon/f",
+    ]);
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        &format!("{from}:ro"),
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /anon/f /data/mine; touch /data/z 2>/dev/null || echo ro",
+    ]);
+    assert_eq!(o, "a\nkept\nro\n");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "nosuchcontainer",
+        IMAGE,
+        "true",
+    ]);
+    assert!(
+        o.code != 0 && o.stderr.contains("No such container"),
+        "{}",
+        o.stderr
+    );
+    let anon_of_from = inspect(
+        &d,
+        "{{range .Mounts}}{{if eq .Destination \"/anon\"}}{{.Name}}{{end}}{{end}}",
+        &from,
+    );
+    // The --rm container did not take the shared anonymous volume with it.
+    d.ok(&["volume", "inspect", &anon_of_from]);
+    d.ok(&["rm", "-v", &from]);
+    let o = d.docker(&["volume", "inspect", &anon_of_from]);
+    assert_ne!(o.code, 0);
     d.ok(&["rm", "-v", &c]);
     // Named volumes outlive every container.
     d.ok(&["volume", "inspect", &vol]);

@@ -272,6 +272,29 @@ impl Engine {
                 return Err(bad(format!("Duplicate mount point: {}", m.destination)));
             }
         }
+        // `--volumes-from c[:ro|rw]`: that container's volumes and binds,
+        // where this one mounts nothing itself.
+        for spec in hc.volumes_from.iter().flatten() {
+            let (from, mode) = match spec.rsplit_once(':') {
+                Some((c, m)) if m == "ro" || m == "rw" => (c, Some(m == "rw")),
+                _ => (spec.as_str(), None),
+            };
+            let theirs = {
+                let t = self.lock();
+                t.get(from)?.mount_points.clone()
+            };
+            for mut m in theirs.into_iter().filter(|m| m.typ != "tmpfs") {
+                if seen.contains(&m.destination) {
+                    continue;
+                }
+                if let Some(rw) = mode {
+                    m.rw = rw;
+                    m.mode = if rw { "rw" } else { "ro" }.into();
+                }
+                seen.insert(m.destination.clone());
+                wanted.push((m, VolumeCreate::default()));
+            }
+        }
         for dst in hc.tmpfs.iter().flat_map(|t| t.keys()) {
             if seen.contains(&clean_path(dst)) {
                 return Err(bad(format!("Duplicate mount point: {dst}")));
