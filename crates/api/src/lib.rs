@@ -136,6 +136,9 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
         (&Method::GET, ["containers", id, "changes"]) => f::changes(engine, id.to_string()).await,
         (&Method::GET, ["containers", id, "export"]) => f::export(engine, id.to_string()).await,
         (&Method::POST, ["commit"]) => f::commit(engine, req).await,
+        (&Method::POST, ["containers", "prune"]) => o::container_prune(engine, req).await,
+        (&Method::POST, ["images", "prune"]) => o::image_prune(engine, req).await,
+        (&Method::GET, ["system", "df"]) => o::system_df(engine).await,
         (&Method::GET, ["containers", id, "archive"]) => {
             f::archive_get(engine, id.to_string(), req, false).await
         }

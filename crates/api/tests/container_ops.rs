@@ -347,3 +347,87 @@ fn stats_no_stream_and_stream() {
     assert_eq!(code, 404);
     d.finish();
 }
+
+#[test]
+fn prune_and_system_df() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", IMAGE]);
+    let keep = unique("keep");
+    let gone = unique("gone");
+    let labelled = unique("labelled");
+    let running = unique("running");
+    d.ok(&["run", "--name", &keep, "-l", "keep=yes", IMAGE, "true"]);
+    d.ok(&[
+        "run",
+        "--name",
+        &gone,
+        IMAGE,
+        "sh",
+        "-c",
+        "head -c 300000 /dev/zero > /big",
+    ]);
+    d.ok(&["create", "--name", &labelled, "-l", "tier=x", IMAGE, "true"]);
+    d.ok(&["run", "-d", "--name", &running, IMAGE, "sleep", "1000"]);
+
+    // system df: the image is used by four containers, one running.
+    let df = d.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}|{{.TotalCount}}|{{.Active}}",
+    ]);
+    let rows: Vec<&str> = df.lines().collect();
+    assert!(rows.contains(&"Images|1|1"), "{df}");
+    assert!(rows.contains(&"Containers|4|1"), "{df}");
+    let (code, body) = d.http("GET", "/system/df");
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Images"][0]["Containers"], 4);
+    let gone_rw = v["Containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["Names"][0] == format!("/{gone}"))
+        .unwrap()["SizeRw"]
+        .as_u64()
+        .unwrap();
+    assert!(gone_rw >= 300_000, "{gone_rw}");
+    assert!(v["LayersSize"].as_u64().unwrap() > 0);
+    assert!(v["Volumes"].is_array() && v["BuildCache"].is_array());
+
+    // Filters: labels, and until (nothing is older than an hour).
+    let o = d.ok(&["container", "prune", "-f", "--filter", "until=1h"]);
+    assert!(o.contains("Total reclaimed space: 0B"), "{o}");
+    let lid = d
+        .ok(&["inspect", "-f", "{{.Id}}", &labelled])
+        .trim()
+        .to_string();
+    let o = d.ok(&["container", "prune", "-f", "--filter", "label=tier=x"]);
+    assert_eq!(o.lines().nth(1), Some(lid.as_str()), "{o}");
+    assert!(d.docker(&["inspect", &labelled]).code != 0, "{o}");
+    let o = d.ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    assert!(!o.contains("Total reclaimed space: 0B"), "{o}");
+    let left = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let mut left: Vec<&str> = left.lines().collect();
+    left.sort();
+    let mut want = vec![keep.as_str(), running.as_str()];
+    want.sort();
+    assert_eq!(left, want);
+
+    // Image prune: a dangling commit goes, the used image stays; -a takes
+    // every image no container uses.
+    let dangling = d.ok(&["commit", &keep]).trim().to_string();
+    let o = d.ok(&["image", "prune", "-f"]);
+    assert!(o.contains(&format!("deleted: {dangling}")), "{o}");
+    assert!(d.ok(&["images", "-q"]).lines().count() == 1);
+    let o = d.ok(&["image", "prune", "-a", "-f"]);
+    assert!(!o.contains("deleted"), "{o}");
+    d.ok(&["rm", "-f", &keep, &running]);
+    let o = d.ok(&["image", "prune", "-a", "-f"]);
+    assert!(
+        o.contains("untagged: ") && o.contains("deleted: sha256:"),
+        "{o}"
+    );
+    assert!(d.ok(&["images", "-q"]).trim().is_empty());
+    d.finish();
+}

@@ -8,6 +8,7 @@ pub mod container;
 pub mod error;
 pub mod events;
 pub mod images;
+pub mod prune;
 mod util;
 pub mod volume;
 

@@ -130,6 +130,26 @@ pub fn filter_values(vals: &serde_json::Value) -> Option<Vec<String>> {
     }
 }
 
+/// A boolean filter value (`dangling=true`), as Docker spells them.
+pub fn bool_filter(key: &str, vals: &[String]) -> crate::Result<bool> {
+    match vals.first().map(String::as_str) {
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        other => Err(EngineError::InvalidArgument(format!(
+            "invalid filter '{key}={}'",
+            other.unwrap_or("")
+        ))),
+    }
+}
+
+/// A `label` filter value (`key` or `key=value`) against labels.
+pub fn label_matches(labels: &std::collections::BTreeMap<String, String>, want: &str) -> bool {
+    match want.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(want),
+    }
+}
+
 /// True when `p` is a mount point in this mount namespace.
 pub fn is_mountpoint(p: &Path) -> bool {
     let Ok(canon) = p.canonicalize() else {

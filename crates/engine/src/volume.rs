@@ -12,7 +12,9 @@ use serde_json::Value;
 
 use crate::Engine;
 use crate::error::{EngineError, Result, io_err};
-use crate::util::{is_mountpoint, now_rfc3339, random_id, write_atomic};
+use crate::util::{
+    bool_filter, is_mountpoint, label_matches, now_rfc3339, random_id, write_atomic,
+};
 
 const RECORD: &str = "opts.json";
 /// Docker (API ≥ 1.42) marks anonymous volumes with this label; prune
@@ -362,27 +364,9 @@ fn volume_matches(r: &Record, f: &Filters, in_use: impl Fn() -> bool) -> Result<
         let ok = match k.as_str() {
             "name" => vals.iter().any(|v| r.name.contains(v.as_str())),
             "driver" => vals.contains(&r.driver),
-            "label" => vals.iter().all(|v| match v.split_once('=') {
-                Some((k, val)) => r.labels.get(k).is_some_and(|x| x == val),
-                None => r.labels.contains_key(v),
-            }),
-            "label!" => !vals.iter().any(|v| match v.split_once('=') {
-                Some((k, val)) => r.labels.get(k).is_some_and(|x| x == val),
-                None => r.labels.contains_key(v),
-            }),
-            "dangling" => {
-                let want = match vals.first().map(String::as_str) {
-                    Some("true" | "1") => true,
-                    Some("false" | "0") => false,
-                    other => {
-                        return Err(EngineError::InvalidArgument(format!(
-                            "invalid filter 'dangling={}'",
-                            other.unwrap_or("")
-                        )));
-                    }
-                };
-                in_use() != want
-            }
+            "label" => vals.iter().all(|v| label_matches(&r.labels, v)),
+            "label!" => !vals.iter().any(|v| label_matches(&r.labels, v)),
+            "dangling" => in_use() != bool_filter("dangling", vals)?,
             other => {
                 return Err(EngineError::InvalidArgument(format!(
                     "invalid filter '{other}'"

@@ -160,6 +160,35 @@ pub async fn events(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp>
     Ok(streaming("application/json", rx))
 }
 
+fn filters_param(req: &Request<Incoming>) -> String {
+    query(req).get("filters").cloned().unwrap_or_default()
+}
+
+pub async fn container_prune(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
+    let filters = filters_param(&req);
+    let (deleted, reclaimed) = blocking(move || engine.container_prune(&filters)).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed}),
+    ))
+}
+
+pub async fn image_prune(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
+    let filters = filters_param(&req);
+    let (deleted, reclaimed) = blocking(move || engine.image_prune(&filters)).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}),
+    ))
+}
+
+pub async fn system_df(engine: Arc<Engine>) -> Result<Resp> {
+    Ok(json(
+        StatusCode::OK,
+        &blocking(move || engine.system_df()).await?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

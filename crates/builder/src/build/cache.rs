@@ -58,6 +58,30 @@ impl Cache {
         fs::rename(&tmp, &p).ctx("rename", &p)
     }
 
+    /// Every entry with its key (`system df`'s build cache); unreadable
+    /// entries are skipped, as [`Cache::get`] treats them as misses.
+    pub fn entries(&self) -> Result<Vec<(String, Entry)>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir).ctx("read", &self.dir)? {
+            let p = e.ctx("read", &self.dir)?.path();
+            let Some(key) = p
+                .file_name()
+                .and_then(|n| n.to_str()?.strip_suffix(".json"))
+                .map(String::from)
+            else {
+                continue;
+            };
+            if let Some(entry) = fs::read(&p)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+            {
+                out.push((key, entry));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
     /// `builder prune`: drops every entry; returns their keys. Layers only
     /// the cache kept are then unreferenced and go with the next collect.
     pub fn prune(&self) -> Result<Vec<String>> {
