@@ -113,6 +113,27 @@ fn volume_create_ls_inspect_rm_prune() {
     assert!(out.contains(&named), "{out}");
     assert!(ls(&[]).is_empty());
     d.ok(&["volume", "rm", "-f", "nosuchvol"]);
+    // `--until` has second granularity: let the last second pass.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "type=volume",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    for want in [
+        format!("create {named}"),
+        format!("destroy {named}"),
+        format!("create {anon}"),
+        format!("destroy {anon}"),
+    ] {
+        assert!(ev.lines().any(|l| l == want), "{want} not in {ev}");
+    }
     d.finish();
 }
 

@@ -208,6 +208,8 @@ impl Engine {
             }
             return Err(e);
         }
+        let attrs = [("driver".to_string(), rec.driver.clone())].into();
+        self.emit("volume", "create", &rec.name, attrs);
         Ok(self.to_volume(rec))
     }
 
@@ -281,6 +283,8 @@ impl Engine {
             .join(format!(".rm-{}", &random_id()[..16]));
         std::fs::rename(&src, &gone).map_err(|e| io_err("rename", &src, e))?;
         let _ = unmount_if_mounted(&gone.join("_data"));
+        let attrs = [("driver".to_string(), "local".to_string())].into();
+        self.emit("volume", "destroy", name, attrs);
         std::fs::remove_dir_all(&gone).map_err(|e| io_err("remove", &gone, e))
     }
 

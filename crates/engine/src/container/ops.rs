@@ -239,27 +239,8 @@ impl Engine {
         let c = self.inspect(key)?;
         let mut hc = c.host_config.clone();
         if let Some(rp) = &u.restart_policy {
-            match rp.name.as_str() {
-                "" | "no" | "always" | "unless-stopped" if rp.maximum_retry_count == 0 => {}
-                "on-failure" if rp.maximum_retry_count >= 0 => {}
-                "" | "no" | "always" | "unless-stopped" => {
-                    return Err(EngineError::InvalidArgument(
-                        "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                            .into(),
-                    ));
-                }
-                "on-failure" => {
-                    return Err(EngineError::InvalidArgument(
-                        "invalid restart policy: maximum retry count cannot be negative".into(),
-                    ));
-                }
-                other => {
-                    return Err(EngineError::InvalidArgument(format!(
-                        "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
-                    )));
-                }
-            }
             hc.restart_policy = Some(rp.clone());
+            super::restart::validate(&hc)?;
         }
         let mut args: Vec<String> = vec!["update".into()];
         if let Some(m) = u.memory.filter(|m| *m != 0) {

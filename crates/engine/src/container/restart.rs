@@ -16,7 +16,7 @@ const FIRST_DELAY_MS: u64 = 100;
 const MAX_DELAY_MS: u64 = 60_000;
 const RESET_AFTER_SECS: f64 = 10.0;
 
-/// Checks the policy at create, as Docker's daemon does.
+/// Checks the policy at create and update, as Docker's daemon does.
 pub(crate) fn validate(hc: &HostConfig) -> Result<()> {
     let Some(p) = &hc.restart_policy else {
         return Ok(());
@@ -38,7 +38,11 @@ pub(crate) fn validate(hc: &HostConfig) -> Result<()> {
                 );
             }
         }
-        other => return bad(format!("invalid restart policy: unknown policy '{other}'")),
+        other => {
+            return bad(format!(
+                "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+            ));
+        }
     }
     if hc.auto_remove.unwrap_or(false) && !matches!(p.name.as_str(), "" | "no") {
         return bad("can't create 'AutoRemove' container with restart policy".into());
