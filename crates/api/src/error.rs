@@ -28,6 +28,7 @@ impl ApiError {
                 ErrorKind::Conflict => StatusCode::CONFLICT,
                 ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
                 ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+                ErrorKind::Forbidden => StatusCode::FORBIDDEN,
                 ErrorKind::Upstream | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -52,6 +53,7 @@ mod tests {
         assert_eq!(e(EngineError::InvalidArgument("x".into())), 400);
         assert_eq!(e(EngineError::Unauthorized("x".into())), 401);
         assert_eq!(e(EngineError::Internal("x".into())), 500);
+        assert_eq!(e(EngineError::Forbidden("x".into())), 403);
         assert_eq!(ApiError::NoRoute.status().as_u16(), 404);
     }
 }

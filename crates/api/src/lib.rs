@@ -177,6 +177,30 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
         (&Method::POST, ["volumes", "prune"]) => v::prune(engine, version, req).await,
         (&Method::GET, ["volumes", name]) => v::inspect(engine, name.to_string()).await,
         (&Method::DELETE, ["volumes", name]) => v::remove(engine, name.to_string(), req).await,
+        (_, ["networks", ..]) => networks(engine, &m, &segs, req).await,
+        _ => Err(ApiError::NoRoute),
+    }
+}
+
+async fn networks(
+    engine: Arc<Engine>,
+    m: &Method,
+    segs: &[&str],
+    req: Request<Incoming>,
+) -> Result<Resp> {
+    use routes::networks as n;
+    match (m, segs) {
+        (&Method::GET, ["networks"]) => n::list(engine, req).await,
+        (&Method::POST, ["networks", "create"]) => n::create(engine, req).await,
+        (&Method::POST, ["networks", "prune"]) => n::prune(engine, req).await,
+        (&Method::GET, ["networks", id]) => n::inspect(engine, id.to_string()).await,
+        (&Method::DELETE, ["networks", id]) => n::remove(engine, id.to_string()).await,
+        (&Method::POST, ["networks", id, "connect"]) => {
+            n::connect(engine, id.to_string(), req).await
+        }
+        (&Method::POST, ["networks", id, "disconnect"]) => {
+            n::disconnect(engine, id.to_string(), req).await
+        }
         _ => Err(ApiError::NoRoute),
     }
 }

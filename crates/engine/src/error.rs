@@ -14,6 +14,9 @@ pub enum EngineError {
     /// A registry refused the credentials.
     #[error("{0}")]
     Unauthorized(String),
+    /// Not allowed whatever the state (removing a predefined network).
+    #[error("{0}")]
+    Forbidden(String),
     /// The registry or another upstream refused or failed.
     #[error("{0}")]
     Upstream(String),
@@ -28,6 +31,7 @@ pub enum ErrorKind {
     Conflict,
     InvalidArgument,
     Unauthorized,
+    Forbidden,
     Upstream,
     Internal,
 }
@@ -39,6 +43,7 @@ impl EngineError {
             EngineError::Conflict(_) => ErrorKind::Conflict,
             EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             EngineError::Unauthorized(_) => ErrorKind::Unauthorized,
+            EngineError::Forbidden(_) => ErrorKind::Forbidden,
             EngineError::Upstream(_) => ErrorKind::Upstream,
             EngineError::Internal(_) => ErrorKind::Internal,
         }

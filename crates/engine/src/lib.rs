@@ -8,6 +8,7 @@ pub mod container;
 pub mod error;
 pub mod events;
 pub mod images;
+pub mod network;
 pub mod prune;
 mod util;
 pub mod volume;
@@ -69,6 +70,7 @@ pub struct Engine {
     /// Signalled on every container state change (exit, removal).
     pub(crate) changed: Condvar,
     pub(crate) events: events::EventLog,
+    pub(crate) nets: Mutex<network::NetTable>,
 }
 
 impl Engine {
@@ -90,9 +92,12 @@ impl Engine {
             table: Mutex::new(Table::default()),
             changed: Condvar::new(),
             events: events::EventLog::new(),
+            nets: Mutex::new(network::NetTable::default()),
         });
         engine.volumes_cleanup()?;
+        engine.networks_open()?;
         engine.restore()?;
+        engine.networks_reconcile()?;
         Ok(engine)
     }
 

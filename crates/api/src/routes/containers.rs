@@ -46,8 +46,6 @@ pub async fn inspect(engine: Arc<Engine>, id: String) -> Result<Resp> {
     let c = blocking(move || engine.inspect(&id)).await?;
     let mut v = serde_json::to_value(&c).map_err(|e| ApiError::Internal(e.to_string()))?;
     // Fields docker clients read that Berth has no content for yet.
-    v["NetworkSettings"] =
-        json!({"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": "", "MacAddress": ""});
     v["Mounts"] = berth_engine::container::mounts::inspect_mounts(&c);
     if let Some(o) = v.as_object_mut() {
         o.remove("MountPoints");

@@ -3,5 +3,6 @@ pub mod container_ops;
 pub mod containers;
 pub mod filesystem;
 pub mod images;
+pub mod networks;
 pub mod system;
 pub mod volumes;

@@ -270,7 +270,52 @@ impl Daemon {
             })
             .unwrap_or_default();
         assert!(rt.is_empty(), "runtime state left: {rt:?}");
+        for b in self.bridges() {
+            let ports = links_on_bridge(&b);
+            assert!(ports.is_empty(), "veths left on {b}: {ports:?}");
+        }
     }
+
+    /// The bridge devices of this daemon's networks (from its records).
+    pub fn bridges(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.path().join("networks"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| {
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+                        v["bridge"]
+                            .as_str()
+                            .filter(|b| !b.is_empty())
+                            .map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Links enslaved to `bridge` (empty when it does not exist).
+pub fn links_on_bridge(bridge: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show", "master", bridge])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|n| n.trim().split('@').next().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Whether a link of that name exists on the host.
+pub fn link_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", name])
+        .output()
+        .unwrap()
+        .status
+        .success()
 }
 
 impl Drop for Daemon {
@@ -302,6 +347,14 @@ impl Drop for Daemon {
         }
         for m in mounts_under(self.root.path()) {
             let _ = Command::new("umount").arg("-l").arg(&m).status();
+        }
+        // Bridges stay with a daemon (as docker0 does); a test daemon's go
+        // with its temp root, else every test run would leave one behind.
+        for b in self.bridges() {
+            for port in links_on_bridge(&b) {
+                let _ = Command::new("ip").args(["link", "delete", &port]).output();
+            }
+            let _ = Command::new("ip").args(["link", "delete", &b]).output();
         }
     }
 }

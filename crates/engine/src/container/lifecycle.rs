@@ -144,20 +144,8 @@ impl Engine {
         if config.hostname.as_deref().is_none_or(str::is_empty) {
             config.hostname = Some(id[..12].to_string());
         }
-        if host_config
-            .network_mode
-            .as_deref()
-            .is_none_or(|m| m.is_empty() || m == "default" || m == "bridge")
-        {
-            // No networks yet: "default" is an isolated namespace with lo only.
-            host_config.network_mode = Some("none".into());
-        }
-        let nm = host_config.network_mode.clone().unwrap_or_default();
-        if nm != "none" && nm != "host" {
-            return Err(EngineError::InvalidArgument(format!(
-                "network {nm} not found"
-            )));
-        }
+        let plan = self.plan_networks(&host_config, &req.networking_config)?;
+        host_config.network_mode = Some(plan.mode.clone());
         let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
         argv.extend(config.cmd.clone().unwrap_or_default());
         if argv.is_empty() {
@@ -194,6 +182,10 @@ impl Engine {
             restart_count: 0,
             config,
             host_config,
+            network_settings: crate::NetworkSettings {
+                networks: plan.networks,
+                ..Default::default()
+            },
             shim: false,
             exits: 0,
             ..Container::default()
@@ -254,18 +246,9 @@ impl Engine {
             std::fs::create_dir_all(d).map_err(|e| io_err("create", d, e))?;
         }
         let hostname = c.config.hostname.clone().unwrap_or_default();
-        let hosts = format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n"
-        );
-        let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
-        for (f, data) in [
-            ("hostname", format!("{hostname}\n").into_bytes()),
-            ("hosts", hosts.into_bytes()),
-            ("resolv.conf", resolv),
-        ] {
-            let p = dir.join(f);
-            std::fs::write(&p, data).map_err(|e| io_err("write", &p, e))?;
-        }
+        let p = dir.join("hostname");
+        std::fs::write(&p, format!("{hostname}\n")).map_err(|e| io_err("write", &p, e))?;
+        self.write_net_files(c)?;
         // The lease keeps the image's layers while this container exists,
         // even through `rmi --force`.
         let chains: Vec<_> = rec.layers.iter().map(|l| l.chain_id.clone()).collect();
@@ -301,6 +284,29 @@ impl Engine {
         let mut spec = spec::generate(c, argv, env, ids, crate::cgroup_v2(), &dir)?;
         self.apply_options(c, &mut spec, &rootfs, ids.1)?;
         let p = dir.join("config.json");
+        std::fs::write(&p, serde_json::to_vec_pretty(&spec)?)
+            .map_err(|e| io_err("write", &p, e))?;
+        self.join_shared_netns(c)
+    }
+
+    /// `--network container:<x>`: points the spec's network namespace at
+    /// x's (again before each start: x may have restarted meanwhile).
+    fn join_shared_netns(&self, c: &Container) -> Result<()> {
+        let mode = c.host_config.network_mode.clone().unwrap_or_default();
+        let Some((_, pid)) = self.netns_owner(&mode)? else {
+            return Ok(());
+        };
+        let p = self.paths.container_dir(&c.id).join("config.json");
+        let data = std::fs::read(&p).map_err(|e| io_err("read", &p, e))?;
+        let mut spec: serde_json::Value = serde_json::from_slice(&data)?;
+        let path = format!("/proc/{pid}/ns/net");
+        let mut namespaces: Vec<serde_json::Value> = spec["linux"]["namespaces"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        namespaces.retain(|n| n["type"] != "network");
+        namespaces.push(serde_json::json!({"type": "network", "path": path}));
+        spec["linux"]["namespaces"] = serde_json::Value::Array(namespaces);
         std::fs::write(&p, serde_json::to_vec_pretty(&spec)?).map_err(|e| io_err("write", &p, e))
     }
 
@@ -360,8 +366,18 @@ impl Engine {
         let _ = std::fs::remove_dir_all(self.paths.state_dir(&c.id));
     }
 
+    /// `POST /containers/{id}/start`. A `--rm` container that fails to
+    /// start is removed, as Docker does (its client waits for the removal).
     pub fn start(self: &Arc<Self>, key: &str) -> Result<()> {
-        self.start_container(key, false)
+        let res = self.start_container(key, false);
+        if res.is_err()
+            && let Ok(c) = self.inspect(key)
+            && c.host_config.auto_remove.unwrap_or(false)
+            && !c.state.running
+        {
+            let _ = self.remove(&c.id, true);
+        }
+        res
     }
 
     /// `restart`: the policy's start after a back-off, which keeps the
@@ -386,38 +402,51 @@ impl Engine {
             }
             c.clone()
         };
-        let pid = if c.shim {
-            let sock = self.paths.shim_socket(&c.id);
-            let mut client = ShimClient::connect(&sock)?;
-            // The right size from the first instruction on, not after the
-            // client's resize (which races the start).
-            if let Some([h, w]) = c.host_config.console_size.filter(|s| c.tty() && s[0] > 0) {
-                let _ = client.resize(w, h, None);
+        let mut c = c;
+        if !c.shim {
+            // A restart: a fresh shim holds the container created, so the
+            // network is in place before the process runs, as on first start.
+            self.join_shared_netns(&c)?;
+            let pid = self.launch_shim(&c, false)?;
+            c.shim = true;
+            if let Some(cur) = self.lock().containers.get_mut(&c.id) {
+                cur.shim = true;
+                let _ = self.persist(cur);
             }
-            client.start().map_err(|e| {
-                EngineError::InvalidArgument(format!("failed to start container: {e}"))
-            })?;
-            client.state().map(|s| s.pid).unwrap_or(0)
-        } else {
-            let pid = self.launch_shim(&c, true)?;
             if c.host_config.network_mode.as_deref() == Some("none") {
                 let _ = super::netns::loopback_up(pid);
             }
-            pid
-        };
+        }
+        let sock = self.paths.shim_socket(&c.id);
+        let mut client = ShimClient::connect(&sock)?;
+        let created_pid = client.state()?.pid;
+        self.network_attach_all(&mut c, created_pid)?;
+        // The right size from the first instruction on, not after the
+        // client's resize (which races the start).
+        if let Some([h, w]) = c.host_config.console_size.filter(|s| c.tty() && s[0] > 0) {
+            let _ = client.resize(w, h, None);
+        }
+        if let Err(e) = client.start() {
+            self.network_detach_all(&mut c);
+            return Err(EngineError::InvalidArgument(format!(
+                "failed to start container: {e}"
+            )));
+        }
+        let pid = client.state().map(|s| s.pid).unwrap_or(created_pid);
         {
             let mut t = self.lock();
-            let c = t.containers.get_mut(&c.id).ok_or_else(|| no_such(key))?;
-            c.shim = true;
-            c.state.running = true;
-            c.state.restarting = false;
-            c.state.status = "running".into();
-            c.state.pid = pid;
-            c.state.exit_code = 0;
-            c.state.error.clear();
-            c.state.started_at = now_rfc3339();
-            c.state.finished_at = ZERO_TIME.into();
-            self.persist(c)?;
+            let cur = t.containers.get_mut(&c.id).ok_or_else(|| no_such(key))?;
+            cur.shim = true;
+            cur.state.running = true;
+            cur.state.restarting = false;
+            cur.state.status = "running".into();
+            cur.state.pid = pid;
+            cur.state.exit_code = 0;
+            cur.state.error.clear();
+            cur.state.started_at = now_rfc3339();
+            cur.state.finished_at = ZERO_TIME.into();
+            cur.network_settings = c.network_settings.clone();
+            self.persist(cur)?;
         }
         self.changed.notify_all();
         self.emit_container(&c.id, "start", &[]);
@@ -442,11 +471,20 @@ impl Engine {
                 }
                 Err(_) => engine.cleanup_lost_shim(&id),
             }
+            // Unplugged before the exit is visible, so whoever waits for it
+            // (stop, restart, rm) finds the address free.
+            let settings = engine.inspect(&id).ok().map(|mut c| {
+                engine.network_detach_all(&mut c);
+                c.network_settings
+            });
             let (auto_remove, code, restart) = {
                 let mut t = engine.lock();
                 let Some(c) = t.containers.get_mut(&id) else {
                     return;
                 };
+                if let Some(s) = settings {
+                    c.network_settings = s;
+                }
                 apply_exit(c, exit);
                 let restart = super::restart::after_exit(c);
                 let _ = engine.persist(c);
@@ -666,7 +704,8 @@ impl Engine {
             }
         }
         // A created, never started container's shim is collected here too.
-        let c = self.inspect(&c.id).unwrap_or(c);
+        let mut c = self.inspect(&c.id).unwrap_or(c);
+        self.network_detach_all(&mut c);
         self.destroy(&c);
         self.emit_container(&c.id, "destroy", &[]);
         self.lock().containers.remove(&c.id);

@@ -143,8 +143,8 @@ impl Engine {
                     labels: c.config.labels.clone().unwrap_or_default(),
                     state: c.state.status.clone(),
                     status: c.status_text(),
-                    host_config: json!({"NetworkMode": c.host_config.network_mode.clone().unwrap_or_else(|| "none".into())}),
-                    network_settings: json!({"Networks": {}}),
+                    host_config: json!({"NetworkMode": c.host_config.network_mode.clone().unwrap_or_default()}),
+                    network_settings: json!({"Networks": c.network_settings.networks}),
                     mounts: Vec::new(),
                 }
             })
@@ -180,6 +180,9 @@ impl Engine {
                     Err(_) => {
                         let exit = read_exit(&self.paths.state_dir(&c.id).join("exit.json"));
                         self.cleanup_lost_shim(&c.id);
+                        // Exited while the daemon was down: its veth went
+                        // with its namespace, its addresses come back here.
+                        self.network_detach_all(&mut c);
                         apply_exit(&mut c, exit);
                         if c.host_config.auto_remove.unwrap_or(false) {
                             remove.push(c.id.clone());

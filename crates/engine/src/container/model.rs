@@ -28,6 +28,8 @@ pub struct Config {
     pub stop_timeout: Option<i64>,
     /// Anonymous volumes asked for (`-v /path`): `{"/path": {}}`.
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
+    /// `{"80/tcp": {}}`: ports the image or `--expose` declares (for `-P`).
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// Docker's `HostConfig`, the parts Berth honours.
@@ -49,6 +51,14 @@ pub struct HostConfig {
     pub tmpfs: Option<BTreeMap<String, String>>,
     pub auto_remove: Option<bool>,
     pub network_mode: Option<String>,
+    /// `-p`: `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`.
+    pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
+    pub publish_all_ports: Option<bool>,
+    /// `--add-host name:ip`.
+    pub extra_hosts: Option<Vec<String>>,
+    pub dns: Option<Vec<String>>,
+    pub dns_search: Option<Vec<String>>,
+    pub dns_options: Option<Vec<String>>,
     pub init: Option<bool>,
     /// [height, width] of the client's terminal, for `-t`.
     pub console_size: Option<[u16; 2]>,
@@ -174,6 +184,84 @@ pub struct CreateRequest {
     #[serde(flatten)]
     pub config: Config,
     pub host_config: HostConfig,
+    pub networking_config: NetworkingConfig,
+}
+
+/// One `-p` binding.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
+}
+
+/// `create`'s per-network requests (`--network-alias`, `--ip`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkingConfig {
+    pub endpoints_config: Option<BTreeMap<String, EndpointSettings>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointIpamConfig {
+    #[serde(rename = "IPv4Address", skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    #[serde(rename = "IPv6Address", skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+}
+
+/// Docker's `EndpointSettings`: a container's place on one network. The
+/// address fields are filled while the container runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointSettings {
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    pub links: Option<Vec<String>>,
+    pub aliases: Option<Vec<String>>,
+    pub mac_address: String,
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    #[serde(rename = "DNSNames")]
+    pub dns_names: Option<Vec<String>>,
+}
+
+/// Docker's `NetworkSettings`; the top-level address fields mirror the
+/// default bridge's endpoint, as Docker's do.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkSettings {
+    pub bridge: String,
+    #[serde(rename = "SandboxID")]
+    pub sandbox_id: String,
+    pub sandbox_key: String,
+    /// `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}` while running.
+    pub ports: BTreeMap<String, Option<Vec<PortBinding>>>,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    pub mac_address: String,
+    /// Keyed by network name.
+    pub networks: BTreeMap<String, EndpointSettings>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -217,6 +305,7 @@ pub struct Container {
     pub restart_count: i64,
     pub config: Config,
     pub host_config: HostConfig,
+    pub network_settings: NetworkSettings,
     /// Berth's own: a shim holds this container (created or running), so
     /// its socket is the way to it.
     pub shim: bool,
