@@ -61,6 +61,9 @@ impl Paths {
 pub(crate) struct Table {
     pub containers: BTreeMap<String, Container>,
     pub execs: HashMap<String, Exec>,
+    /// Volumes a create in progress mounts, before its container is in
+    /// `containers`: they count as in use.
+    pub volume_holds: BTreeMap<String, usize>,
 }
 
 pub struct Engine {

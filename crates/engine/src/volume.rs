@@ -235,12 +235,30 @@ impl Engine {
 
     /// Ids of the containers (any state) whose mounts name the volume.
     pub fn volume_users(&self, name: &str) -> Vec<String> {
-        self.lock()
-            .containers
-            .values()
-            .filter(|c| c.mount_points.iter().any(|m| m.name == name))
-            .map(|c| c.id.clone())
-            .collect()
+        users_in(&self.lock(), name)
+    }
+
+    /// Marks a volume in use by a create in progress; false when it does
+    /// not exist (any more). Under the table lock, as removal checks, so a
+    /// volume cannot go between the two.
+    pub(crate) fn hold_volume(&self, name: &str) -> bool {
+        let mut t = self.lock();
+        if self.read_volume(name).is_err() {
+            return false;
+        }
+        *t.volume_holds.entry(name.to_string()).or_default() += 1;
+        true
+    }
+
+    pub(crate) fn release_volumes(t: &mut crate::Table, mounts: &[crate::MountPoint]) {
+        for m in mounts.iter().filter(|m| m.typ == "volume") {
+            if let Some(n) = t.volume_holds.get_mut(&m.name) {
+                *n -= 1;
+                if *n == 0 {
+                    t.volume_holds.remove(&m.name);
+                }
+            }
+        }
     }
 
     /// `GET /volumes`, with Docker's filters (dangling, name, label, driver).
@@ -270,18 +288,26 @@ impl Engine {
         if let Err(e) = self.read_volume(name) {
             return if force { Ok(()) } else { Err(e) };
         }
-        let users = self.volume_users(name);
-        if !users.is_empty() {
-            return Err(EngineError::Conflict(format!(
-                "remove {name}: volume is in use - [{}]",
-                users.join(", ")
-            )));
-        }
         let src = self.volumes_dir().join(name);
         let gone = self
             .volumes_dir()
             .join(format!(".rm-{}", &random_id()[..16]));
-        std::fs::rename(&src, &gone).map_err(|e| io_err("rename", &src, e))?;
+        {
+            // Checked and renamed away under the table lock: no create can
+            // take the volume in between (see hold_volume).
+            let t = self.lock();
+            let mut users = users_in(&t, name);
+            if t.volume_holds.contains_key(name) {
+                users.push("a container being created".into());
+            }
+            if !users.is_empty() {
+                return Err(EngineError::Conflict(format!(
+                    "remove {name}: volume is in use - [{}]",
+                    users.join(", ")
+                )));
+            }
+            std::fs::rename(&src, &gone).map_err(|e| io_err("rename", &src, e))?;
+        }
         let _ = unmount_if_mounted(&gone.join("_data"));
         let attrs = [("driver".to_string(), "local".to_string())].into();
         self.emit("volume", "destroy", name, attrs);
@@ -340,6 +366,14 @@ impl Engine {
         })?;
         Ok(data)
     }
+}
+
+fn users_in(t: &crate::Table, name: &str) -> Vec<String> {
+    t.containers
+        .values()
+        .filter(|c| c.mount_points.iter().any(|m| m.name == name))
+        .map(|c| c.id.clone())
+        .collect()
 }
 
 fn no_such_volume(name: &str) -> EngineError {
@@ -481,6 +515,37 @@ mod tests {
             ]))
             .is_err()
         );
+    }
+
+    #[test]
+    fn held_volume_cannot_be_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let e = Engine::open(crate::Paths {
+            root: t.path().join("root"),
+            exec_root: t.path().join("run"),
+            shim: t.path().join("berth-shim"),
+            runtime: None,
+        })
+        .unwrap();
+        let v = e
+            .volume_create(VolumeCreate {
+                name: Some("held".into()),
+                ..VolumeCreate::default()
+            })
+            .unwrap();
+        assert!(std::path::Path::new(&v.mountpoint).is_dir());
+        assert!(e.hold_volume("held"));
+        let err = e.volume_remove("held", true).unwrap_err();
+        assert!(matches!(err, EngineError::Conflict(_)), "{err}");
+        let m = crate::MountPoint {
+            typ: "volume".into(),
+            name: "held".into(),
+            ..crate::MountPoint::default()
+        };
+        Engine::release_volumes(&mut e.lock(), &[m]);
+        e.volume_remove("held", false).unwrap();
+        assert!(!e.hold_volume("held"));
+        assert!(e.volume_inspect("held").is_err());
     }
 
     #[test]

@@ -206,11 +206,13 @@ impl Engine {
             Ok(())
         });
         if let Err(e) = res {
+            Engine::release_volumes(&mut self.lock(), &c.mount_points);
             self.destroy(&c);
             self.remove_anonymous_volumes(&c.mount_points);
             return Err(e);
         }
         let mut t = self.lock();
+        Engine::release_volumes(&mut t, &c.mount_points);
         if generated && check_name_in(&t, &name).is_err() {
             // A concurrent create took the same generated name meanwhile:
             // the id-suffixed form is unique.

@@ -235,16 +235,26 @@ fn parse_mount(s: &MountSpec) -> Result<(MountPoint, VolumeCreate)> {
 }
 
 impl Engine {
-    /// Every mount a new container gets, volumes created as needed. On
-    /// error, anonymous volumes made here are removed again.
+    /// Every mount a new container gets, volumes created as needed and held
+    /// (see [`Engine::hold_volume`]) until the caller releases them. On
+    /// error, holds are released and volumes made here removed again.
     pub(crate) fn plan_mounts(
         &self,
         c: &Container,
         image_volumes: &[String],
     ) -> Result<Vec<MountPoint>> {
-        let mut made: Vec<String> = Vec::new();
-        let res = self.plan_mounts_inner(c, image_volumes, &mut made);
+        let (mut made, mut held) = (Vec::new(), Vec::new());
+        let res = self.plan_mounts_inner(c, image_volumes, &mut made, &mut held);
         if res.is_err() {
+            let held: Vec<MountPoint> = held
+                .into_iter()
+                .map(|name| MountPoint {
+                    typ: "volume".into(),
+                    name,
+                    ..MountPoint::default()
+                })
+                .collect();
+            Engine::release_volumes(&mut self.lock(), &held);
             for v in made {
                 let _ = self.volume_remove(&v, true);
             }
@@ -257,6 +267,7 @@ impl Engine {
         c: &Container,
         image_volumes: &[String],
         made: &mut Vec<String>,
+        held: &mut Vec<String>,
     ) -> Result<Vec<MountPoint>> {
         let hc = &c.host_config;
         let mut wanted: Vec<(MountPoint, VolumeCreate)> = Vec::new();
@@ -342,7 +353,19 @@ impl Engine {
                     vc.name = Some(m.name.clone());
                 }
                 let existed = !anonymous && self.volume_inspect(&m.name).is_ok();
-                let v = self.volume_create(vc)?;
+                let mut v = self.volume_create(vc.clone())?;
+                // Held from here until the container is in the table; a
+                // removal that won the race means creating it again.
+                if !self.hold_volume(&v.name) {
+                    v = self.volume_create(vc)?;
+                    if !self.hold_volume(&v.name) {
+                        return Err(EngineError::Conflict(format!(
+                            "volume {} was removed while the container was being created",
+                            v.name
+                        )));
+                    }
+                }
+                held.push(v.name.clone());
                 if !existed {
                     made.push(v.name.clone());
                 }
