@@ -181,11 +181,16 @@ impl Client {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        // SAFETY: setsid is async-signal-safe; the daemon must not die with
-        // this terminal's session or get its signals.
+        // SAFETY: setsid and signal are async-signal-safe. The daemon must
+        // not die with this terminal's session or get its signals, nor
+        // inherit ignored SIGINT/SIGQUIT (a background shell job has them)
+        // and pass that on to every container.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
                 libc::setsid();
+                for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGPIPE] {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
                 Ok(())
             });
         }

@@ -150,9 +150,11 @@ pub fn run(c: &Client, a: RunArgs) -> Result<()> {
         }
         return Err(start_failure(e));
     }
-    if tty {
-        forward_resize(c, format!("/containers/{id}/resize"));
-    }
+    forward_signals(
+        c,
+        tty.then(|| format!("/containers/{id}/resize")),
+        Some(&id),
+    );
     let ended = session::run(hijacked, stdin, interactive);
     drop(raw);
     if ended? == Ended::Detached {
@@ -175,14 +177,38 @@ fn wait_code(c: &Client, resp: hyper::Response<hyper::body::Incoming>) -> Result
     Ok(v["StatusCode"].as_i64().unwrap_or(-1) as i32)
 }
 
-/// SIGWINCH → POST resize, on a connection of its own.
-fn forward_resize(c: &Client, path: String) {
+/// SIGWINCH → POST resize (when `tty`); SIGINT, SIGTERM… → POST kill
+/// (when `proxy_to` names a container, as docker's --sig-proxy); each on a
+/// connection of its own.
+fn forward_signals(c: &Client, resize_path: Option<String>, proxy_to: Option<&str>) {
+    let client = |socket: &std::path::Path| Client::new(socket.to_path_buf(), None).ok();
     let socket = c.socket().to_path_buf();
-    session::watch_resize(move |h, w| {
-        if let Ok(c) = Client::new(socket.clone(), None) {
-            let _ = c.call(Method::POST, &format!("{path}?h={h}&w={w}"), None);
-        }
+    let resize = resize_path.map(|path| {
+        let socket = socket.clone();
+        Box::new(move |h: u16, w: u16| {
+            if let Some(c) = client(&socket) {
+                let _ = c.call(Method::POST, &format!("{path}?h={h}&w={w}"), None);
+            }
+        }) as Box<dyn Fn(u16, u16) + Send>
     });
+    let forward = proxy_to.map(|id| {
+        let id = id.to_string();
+        Box::new(move |sig: libc::c_int| {
+            if let Some(c) = client(&socket) {
+                let _ = c.call(
+                    Method::POST,
+                    &format!("/containers/{id}/kill?signal={sig}"),
+                    None,
+                );
+            }
+        }) as Box<dyn Fn(libc::c_int) + Send>
+    });
+    let proxied: &[libc::c_int] = if forward.is_some() {
+        &session::PROXIED
+    } else {
+        &[]
+    };
+    session::watch_signals(resize, proxied, forward);
 }
 
 pub fn create_cmd(c: &Client, a: CreateArgs) -> Result<()> {
@@ -256,9 +282,11 @@ pub fn start(c: &Client, a: StartArgs) -> Result<()> {
     };
     c.call(Method::POST, &format!("/containers/{id}/start"), None)
         .map_err(start_failure)?;
-    if tty {
-        forward_resize(c, format!("/containers/{id}/resize"));
-    }
+    forward_signals(
+        c,
+        tty.then(|| format!("/containers/{id}/resize")),
+        Some(&id),
+    );
     let ended = session::run(h, a.interactive, interactive);
     drop(raw);
     if ended? == Ended::Detached {
@@ -723,9 +751,8 @@ pub fn exec(c: &Client, a: ExecArgs) -> Result<()> {
     } else {
         None
     };
-    if a.tty {
-        forward_resize(c, format!("/exec/{id}/resize"));
-    }
+    // docker exec forwards no signals, only the window size.
+    forward_signals(c, a.tty.then(|| format!("/exec/{id}/resize")), None);
     let ended = session::run(h, a.interactive, interactive);
     drop(raw);
     if ended? == Ended::Detached {
@@ -776,9 +803,11 @@ pub fn attach(c: &Client, a: AttachArgs) -> Result<()> {
     } else {
         None
     };
-    if tty {
-        forward_resize(c, format!("/containers/{id}/resize"));
-    }
+    forward_signals(
+        c,
+        tty.then(|| format!("/containers/{id}/resize")),
+        Some(&id),
+    );
     let ended = session::run(h, stdin, interactive);
     drop(raw);
     if ended? == Ended::Detached {

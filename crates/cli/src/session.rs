@@ -69,30 +69,52 @@ pub fn term_size() -> Option<(u16, u16)> {
     (r == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
 }
 
-static WINCH_PIPE: AtomicI32 = AtomicI32::new(-1);
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
-extern "C" fn on_winch(_: libc::c_int) {
-    let fd = WINCH_PIPE.load(Ordering::Relaxed);
+extern "C" fn on_signal(signo: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
     if fd >= 0 {
+        let b = signo as u8;
         // SAFETY: write(2) is async-signal-safe.
-        unsafe { libc::write(fd, b"w".as_ptr().cast(), 1) };
+        unsafe { libc::write(fd, (&raw const b).cast(), 1) };
     }
 }
 
-/// Calls `resize(h, w)` now and on every SIGWINCH, from a thread of its own
-/// (a self-pipe carries the signal out of the handler).
-pub fn watch_resize(resize: impl Fn(u16, u16) + Send + 'static) {
-    if let Some((h, w)) = term_size() {
-        resize(h, w);
+/// Signals docker's CLI forwards to the container (`--sig-proxy`).
+pub const PROXIED: [libc::c_int; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// Handles signals on a thread of its own (a self-pipe carries them out of
+/// the handler): SIGWINCH calls `resize(h, w)` (also once now), the
+/// signals in `proxy` call `forward(signo)`.
+pub fn watch_signals(
+    resize: Option<Box<dyn Fn(u16, u16) + Send>>,
+    proxy: &[libc::c_int],
+    forward: Option<Box<dyn Fn(libc::c_int) + Send>>,
+) {
+    if let (Some(r), Some((h, w))) = (&resize, term_size()) {
+        r(h, w);
     }
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two fds.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return;
     }
-    WINCH_PIPE.store(fds[1], Ordering::Relaxed);
-    // SAFETY: installing a handler that only writes to a pipe.
-    unsafe { libc::signal(libc::SIGWINCH, on_winch as *const () as libc::sighandler_t) };
+    SIGNAL_PIPE.store(fds[1], Ordering::Relaxed);
+    let mut wanted: Vec<libc::c_int> = proxy.to_vec();
+    if resize.is_some() {
+        wanted.push(libc::SIGWINCH);
+    }
+    for sig in wanted {
+        // SAFETY: installing a handler that only writes to a pipe.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
     std::thread::spawn(move || {
         let mut b = [0u8; 16];
         loop {
@@ -104,8 +126,15 @@ pub fn watch_resize(resize: impl Fn(u16, u16) + Send + 'static) {
                 }
                 return;
             }
-            if let Some((h, w)) = term_size() {
-                resize(h, w);
+            for &sig in &b[..n as usize] {
+                let sig = sig as libc::c_int;
+                if sig == libc::SIGWINCH {
+                    if let (Some(r), Some((h, w))) = (&resize, term_size()) {
+                        r(h, w);
+                    }
+                } else if let Some(f) = &forward {
+                    f(sig);
+                }
             }
         }
     });

@@ -212,6 +212,33 @@ fn run_exit_codes_stdin_and_container_commands() {
         berth_stdin(&d, &["exec", "-i", &name, "cat"], Some(b"piped")).stdout,
         "piped"
     );
+    // Signals to an attached run reach the container (docker's sig-proxy).
+    let mut child = berth_cmd(
+        &d,
+        &[
+            "run",
+            "--rm",
+            IMAGE,
+            "sh",
+            "-c",
+            "trap 'echo got; exit 5' TERM; echo ready; sleep 100 & wait",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: a plain kill of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!((status.code(), rest.as_str()), (Some(5), "got\n"));
+
     // logs -f follows until the container exits.
     let f = unique("berth-cli-follow");
     berth_ok(
