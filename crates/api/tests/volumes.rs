@@ -372,6 +372,20 @@ fn mounts_seed_binds_tmpfs_and_rm() {
     d.ok(&["rm", "-v", &from]);
     let o = d.docker(&["volume", "inspect", &anon_of_from]);
     assert_ne!(o.code, 0);
+    // ps: the volume filter and the Mounts column.
+    let ps = d.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("volume={vol}"),
+        "--format",
+        "{{.Names}} {{.Mounts}}",
+    ]);
+    assert_eq!(ps.lines().count(), 1, "{ps}");
+    assert!(
+        ps.starts_with(&format!("{c} ")) && ps.contains(&vol),
+        "{ps}"
+    );
     d.ok(&["rm", "-v", &c]);
     // Named volumes outlive every container.
     d.ok(&["volume", "inspect", &vol]);

@@ -97,6 +97,11 @@ fn matches(c: &Container, filters: &Value) -> bool {
                 c.config.image.as_deref() == Some(v.as_str()) || c.image.contains(v.as_str())
             }
             "exited" => c.state.status == "exited" && c.state.exit_code.to_string() == *v,
+            // A volume name or a mount destination, as Docker matches it.
+            "volume" => c
+                .mount_points
+                .iter()
+                .any(|m| m.name == *v || m.destination == *v || m.source == *v),
             _ => true,
         })
     })
@@ -145,7 +150,10 @@ impl Engine {
                     status: c.status_text(),
                     host_config: json!({"NetworkMode": c.host_config.network_mode.clone().unwrap_or_default()}),
                     network_settings: json!({"Networks": c.network_settings.networks}),
-                    mounts: Vec::new(),
+                    mounts: mounts::inspect_mounts(c)
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default(),
                 }
             })
             .collect();
