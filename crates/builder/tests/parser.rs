@@ -44,7 +44,8 @@ fn shell_json_fallback() {
         Kind::Run(dockerfile::Run {
             cmd: Command::Shell("[\"a\", 1]".into()),
             heredocs: vec![],
-            network: None
+            network: None,
+            mounts: vec![]
         })
     );
     assert_eq!(
@@ -81,7 +82,8 @@ fn continuation_and_comments() {
         Kind::Run(dockerfile::Run {
             cmd: Command::Shell("a   b  c".into()),
             heredocs: vec![],
-            network: None
+            network: None,
+            mounts: vec![]
         })
     );
     assert_eq!(i[0].pos.line, 5);
@@ -142,12 +144,20 @@ fn errors_name_position_and_expectation() {
             "Dockerfile:2:1: unknown instruction FOO",
         ),
         (
-            "FROM a\nRUN --mount=type=cache,target=/x make\n",
-            "Dockerfile:2:5: RUN --mount is not supported yet",
+            "FROM a\nRUN --mount=type=cache make\n",
+            "Dockerfile:2:5: RUN --mount=type=cache: target is required",
+        ),
+        (
+            "FROM a\nRUN --mount=type=nfs,target=/x make\n",
+            "Dockerfile:2:5: RUN --mount=type=nfs,target=/x: type=nfs: expected bind, cache, tmpfs or secret",
+        ),
+        (
+            "FROM a\nRUN --mount=type=cache,target=/x,sharing=odd make\n",
+            "Dockerfile:2:5: RUN --mount=type=cache,target=/x,sharing=odd: sharing=odd: expected shared, private or locked",
         ),
         (
             "FROM a\nRUN --bogus x\n",
-            "Dockerfile:2:5: unknown flag --bogus for RUN: expected --network",
+            "Dockerfile:2:5: unknown flag --bogus for RUN: expected --network, --mount",
         ),
         ("FROM a\nRUN\n", "Dockerfile:2:4: RUN needs a command"),
         (
@@ -380,4 +390,60 @@ fn parser_and_expander_never_panic() {
         let _ = dockerfile::ignore::Ignore::parse(&text).excluded(&text);
         let _ = dockerfile::glob::matches(&text, "a/b/c");
     }
+}
+
+#[test]
+fn run_mounts() {
+    use berth_builder::dockerfile::{MountType, Sharing};
+    let df = parse(
+        "Dockerfile",
+        "FROM a\nRUN --mount=type=cache,target=/root/.cache,id=pip,sharing=locked,mode=0700,uid=1 \
+         --mount=type=bind,source=src,target=/src,from=builder,rw \
+         --mount=target=/ctx --mount=type=tmpfs,target=/t,size=1024 \
+         --mount=type=secret,id=tok,required --network=none make\n",
+    )
+    .unwrap();
+    let Kind::Run(r) = &df.stages[0].instructions[0].kind else {
+        panic!("not a RUN")
+    };
+    assert_eq!(r.network.as_deref(), Some("none"));
+    let m = &r.mounts;
+    assert_eq!(m.len(), 5);
+    assert_eq!(
+        (
+            m[0].kind,
+            m[0].id.as_deref(),
+            m[0].sharing,
+            m[0].mode,
+            m[0].uid
+        ),
+        (
+            MountType::Cache,
+            Some("pip"),
+            Sharing::Locked,
+            Some(0o700),
+            Some(1)
+        )
+    );
+    assert!(!m[0].readonly);
+    assert_eq!(
+        (
+            m[1].kind,
+            m[1].source.as_deref(),
+            m[1].from.as_deref(),
+            m[1].readonly
+        ),
+        (MountType::Bind, Some("src"), Some("builder"), false)
+    );
+    assert_eq!((m[2].kind, m[2].readonly), (MountType::Bind, true));
+    assert_eq!((m[3].kind, m[3].size), (MountType::Tmpfs, Some(1024)));
+    assert_eq!(
+        (
+            m[4].kind,
+            m[4].id.as_deref(),
+            m[4].required,
+            m[4].target.as_deref()
+        ),
+        (MountType::Secret, Some("tok"), true, None)
+    );
 }

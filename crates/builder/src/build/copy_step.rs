@@ -7,7 +7,6 @@ use berth_image::Digest;
 use berth_image::lease::Lease;
 use serde_json::json;
 
-use super::engine::stage_index;
 use super::run::{ReadOnlyRoot, StepRoot};
 use super::steps::{Ctx, Scope, StageState, chain, non_empty};
 use super::{config, copy};
@@ -72,20 +71,11 @@ impl Ctx<'_> {
         let from = c.from.as_deref().map(xs).transpose()?;
         let (from_state, from_key) = match &from {
             None => (None, String::new()),
-            Some(f) => match stage_index(df, &f.to_ascii_lowercase(), idx) {
-                Some(j) => {
-                    let s = done[j]
-                        .clone()
-                        .ok_or_else(|| Error::Invalid(format!("stage {f} was not built")))?;
-                    let k = json!(chain(&s)).to_string();
-                    (Some(s), k)
-                }
-                None => {
-                    let s = self.image_state(f, lease)?;
-                    let k = json!(chain(&s)).to_string();
-                    (Some(s), k)
-                }
-            },
+            Some(f) => {
+                let s = self.stage_or_image(df, idx, done, f, lease)?;
+                let k = json!(chain(&s)).to_string();
+                (Some(s), k)
+            }
         };
         let from_root = match &from_state {
             Some(s) => Some(ReadOnlyRoot::mount(

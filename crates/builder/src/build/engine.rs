@@ -113,7 +113,8 @@ pub(super) fn stage_index(df: &Dockerfile, name: &str, before: usize) -> Option<
         .or_else(|| name.parse::<usize>().ok().filter(|&i| i < before))
 }
 
-/// The stages stage `i` uses directly (FROM <stage>, COPY --from=<stage>).
+/// The stages stage `i` uses directly (FROM <stage>, COPY --from=<stage>,
+/// RUN --mount=from=<stage>).
 fn direct_deps(df: &Dockerfile, i: usize, meta: &BTreeMap<String, String>) -> Vec<usize> {
     let x = |s: &str| expand::expand(s, df.escape, &|n| meta.get(n).cloned()).unwrap_or_default();
     let s = &df.stages[i];
@@ -121,12 +122,16 @@ fn direct_deps(df: &Dockerfile, i: usize, meta: &BTreeMap<String, String>) -> Ve
         .into_iter()
         .collect();
     for ins in &s.instructions {
-        if let Kind::Copy(c) = &ins.kind
-            && let Some(f) = &c.from
-            && let Some(j) = stage_index(df, &x(f).to_ascii_lowercase(), i)
-        {
-            deps.push(j);
-        }
+        let froms: Vec<&String> = match &ins.kind {
+            Kind::Copy(c) => c.from.iter().collect(),
+            Kind::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_ref()).collect(),
+            _ => Vec::new(),
+        };
+        deps.extend(
+            froms
+                .into_iter()
+                .filter_map(|f| stage_index(df, &x(f).to_ascii_lowercase(), i)),
+        );
     }
     deps
 }

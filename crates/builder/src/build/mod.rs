@@ -11,6 +11,7 @@ pub mod context;
 pub mod copy;
 mod copy_step;
 mod engine;
+mod mounts;
 /// Moved to berth-image (the engine's `commit` makes layers the same way).
 pub use berth_image::changeset as layer;
 pub mod run;
@@ -50,6 +51,9 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// Allow plain-HTTP registries when a base image is pulled.
     pub insecure_registry: bool,
+    /// `--secret id=…,src=…`: files RUN --mount=type=secret can see; never
+    /// stored in a layer, only their ids reach the cache key.
+    pub secrets: BTreeMap<String, PathBuf>,
 }
 
 impl BuildOptions {
@@ -68,6 +72,7 @@ impl BuildOptions {
                 .ok()
                 .and_then(|s| s.parse().ok()),
             insecure_registry: true,
+            secrets: BTreeMap::new(),
         }
     }
 }

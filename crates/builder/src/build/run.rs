@@ -121,6 +121,8 @@ pub struct RunSpec<'a> {
     pub workdir: String,
     pub host_network: bool,
     pub runtime_root: &'a Path,
+    /// Extra OCI mounts (RUN --mount).
+    pub mounts: Vec<serde_json::Value>,
 }
 
 pub type Sink = Arc<Mutex<dyn Write + Send>>;
@@ -163,6 +165,9 @@ pub fn run(step: &StepRoot, spec: &RunSpec, out: &Sink, prefix: &str) -> Result<
     let caps: Vec<&str> = DOCKER_CAPS.to_vec();
     v["process"]["capabilities"] =
         serde_json::json!({"bounding": caps, "effective": caps, "permitted": caps});
+    if let Some(list) = v["mounts"].as_array_mut() {
+        list.extend(spec.mounts.iter().cloned());
+    }
     let cfg = step.dir.join("config.json");
     fs::write(&cfg, serde_json::to_vec(&v).expect("spec serialises")).ctx("write", &cfg)?;
     let opts = CreateOptions {

@@ -258,6 +258,24 @@ impl<'a> Ctx<'a> {
         })
     }
 
+    /// `--from=` of COPY and RUN --mount: an earlier stage (by name or
+    /// index), else an image (local, or pulled).
+    pub(super) fn stage_or_image(
+        &mut self,
+        df: &Dockerfile,
+        idx: usize,
+        done: &[Option<StageState>],
+        from: &str,
+        lease: &mut Lease,
+    ) -> Result<StageState> {
+        match stage_index(df, &from.to_ascii_lowercase(), idx) {
+            Some(j) => done[j]
+                .clone()
+                .ok_or_else(|| Error::Invalid(format!("stage {from} was not built"))),
+            None => self.image_state(from, lease),
+        }
+    }
+
     pub(super) fn lookup<'s>(
         st: &'s StageState,
         scope: &'s Scope,
@@ -423,7 +441,7 @@ impl<'a> Ctx<'a> {
                 st.image["author"] = json!(name);
                 meta_only(st, format!("MAINTAINER {name}"));
             }
-            Kind::Run(r) => self.run_step(st, scope, r, tag, lease)?,
+            Kind::Run(r) => self.run_step(df, idx, done, st, scope, r, tag, lease)?,
             Kind::Copy(c) => self
                 .copy_step(df, idx, st, scope, c, done, lease, tag)
                 .map_err(at)?,
@@ -534,8 +552,12 @@ impl<'a> Ctx<'a> {
             .collect()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_step(
         &mut self,
+        df: &Dockerfile,
+        idx: usize,
+        done: &[Option<StageState>],
         st: &mut StageState,
         scope: &Scope,
         r: &dockerfile::Run,
@@ -568,9 +590,29 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        let host_network = self.opts.host_network || r.network.as_deref() == Some("host");
+        let host_network = match r.network.as_deref() {
+            Some("host") => true,
+            Some("none") => false,
+            _ => self.opts.host_network,
+        };
+        let workdir = non_empty(config::get_str(&st.image, "WorkingDir"));
+        let mut mounts = Vec::new();
+        for m in &r.mounts {
+            let x = |v: &Option<String>| {
+                v.as_deref()
+                    .map(|s| Self::x(st, scope, df.escape, s))
+                    .transpose()
+            };
+            let mut m = m.clone();
+            m.target = x(&m.target)?;
+            m.source = x(&m.source)?;
+            m.from = x(&m.from)?;
+            m.id = x(&m.id)?;
+            mounts.push(m);
+        }
+        let mut prepared = self.prepare_mounts(df, idx, done, &mounts, &workdir, lease)?;
         let key = Digest::sha256_of(
-            json!({"p": config::identity(&st.image), "run": argv, "env": env, "net": host_network, "layers": chain(st)})
+            json!({"p": config::identity(&st.image), "run": argv, "env": env, "net": host_network, "layers": chain(st), "mounts": prepared.key})
                 .to_string()
                 .as_bytes(),
         );
@@ -579,7 +621,6 @@ impl<'a> Ctx<'a> {
             by = format!("RUN |{} {} {shown}", args_used.len(), args_used.join(" "));
         }
         let user = config::get_str(&st.image, "User");
-        let workdir = non_empty(config::get_str(&st.image, "WorkingDir"));
         let prefix = format!("#{} ", self.vertex);
         self.cached_layer(st, key, &format!("{by} # buildkit"), lease, |me, st| {
             let mut step = StepRoot::mount(&me.store, &me.tmp, &me.lowers(st)?)?;
@@ -591,7 +632,9 @@ impl<'a> Ctx<'a> {
                 workdir: workdir.clone(),
                 host_network,
                 runtime_root: &me.runtime_root,
+                mounts: prepared.oci.clone(),
             };
+            prepared.make_stubs(&step.rootfs)?;
             let code = run::run(&step, &spec, &me.out, &prefix)?;
             if code != 0 {
                 return Err(Error::StepFailed {
@@ -599,6 +642,7 @@ impl<'a> Ctx<'a> {
                     code,
                 });
             }
+            prepared.remove_stubs()?;
             me.commit(&mut step, st)
         })
     }

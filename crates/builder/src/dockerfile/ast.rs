@@ -127,6 +127,46 @@ pub struct Run {
     pub heredocs: Vec<Heredoc>,
     /// `--network=default|none|host`.
     pub network: Option<String>,
+    /// `--mount=...`, in order.
+    pub mounts: Vec<RunMount>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum MountType {
+    Bind,
+    Cache,
+    Tmpfs,
+    Secret,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Sharing {
+    Shared,
+    Private,
+    Locked,
+}
+
+/// `RUN --mount=type=…,target=…,…` (values still to be expanded).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunMount {
+    pub kind: MountType,
+    /// Where in the container; for secrets `/run/secrets/<id>` when unset.
+    pub target: Option<String>,
+    /// bind: path in the context or in `from`; cache: path in `from`.
+    pub source: Option<String>,
+    /// bind/cache: a stage or image instead of the context.
+    pub from: Option<String>,
+    /// cache: which cache (default: the target); secret: which secret.
+    pub id: Option<String>,
+    pub readonly: bool,
+    pub sharing: Sharing,
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// secret: fail when the build has no such secret.
+    pub required: bool,
+    /// tmpfs: size in bytes.
+    pub size: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -112,7 +112,7 @@ fn flags<'a>(
             Some((n, v)) => (n, Some(v.to_string())),
             None => (word, None),
         };
-        if name == "mount" || name == "security" {
+        if name == "security" {
             return Err((col, format!("{kw} --{name} is not supported yet")));
         }
         if !allowed.contains(&name) {
@@ -143,6 +143,93 @@ fn flag_value(kw: &str, col: usize, name: &str, v: Option<String>) -> PResult<St
         Some(v) if !v.is_empty() => Ok(v),
         _ => Err((col, format!("{kw} --{name} needs a value (--{name}=VALUE)"))),
     }
+}
+
+/// BuildKit's mount syntax: comma-separated `key=value` (or bare `ro`/`rw`
+/// style flags); `type` defaults to bind.
+fn run_mount(spec: &str) -> Result<RunMount, String> {
+    let mut m = RunMount {
+        kind: MountType::Bind,
+        target: None,
+        source: None,
+        from: None,
+        id: None,
+        readonly: true,
+        sharing: Sharing::Shared,
+        mode: None,
+        uid: None,
+        gid: None,
+        required: false,
+        size: None,
+    };
+    let mut readonly = None;
+    let num = |k: &str, v: &str, radix: u32| {
+        u32::from_str_radix(v, radix).map_err(|_| format!("{k}={v}: expected a number"))
+    };
+    let boolean = |k: &str, v: Option<&str>| match v {
+        None | Some("true") | Some("1") => Ok(true),
+        Some("false") | Some("0") => Ok(false),
+        Some(v) => Err(format!("{k}={v}: expected true or false")),
+    };
+    for part in spec.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = match part.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
+            None => (part.trim().to_ascii_lowercase(), None),
+        };
+        let val = || {
+            v.filter(|v| !v.is_empty())
+                .ok_or(format!("{k} needs a value"))
+        };
+        match k.as_str() {
+            "type" => {
+                m.kind = match val()? {
+                    "bind" => MountType::Bind,
+                    "cache" => MountType::Cache,
+                    "tmpfs" => MountType::Tmpfs,
+                    "secret" => MountType::Secret,
+                    "ssh" => return Err("type=ssh is not supported".into()),
+                    t => {
+                        return Err(format!("type={t}: expected bind, cache, tmpfs or secret"));
+                    }
+                }
+            }
+            "target" | "dst" | "destination" => m.target = Some(val()?.to_string()),
+            "source" | "src" => m.source = Some(val()?.to_string()),
+            "from" => m.from = Some(val()?.to_string()),
+            "id" => m.id = Some(val()?.to_string()),
+            "ro" | "readonly" => readonly = Some(boolean(&k, v)?),
+            "rw" | "readwrite" => readonly = Some(!boolean(&k, v)?),
+            "sharing" => {
+                m.sharing = match val()? {
+                    "shared" => Sharing::Shared,
+                    "private" => Sharing::Private,
+                    "locked" => Sharing::Locked,
+                    s => return Err(format!("sharing={s}: expected shared, private or locked")),
+                }
+            }
+            "mode" => m.mode = Some(num(&k, val()?, 8)?),
+            "uid" => m.uid = Some(num(&k, val()?, 10)?),
+            "gid" => m.gid = Some(num(&k, val()?, 10)?),
+            "required" => m.required = boolean(&k, v)?,
+            "size" => {
+                m.size = Some(
+                    val()?
+                        .parse()
+                        .map_err(|_| format!("size={}: expected bytes", v.unwrap_or("")))?,
+                )
+            }
+            _ => return Err(format!("unknown key {k:?}")),
+        }
+    }
+    // Bind mounts are read-only unless `rw`; caches and tmpfs writable.
+    m.readonly = readonly.unwrap_or(m.kind == MountType::Bind || m.kind == MountType::Secret);
+    if m.target.is_none() && m.kind != MountType::Secret {
+        return Err("target is required".into());
+    }
+    if m.kind == MountType::Secret && m.id.is_none() && m.target.is_none() {
+        return Err("a secret mount needs id or target".into());
+    }
+    Ok(m)
 }
 
 fn from(rest: &str, col: usize) -> PResult<Stage> {
@@ -277,10 +364,15 @@ fn one_word(kw: &str, rest: &str, col: usize, what: &str) -> PResult<String> {
 fn kind(kw: &str, rest: &str, col: usize, l: &Logical) -> PResult<Kind> {
     Ok(match kw {
         "RUN" => {
-            let (fl, rest, col) = flags(kw, rest, col, &["network"])?;
+            let (fl, rest, col) = flags(kw, rest, col, &["network", "mount"])?;
             let mut network = None;
+            let mut mounts = Vec::new();
             for (n, v, col) in fl {
                 let v = flag_value(kw, col, &n, v)?;
+                if n == "mount" {
+                    mounts.push(run_mount(&v).map_err(|m| (col, format!("RUN --mount={v}: {m}")))?);
+                    continue;
+                }
                 if !matches!(v.as_str(), "default" | "none" | "host") {
                     return Err((
                         col,
@@ -293,6 +385,7 @@ fn kind(kw: &str, rest: &str, col: usize, l: &Logical) -> PResult<Kind> {
                 cmd: command(kw, rest, col)?,
                 heredocs: l.heredocs.clone(),
                 network,
+                mounts,
             })
         }
         "CMD" => Kind::Cmd {

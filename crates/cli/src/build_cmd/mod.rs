@@ -48,6 +48,9 @@ pub struct BuildArgs {
     /// RUN network: default (none but loopback) or host.
     #[arg(long, default_value = "default", value_parser = ["default", "none", "host"])]
     pub network: String,
+    /// A secret for RUN --mount=type=secret: id=NAME,src=FILE; repeatable.
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
     /// Print only the image ID.
     #[arg(short, long)]
     pub quiet: bool,
@@ -87,6 +90,9 @@ fn kv(list: &[String], what: &str, from_env: bool) -> Result<BTreeMap<String, St
 pub fn build(store: &Arc<ImageStore>, a: BuildArgs) -> Result<()> {
     let mode = progress::Mode::pick(&a.progress, a.quiet);
     let id = match client::socket(store.root()) {
+        Some(_) if !a.secrets.is_empty() => bail!(
+            "--secret is not supported through berthd yet (the Docker API's legacy build has no way to pass secrets); build with --root on a store of your own"
+        ),
         Some(sock) => build_remote(&sock, &a, mode)?,
         None => build_local(store, &a, mode)?,
     };
@@ -279,6 +285,21 @@ fn build_local(store: &Arc<ImageStore>, a: &BuildArgs, mode: progress::Mode) -> 
     o.no_cache = a.no_cache;
     o.pull = a.pull;
     o.host_network = a.network == "host";
+    for s in &a.secrets {
+        let mut id = None;
+        let mut src = None;
+        for part in s.split(',') {
+            match part.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                _ => bail!("--secret {s:?}: expected id=NAME,src=FILE"),
+            }
+        }
+        let (Some(id), Some(src)) = (id, src) else {
+            bail!("--secret {s:?}: expected id=NAME,src=FILE");
+        };
+        o.secrets.insert(id, src);
+    }
     let out = Arc::new(Mutex::new(progress::Renderer::new(mode, std::io::stderr())));
     let sink: build::Sink = out.clone();
     let r = build::build(store, &o, sink);
