@@ -391,8 +391,8 @@ pub fn port(c: &Client, container: &str, private: Option<&str>) -> Result<()> {
             }
         }
     }
-    if let (Some(w), false) = (want, found) {
-        bail!("No public port '{w}' published for {container}");
+    if let (Some(p), false) = (private, found) {
+        bail!("No public port '{p}' published for {container}");
     }
     Ok(())
 }

@@ -25,6 +25,8 @@ enum Arg {
     Bool(bool),
     Func(String),
     Sub(Pipeline),
+    /// `$name.A.B` (`$` alone is the data the template started with).
+    Var(String, Vec<String>),
 }
 
 type Command = Vec<Arg>;
@@ -35,7 +37,8 @@ enum Node {
     Text(String),
     Action(Pipeline),
     If(Pipeline, Vec<Node>, Vec<Node>),
-    Range(Pipeline, Vec<Node>, Vec<Node>),
+    /// `range [$k[, $v] :=] pipeline`: the variables it declares.
+    Range(Vec<String>, Pipeline, Vec<Node>, Vec<Node>),
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +196,10 @@ fn parse_pipeline(s: &str) -> Result<Pipeline> {
             Arg::Bool(w == "true")
         } else if let Ok(n) = w.parse::<f64>() {
             Arg::Num(n)
+        } else if w.starts_with('$') {
+            let mut parts = w.split('.');
+            let name = parts.next().unwrap_or("$").to_string();
+            Arg::Var(name, parts.map(String::from).collect())
         } else if w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             Arg::Func(w)
         } else {
@@ -219,7 +226,11 @@ impl Template {
 
     pub fn render(&self, data: &Value) -> Result<String> {
         let mut out = String::new();
-        exec(&self.nodes, data, &mut out)?;
+        let root = Scope {
+            dot: data.clone(),
+            vars: vec![("$".into(), data.clone())],
+        };
+        exec(&self.nodes, &root, &mut out)?;
         Ok(out)
     }
 }
@@ -237,6 +248,18 @@ fn parse_nodes(toks: &[Tok], pos: &mut usize) -> Result<(Vec<Node>, Option<Strin
             Tok::Action(a) => {
                 let (kw, rest) = a.split_once(char::is_whitespace).unwrap_or((a, ""));
                 if kw == "if" || kw == "range" {
+                    let (vars, rest) = match rest.split_once(":=") {
+                        Some((vars, rest)) if kw == "range" => (
+                            vars.split(',')
+                                .map(|v| v.trim().to_string())
+                                .collect::<Vec<_>>(),
+                            rest,
+                        ),
+                        _ => (Vec::new(), rest),
+                    };
+                    if vars.len() > 2 || vars.iter().any(|v| !v.starts_with('$') || v.len() < 2) {
+                        return err(format!("bad range variables in {a:?}"));
+                    }
                     let pipe = parse_pipeline(rest)?;
                     let (body, end) = parse_nodes(toks, pos)?;
                     let els = match end.as_deref() {
@@ -253,7 +276,7 @@ fn parse_nodes(toks: &[Tok], pos: &mut usize) -> Result<(Vec<Node>, Option<Strin
                     nodes.push(if kw == "if" {
                         Node::If(pipe, body, els)
                     } else {
-                        Node::Range(pipe, body, els)
+                        Node::Range(vars, pipe, body, els)
                     });
                 } else {
                     nodes.push(Node::Action(parse_pipeline(a)?));
@@ -275,36 +298,70 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
-fn exec(nodes: &[Node], dot: &Value, out: &mut String) -> Result<()> {
+/// What names resolve to while executing: `.` and the variables in reach.
+#[derive(Clone)]
+struct Scope {
+    dot: Value,
+    vars: Vec<(String, Value)>,
+}
+
+impl Scope {
+    fn with(&self, dot: Value, vars: impl IntoIterator<Item = (String, Value)>) -> Scope {
+        let mut s = Scope {
+            dot,
+            vars: self.vars.clone(),
+        };
+        s.vars.extend(vars);
+        s
+    }
+
+    fn var(&self, name: &str) -> Result<Value> {
+        match self.vars.iter().rev().find(|(n, _)| n == name) {
+            Some((_, v)) => Ok(v.clone()),
+            None => err(format!("undefined variable: {name}")),
+        }
+    }
+}
+
+fn exec(nodes: &[Node], sc: &Scope, out: &mut String) -> Result<()> {
     for n in nodes {
         match n {
             Node::Text(s) => out.push_str(s),
-            Node::Action(p) => out.push_str(&display(&eval_pipeline(p, dot)?)),
+            Node::Action(p) => out.push_str(&display(&eval_pipeline(p, sc)?)),
             Node::If(p, body, els) => {
-                if truthy(&eval_pipeline(p, dot)?) {
-                    exec(body, dot, out)?;
+                if truthy(&eval_pipeline(p, sc)?) {
+                    exec(body, sc, out)?;
                 } else {
-                    exec(els, dot, out)?;
+                    exec(els, sc, out)?;
                 }
             }
-            Node::Range(p, body, els) => {
-                let v = eval_pipeline(p, dot)?;
-                let items: Vec<Value> = match v {
-                    Value::Array(a) => a,
-                    // Go ranges over a map's values in key order.
+            Node::Range(vars, p, body, els) => {
+                let v = eval_pipeline(p, sc)?;
+                let items: Vec<(Value, Value)> = match v {
+                    Value::Array(a) => a
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, x)| (Value::from(i), x))
+                        .collect(),
+                    // Go ranges over a map in key order.
                     Value::Object(o) => {
                         let mut kv: Vec<_> = o.into_iter().collect();
                         kv.sort_by(|a, b| a.0.cmp(&b.0));
-                        kv.into_iter().map(|(_, v)| v).collect()
+                        kv.into_iter().map(|(k, v)| (Value::String(k), v)).collect()
                     }
                     Value::Null => Vec::new(),
                     other => return err(format!("range can't iterate over {other}")),
                 };
                 if items.is_empty() {
-                    exec(els, dot, out)?;
+                    exec(els, sc, out)?;
                 }
-                for it in &items {
-                    exec(body, it, out)?;
+                for (key, it) in items {
+                    let bound: Vec<(String, Value)> = match vars.as_slice() {
+                        [v] => vec![(v.clone(), it.clone())],
+                        [k, v] => vec![(k.clone(), key), (v.clone(), it.clone())],
+                        _ => vec![],
+                    };
+                    exec(body, &sc.with(it, bound), out)?;
                 }
             }
         }
@@ -312,34 +369,36 @@ fn exec(nodes: &[Node], dot: &Value, out: &mut String) -> Result<()> {
     Ok(())
 }
 
-fn eval_pipeline(p: &Pipeline, dot: &Value) -> Result<Value> {
+fn eval_pipeline(p: &Pipeline, sc: &Scope) -> Result<Value> {
     let mut prev: Option<Value> = None;
     for cmd in p {
-        prev = Some(eval_command(cmd, dot, prev)?);
+        prev = Some(eval_command(cmd, sc, prev)?);
     }
     Ok(prev.unwrap_or(Value::Null))
 }
 
-fn eval_arg(a: &Arg, dot: &Value) -> Result<Value> {
-    Ok(match a {
-        Arg::Field(path) => {
-            let mut v = dot.clone();
-            for f in path {
-                v = match v {
-                    Value::Object(mut o) => match o.remove(f) {
-                        Some(x) => x,
-                        None => {
-                            return err(format!("can't evaluate field {f}"));
-                        }
-                    },
-                    Value::Null => Value::Null,
-                    other => {
-                        return err(format!("can't evaluate field {f} in type {}", kind(&other)));
-                    }
-                };
+fn field_path(mut v: Value, path: &[String]) -> Result<Value> {
+    for f in path {
+        v = match v {
+            Value::Object(mut o) => match o.remove(f) {
+                Some(x) => x,
+                None => {
+                    return err(format!("can't evaluate field {f}"));
+                }
+            },
+            Value::Null => Value::Null,
+            other => {
+                return err(format!("can't evaluate field {f} in type {}", kind(&other)));
             }
-            v
-        }
+        };
+    }
+    Ok(v)
+}
+
+fn eval_arg(a: &Arg, sc: &Scope) -> Result<Value> {
+    Ok(match a {
+        Arg::Field(path) => field_path(sc.dot.clone(), path)?,
+        Arg::Var(name, path) => field_path(sc.var(name)?, path)?,
         Arg::Str(s) => Value::String(s.clone()),
         Arg::Num(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, |n| {
             if n.as_f64().is_some_and(|f| f.fract() == 0.0) {
@@ -349,7 +408,7 @@ fn eval_arg(a: &Arg, dot: &Value) -> Result<Value> {
             }
         }),
         Arg::Bool(b) => Value::Bool(*b),
-        Arg::Sub(p) => eval_pipeline(p, dot)?,
+        Arg::Sub(p) => eval_pipeline(p, sc)?,
         Arg::Func(f) => call(f, vec![])?,
     })
 }
@@ -365,12 +424,12 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn eval_command(cmd: &Command, dot: &Value, piped: Option<Value>) -> Result<Value> {
+fn eval_command(cmd: &Command, sc: &Scope, piped: Option<Value>) -> Result<Value> {
     match &cmd[0] {
         Arg::Func(f) => {
             let mut args = cmd[1..]
                 .iter()
-                .map(|a| eval_arg(a, dot))
+                .map(|a| eval_arg(a, sc))
                 .collect::<Result<Vec<_>>>()?;
             args.extend(piped);
             call(f, args)
@@ -382,7 +441,7 @@ fn eval_command(cmd: &Command, dot: &Value, piped: Option<Value>) -> Result<Valu
             if piped.is_some() {
                 return err("can't pipe into a non-function");
             }
-            eval_arg(a, dot)
+            eval_arg(a, sc)
         }
     }
 }
@@ -592,6 +651,22 @@ mod tests {
         assert_eq!(r("{{range .Config.Labels}}{{.}};{{end}}", &v), "v;z;");
         assert_eq!(r("{{.Missing}}", &json!({"Missing": null})), "<no value>");
         assert_eq!(r("{{println .Id}}", &v), "abc\n");
+        assert_eq!(
+            r(
+                "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}",
+                &v
+            ),
+            "k=v;x.y=z;"
+        );
+        assert_eq!(
+            r("{{range $i, $e := .Config.Env}}{{$i}}:{{$e}} {{end}}", &v),
+            "0:A=1 1:B=2 "
+        );
+        assert_eq!(
+            r("{{range $e := .Config.Env}}{{$e}}{{$.Id}} {{end}}", &v),
+            "A=1abc B=2abc "
+        );
+        assert_eq!(r("{{$.State.Pid}}", &v), "42");
     }
 
     #[test]
@@ -607,6 +682,8 @@ mod tests {
         assert!(e("{{.B}}").contains("can't evaluate field B"));
         assert!(e("{{.A.B}}").contains("can't evaluate field B in type number"));
         assert!(e("{{json .A .A}}").contains("wrong number of args"));
+        assert!(e("{{$x}}").contains("undefined variable: $x"));
+        assert!(e("{{range a, b := .A}}{{end}}").contains("bad range variables"));
     }
 
     #[test]

@@ -801,3 +801,109 @@ fn container_operations_match_docker() {
     );
     d.finish();
 }
+
+#[test]
+fn network_commands_match_docker() {
+    let mut d = Daemon::start();
+    berth_ok(&d, &["pull", "-q", IMAGE]);
+    assert_eq!(berth_ok(&d, &["network", "ls"]), d.ok(&["network", "ls"]));
+    let net = unique("bcnet");
+    let id = berth_ok(&d, &["network", "create", "--label", "k=v", &net]);
+    assert_eq!(id.trim().len(), 64, "network create prints the ID: {id}");
+    assert_eq!(berth_ok(&d, &["network", "ls"]), d.ok(&["network", "ls"]));
+    assert_eq!(
+        berth_ok(&d, &["network", "ls", "-q"]),
+        d.ok(&["network", "ls", "-q"])
+    );
+    let f = "{{.Name}} {{.Driver}} {{.Internal}} {{index .Labels \"k\"}} {{range .IPAM.Config}}{{.Subnet}}{{end}}";
+    assert_eq!(
+        berth_ok(&d, &["network", "inspect", "-f", f, &net]),
+        d.ok(&["network", "inspect", "-f", f, &net])
+    );
+    // A container on it, and connected to a second network later.
+    let c = unique("bcnet-c");
+    berth_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &c,
+            "--network",
+            &net,
+            IMAGE,
+            "sleep",
+            "100",
+        ],
+    );
+    let other = unique("bcnet2");
+    berth_ok(&d, &["network", "create", &other]);
+    assert_eq!(berth_ok(&d, &["network", "connect", &other, &c]), "");
+    let f =
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{if $v.IPAddress}}ip {{end}}{{end}}";
+    let nets = berth_ok(&d, &["inspect", "-f", f, &c]);
+    assert_eq!(nets, d.ok(&["inspect", "-f", f, &c]));
+    assert!(
+        nets.contains(&format!("{net}=ip")) && nets.contains(&format!("{other}=ip")),
+        "{nets}"
+    );
+    assert_eq!(berth_ok(&d, &["network", "disconnect", &other, &c]), "");
+    // In use: refused, as docker.
+    let o = berth(&d, &["network", "rm", &net]);
+    assert_eq!(o.code, 1);
+    // docker 28 appends a literal "exit status 1" line; the message is the same.
+    let theirs = d.docker(&["network", "rm", &net]).stderr;
+    assert_eq!(o.stderr.lines().next(), theirs.lines().next());
+    berth_ok(&d, &["rm", "-f", &c]);
+    assert_eq!(berth_ok(&d, &["network", "rm", &net]), format!("{net}\n"));
+    let pruned = berth_ok(&d, &["network", "prune", "-f"]);
+    assert!(pruned.contains(&other), "{pruned}");
+    assert_eq!(berth_ok(&d, &["network", "ls"]), d.ok(&["network", "ls"]));
+    let o = berth(&d, &["network", "inspect", &net]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains(&format!("No such network: {net}")),
+        "{}",
+        o.stderr
+    );
+    d.finish();
+}
+
+#[test]
+fn prune_and_disk_usage() {
+    let mut d = Daemon::start();
+    berth_ok(&d, &["pull", "-q", IMAGE]);
+    let c = unique("berth-cli-prune");
+    berth_ok(&d, &["run", "--name", &c, IMAGE, "true"]);
+    assert_eq!(
+        header(&berth_ok(&d, &["system", "df"])),
+        header(&d.ok(&["system", "df"]))
+    );
+    let f = "{{.Type}} {{.TotalCount}} {{.Active}}";
+    assert_eq!(
+        berth_ok(&d, &["system", "df", "--format", f]),
+        d.ok(&["system", "df", "--format", f])
+    );
+    let out = berth_ok(&d, &["container", "prune", "-f"]);
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert_eq!(berth_ok(&d, &["ps", "-aq"]), "");
+    // Without -f it asks; no answer means no.
+    let o = berth_stdin(&d, &["image", "prune", "-a"], Some(b"n\n"));
+    assert!(
+        o.stderr
+            .contains("Are you sure you want to continue? [y/N]"),
+        "{}",
+        o.stderr
+    );
+    assert!(!berth_ok(&d, &["images", "-q"]).is_empty());
+    let out = berth_ok(&d, &["image", "prune", "-a", "-f"]);
+    assert!(
+        out.contains("untagged: localhost:5000/busybox:latest"),
+        "{out}"
+    );
+    assert_eq!(berth_ok(&d, &["images", "-q"]), "");
+    let out = berth_ok(&d, &["system", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    d.finish();
+}
