@@ -74,6 +74,13 @@ impl Engine {
         }
         let t = self.nets();
         let primary = t.find(&mode)?.clone();
+        // `--network <id of host>` means host: the spec and the loopback
+        // setup look at the name.
+        let mode = if primary.predefined {
+            primary.name.clone()
+        } else {
+            mode
+        };
         let mut networks = BTreeMap::new();
         // The mode's own entry may be keyed by the name or the id the user typed.
         let mut primary_cfg = None;

@@ -244,6 +244,15 @@ fn parse_mtu(v: &str) -> Result<u32> {
         })
 }
 
+/// Docker's pools without 172.17.0.0/16: that is docker0's, and Docker
+/// often shares the host (its bridge may be down or absent right now).
+fn pools() -> Vec<Subnet> {
+    ipam::default_pools()
+        .into_iter()
+        .filter(|p| p.addr != std::net::Ipv4Addr::new(172, 17, 0, 0))
+        .collect()
+}
+
 fn host_routes() -> Result<Vec<berth_network::netlink::Route>> {
     Ok(Netlink::open()?.routes()?)
 }
@@ -297,9 +306,7 @@ impl Engine {
             }
         }
         if !t.networks.values().any(|n| n.name == "bridge") {
-            // Not 172.17.0.0/16: docker0's, and Docker often shares the host.
-            let pools: Vec<Subnet> = ipam::default_pools().into_iter().skip(1).collect();
-            let subnet = ipam::pick_subnet(&pools, &t.subnets(), &host_routes()?)?;
+            let subnet = ipam::pick_subnet(&pools(), &t.subnets(), &host_routes()?)?;
             let pool = Pool::new(&subnet.to_string(), None, None)?;
             let bridge = default_bridge_name(&self.paths.root);
             let options = BTreeMap::from(
@@ -438,7 +445,7 @@ impl Engine {
                 ));
             }
             _ => {
-                let s = ipam::pick_subnet(&ipam::default_pools(), &others, &routes)?;
+                let s = ipam::pick_subnet(&pools(), &others, &routes)?;
                 Pool::new(&s.to_string(), None, None)?
             }
         };
