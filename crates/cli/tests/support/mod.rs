@@ -73,3 +73,14 @@ pub fn berth_ok(d: &Daemon, args: &[&str]) -> String {
 pub fn header(table: &str) -> &str {
     table.lines().next().unwrap_or("")
 }
+
+/// A table's column titles, whatever their widths (which follow values
+/// that change between two calls, such as "Up 1 second").
+pub fn header_cols(table: &str) -> Vec<String> {
+    header(table)
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect()
+}
