@@ -908,3 +908,112 @@ fn prune_and_disk_usage() {
     assert!(out.contains("Total reclaimed space:"), "{out}");
     d.finish();
 }
+
+/// A `berth registry serve` with htpasswd auth on a free loopback port.
+struct AuthRegistry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl AuthRegistry {
+    fn start() -> AuthRegistry {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let hp = dir.path().join("htpasswd");
+        std::fs::write(
+            &hp,
+            format!("alice:{}\n", bcrypt::hash("wonder", 4).unwrap()),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let cfg = dir.path().join("config.json");
+        std::fs::write(
+            &cfg,
+            serde_json::json!({
+                "addr": addr,
+                "root": dir.path().join("data"),
+                "auth": {"htpasswd": hp, "access": [
+                    {"account": "alice", "repository": "team/*", "actions": ["pull", "push"]}
+                ]}
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let child = std::process::Command::new(BERTH)
+            .args(["registry", "serve", "--config"])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                Instant::now() < end,
+                "berth registry did not come up on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        AuthRegistry {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn login_then_push_and_pull_with_the_stored_credentials() {
+    let mut d = Daemon::start();
+    let reg = AuthRegistry::start();
+    berth_ok(&d, &["pull", "-q", IMAGE]);
+    let login = |pw: &[u8]| {
+        berth_stdin(
+            &d,
+            &["login", "-u", "alice", "--password-stdin", &reg.addr],
+            Some(pw),
+        )
+    };
+    let o = login(b"wrong\n");
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stderr.contains("Error response from daemon:")
+            && o.stderr
+                .contains("unauthorized: incorrect username or password"),
+        "{}",
+        o.stderr
+    );
+    let image = format!("{}/team/app:1", reg.addr);
+    berth_ok(&d, &["tag", IMAGE, &image]);
+    // Not logged in yet: the registry refuses the push.
+    assert_eq!(berth(&d, &["push", &image]).code, 1);
+    let o = login(b"wonder\n");
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "Login Succeeded\n"),
+        "{}",
+        o.stderr
+    );
+    // The daemon gets the stored credentials in X-Registry-Auth.
+    let o = berth_ok(&d, &["push", &image]);
+    assert!(o.contains("1: digest: sha256:"), "{o}");
+    berth_ok(&d, &["rmi", &image]);
+    assert_eq!(berth_ok(&d, &["pull", "-q", &image]), format!("{image}\n"));
+    berth_ok(&d, &["rmi", &image]);
+    berth_ok(&d, &["logout", &reg.addr]);
+    let o = berth(&d, &["pull", &image]);
+    assert_eq!(o.code, 1, "pull without credentials: {}", o.stdout);
+    d.finish();
+}
