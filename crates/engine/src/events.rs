@@ -109,7 +109,17 @@ impl Engine {
     }
 
     /// A container event with Docker's attributes: name, image, labels.
-    pub(crate) fn emit_container(&self, id: &str, action: &str, extra: &[(&str, String)]) {
+    pub fn emit_container(&self, id: &str, action: &str, extra: &[(&str, String)]) {
+        let attrs = self.container_attrs(id, extra);
+        self.emit("container", action, id, attrs);
+    }
+
+    /// Docker's attributes of a container event (taken before a removal).
+    pub(crate) fn container_attrs(
+        &self,
+        id: &str,
+        extra: &[(&str, String)],
+    ) -> BTreeMap<String, String> {
         let mut attrs = BTreeMap::new();
         if let Some(c) = self.lock().containers.get(id) {
             attrs.extend(c.config.labels.clone().unwrap_or_default());
@@ -122,7 +132,7 @@ impl Engine {
         for (k, v) in extra {
             attrs.insert((*k).to_string(), v.clone());
         }
-        self.emit("container", action, id, attrs);
+        attrs
     }
 
     /// Past events at or after `since` (unix nanoseconds) and a receiver

@@ -94,12 +94,29 @@ pub async fn wait(engine: Arc<Engine>, id: String, req: Request<Incoming>) -> Re
         .parse()
         .map_err(ApiError::from)?;
     let e = engine.clone();
-    let ticket = blocking(move || e.wait_ticket(&id, cond)).await?;
+    let mut ticket = blocking(move || e.wait_ticket(&id, cond)).await?;
     let (tx, rx) = mpsc::channel(1);
-    tokio::task::spawn_blocking(move || {
-        let code = engine.wait(&ticket);
-        let body = json!({"StatusCode": code, "Error": null}).to_string();
-        let _ = tx.blocking_send(Bytes::from(body));
+    // No thread waits: the container's events wake the check, and a client
+    // that goes away ends the task at once.
+    let mut events = engine.subscribe(None).live;
+    tokio::spawn(async move {
+        loop {
+            if let Some(code) = engine.wait_poll(&mut ticket) {
+                let body = json!({"StatusCode": code, "Error": null}).to_string();
+                let _ = tx.send(Bytes::from(body)).await;
+                return;
+            }
+            tokio::select! {
+                e = events.recv() => match e {
+                    Ok(e) if e.actor.id != ticket.id() => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    _ => {}
+                },
+                _ = tx.closed() => return,
+                // A safety net for changes that emit no event.
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+        }
     });
     Ok(streaming("application/json", rx))
 }
@@ -107,8 +124,21 @@ pub async fn wait(engine: Arc<Engine>, id: String, req: Request<Incoming>) -> Re
 pub async fn attach(engine: Arc<Engine>, id: String, mut req: Request<Incoming>) -> Result<Resp> {
     let q = query(&req);
     let (stdin, stdout, stderr) = (flag(&q, "stdin"), flag(&q, "stdout"), flag(&q, "stderr"));
+    let keys = q
+        .get("detachKeys")
+        .filter(|k| !k.is_empty())
+        .map_or(hijack::DEFAULT_DETACH_KEYS, String::as_str);
+    let keys = hijack::parse_detach_keys(keys)?;
+    let (e, id2) = (engine.clone(), id.clone());
     let (stream, tty) = blocking(move || engine.attach(&id, stdin, stdout, stderr)).await?;
-    hijack::upgrade(&mut req, stream, tty, || {})
+    hijack::upgrade(
+        &mut req,
+        stream,
+        tty,
+        Some(keys),
+        || {},
+        move || e.emit_container(&id2, "detach", &[]),
+    )
 }
 
 pub async fn resize(
@@ -213,7 +243,14 @@ pub async fn exec_start(engine: Arc<Engine>, id: String, req: Request<Incoming>)
     let stream = blocking(move || e.exec_start(&id2, start.detach)).await?;
     match stream {
         None => Ok(empty(StatusCode::OK)),
-        Some((s, tty)) => hijack::upgrade(&mut req, s, tty, move || engine.exec_stream_ended(&id)),
+        Some((s, tty)) => hijack::upgrade(
+            &mut req,
+            s,
+            tty,
+            None,
+            move || engine.exec_stream_ended(&id),
+            || {},
+        ),
     }
 }
 

@@ -595,30 +595,27 @@ impl Engine {
             id: c.id.clone(),
             cond,
             exits: c.exits,
+            last: c.state.exit_code,
         })
     }
 
     /// Blocks until the ticket's condition holds; returns the exit code.
     pub fn wait(&self, ticket: &WaitTicket) -> i32 {
+        let mut ticket = ticket.clone();
         let mut t = self.lock();
-        let mut last = 0;
         loop {
-            match t.containers.get(&ticket.id) {
-                None => return last,
-                Some(c) => {
-                    last = c.state.exit_code;
-                    let done = match ticket.cond {
-                        WaitCondition::NotRunning => !c.state.running || c.state.restarting,
-                        WaitCondition::NextExit => c.exits > ticket.exits,
-                        WaitCondition::Removed => false,
-                    };
-                    if done {
-                        return last;
-                    }
-                }
+            if let Some(code) = wait_check(&t, &mut ticket) {
+                return code;
             }
             t = self.changed.wait(t).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// The exit code if the ticket's condition holds now; else None (the
+    /// ticket remembers the last exit code for a later removal). For
+    /// callers that wait on events instead of a thread.
+    pub fn wait_poll(&self, ticket: &mut WaitTicket) -> Option<i32> {
+        wait_check(&self.lock(), ticket)
     }
 
     /// Opens an attach stream on the container's shim: the returned socket
@@ -709,8 +706,10 @@ impl Engine {
         let mut c = self.inspect(&c.id).unwrap_or(c);
         self.network_detach_all(&mut c);
         self.destroy(&c);
-        self.emit_container(&c.id, "destroy", &[]);
+        // After the record is gone, so a waiter woken by the event sees it.
+        let attrs = self.container_attrs(&c.id, &[]);
         self.lock().containers.remove(&c.id);
+        self.emit("container", "destroy", &c.id, attrs);
         if volumes {
             self.remove_anonymous_volumes(&c.mount_points);
         }
@@ -731,10 +730,33 @@ pub(crate) fn check_name_in(t: &crate::Table, name: &str) -> Result<()> {
 }
 
 /// Wait state captured when the wait was asked for.
+#[derive(Clone, Debug)]
 pub struct WaitTicket {
     id: String,
     cond: WaitCondition,
     exits: u64,
+    last: i32,
+}
+
+impl WaitTicket {
+    /// The container waited for.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+fn wait_check(t: &crate::Table, ticket: &mut WaitTicket) -> Option<i32> {
+    // Removed: every condition holds, with the last exit code seen.
+    let Some(c) = t.containers.get(&ticket.id) else {
+        return Some(ticket.last);
+    };
+    ticket.last = c.state.exit_code;
+    let done = match ticket.cond {
+        WaitCondition::NotRunning => !c.state.running || c.state.restarting,
+        WaitCondition::NextExit => c.exits > ticket.exits,
+        WaitCondition::Removed => false,
+    };
+    done.then_some(ticket.last)
 }
 
 /// Sends a streaming request (attach, attaching exec) and returns the raw

@@ -477,8 +477,10 @@ impl Shim {
                 proc, stdin: true, ..
             } => {
                 // An exec's stdin belongs to this client alone; the init's
-                // is closed only with --stdin-once (docker run -i).
-                if proc != 0 || self.opts.stdin_once {
+                // is closed only with --stdin-once (docker run -i), and not
+                // on a tty, where the client's end (or its detach keys) must
+                // leave the process running, as in Docker.
+                if proc != 0 || (self.opts.stdin_once && !self.opts.tty) {
                     self.procs[proc].stdin_close = true;
                     self.flush_stdin(proc);
                 }
