@@ -345,6 +345,24 @@ fn parse_restart(s: &str) -> Result<Value> {
     Ok(json!({"Name": name, "MaximumRetryCount": count}))
 }
 
+/// Docker's CLI sends capabilities as `CAP_X` (upper case, prefixed, no
+/// duplicates); `ALL` stays as it is.
+fn normalize_caps(caps: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in caps {
+        let c = c.trim().to_ascii_uppercase();
+        let c = if c == "ALL" || c.starts_with("CAP_") {
+            c
+        } else {
+            format!("CAP_{c}")
+        };
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn key_value(s: &str) -> (String, String) {
     let (k, v) = s.split_once('=').unwrap_or((s, ""));
     (k.to_string(), v.to_string())
@@ -403,8 +421,8 @@ impl CreateArgs {
             "Privileged": self.privileged,
             "ReadonlyRootfs": self.read_only,
             "PublishAllPorts": self.publish_all,
-            "CapAdd": self.cap_add,
-            "CapDrop": self.cap_drop,
+            "CapAdd": normalize_caps(&self.cap_add),
+            "CapDrop": normalize_caps(&self.cap_drop),
             "SecurityOpt": self.security_opt,
         });
         if self.init {
@@ -620,6 +638,7 @@ mod tests {
             json!({"Name": "on-failure", "MaximumRetryCount": 3})
         );
         assert_eq!(hc["Init"], true);
+        assert_eq!(hc["CapAdd"], json!(["CAP_NET_ADMIN"]));
         assert_eq!(hc["ConsoleSize"], json!([30, 100]));
         assert_eq!(
             hc["PortBindings"]["80/tcp"],

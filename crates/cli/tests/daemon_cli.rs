@@ -1017,3 +1017,168 @@ fn login_then_push_and_pull_with_the_stored_credentials() {
     assert_eq!(o.code, 1, "pull without credentials: {}", o.stdout);
     d.finish();
 }
+
+#[test]
+fn run_options_reach_the_daemon_as_dockers_do() {
+    let mut d = Daemon::start();
+    berth_ok(&d, &["pull", "-q", IMAGE]);
+    let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+    let env_file = tmp.path().join("env");
+    std::fs::write(&env_file, "# comment\nFROM_FILE=1\n").unwrap();
+    let env_file = env_file.to_str().unwrap().to_string();
+    let bind = format!("{}:/host:ro", tmp.path().display());
+    let opts = [
+        "-e",
+        "A=1",
+        "--env-file",
+        &env_file,
+        "-w",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        "-h",
+        "box",
+        "-l",
+        "k=v",
+        "--entrypoint",
+        "sh",
+        "-t",
+        "-i",
+        "--stop-signal",
+        "SIGUSR1",
+        "--stop-timeout",
+        "3",
+        "-v",
+        &bind,
+        "--mount",
+        "type=tmpfs,target=/mnt/t",
+        "--tmpfs",
+        "/run:size=1m",
+        "--read-only",
+        "-m",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "--pids-limit",
+        "50",
+        "--ulimit",
+        "nofile=100:200",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-drop",
+        "MKNOD",
+        "--security-opt",
+        "no-new-privileges",
+        "--init",
+        "--restart",
+        "on-failure:2",
+        "--network",
+        "none",
+    ];
+    let create = |who: &str| -> Vec<String> {
+        let mut a: Vec<String> = vec!["create".into(), "--name".into(), unique(who)];
+        a.extend(opts.iter().map(|s| s.to_string()));
+        a.extend([IMAGE.to_string(), "-c".into(), "true".into()]);
+        a
+    };
+    let mine = create("berth-cli-opts-b");
+    let theirs = create("berth-cli-opts-d");
+    berth_ok(&d, &mine.iter().map(String::as_str).collect::<Vec<_>>());
+    d.ok(&theirs.iter().map(String::as_str).collect::<Vec<_>>());
+    let fields = [
+        ".Config.Env",
+        ".Config.WorkingDir",
+        ".Config.User",
+        ".Config.Hostname",
+        ".Config.Labels",
+        ".Config.Entrypoint",
+        ".Config.Cmd",
+        ".Config.StopSignal",
+        ".Config.StopTimeout",
+        ".Config.Tty",
+        ".Config.OpenStdin",
+        ".HostConfig.Binds",
+        ".HostConfig.Tmpfs",
+        ".HostConfig.ReadonlyRootfs",
+        ".HostConfig.Memory",
+        ".HostConfig.MemorySwap",
+        ".HostConfig.NanoCpus",
+        ".HostConfig.CpuShares",
+        ".HostConfig.CpusetCpus",
+        ".HostConfig.PidsLimit",
+        ".HostConfig.Ulimits",
+        ".HostConfig.CapAdd",
+        ".HostConfig.CapDrop",
+        ".HostConfig.SecurityOpt",
+        ".HostConfig.Init",
+        ".HostConfig.RestartPolicy",
+        ".HostConfig.NetworkMode",
+        ".HostConfig.Mounts",
+    ];
+    // As values: docker's `json` follows its Go structs' field order and
+    // leaves out `omitempty` fields, berth's shows a JSON map as it came.
+    fn strip(v: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value as V;
+        match v {
+            V::Object(o) => V::Object(
+                o.into_iter()
+                    .filter(|(_, x)| !matches!(x, V::Null | V::Bool(false)) && x != "")
+                    .map(|(k, x)| (k, strip(x)))
+                    .collect(),
+            ),
+            V::Array(a) => V::Array(a.into_iter().map(strip).collect()),
+            x => x,
+        }
+    }
+    let value = |s: String| strip(serde_json::from_str::<serde_json::Value>(&s).unwrap());
+    for f in fields {
+        let t = format!("{{{{json {f}}}}}");
+        assert_eq!(
+            value(berth_ok(&d, &["inspect", "-f", &t, &mine[2]])),
+            value(d.ok(&["inspect", "-f", &t, &theirs[2]])),
+            "{f}"
+        );
+    }
+    berth_ok(&d, &["rm", &mine[2], &theirs[2]]);
+    // Ports: bindings and exposed ports as docker's CLI sends them.
+    let ports = [
+        "-p",
+        "127.0.0.1:18080:80",
+        "-p",
+        "53/udp",
+        "-p",
+        "9000-9001:7000-7001",
+        "--expose",
+        "90",
+        "-P",
+    ];
+    let (b, dk) = (unique("berth-cli-ports-b"), unique("berth-cli-ports-d"));
+    let args = |n: &str| -> Vec<String> {
+        let mut a = vec!["create".to_string(), "--name".into(), n.to_string()];
+        a.extend(ports.iter().map(|s| s.to_string()));
+        a.push(IMAGE.into());
+        a
+    };
+    berth_ok(&d, &args(&b).iter().map(String::as_str).collect::<Vec<_>>());
+    d.ok(&args(&dk).iter().map(String::as_str).collect::<Vec<_>>());
+    for f in [
+        ".HostConfig.PortBindings",
+        ".Config.ExposedPorts",
+        ".HostConfig.PublishAllPorts",
+    ] {
+        let t = format!("{{{{json {f}}}}}");
+        assert_eq!(
+            value(berth_ok(&d, &["inspect", "-f", &t, &b])),
+            value(d.ok(&["inspect", "-f", &t, &dk])),
+            "{f}"
+        );
+    }
+    berth_ok(&d, &["rm", &b, &dk]);
+    d.finish();
+}
