@@ -251,7 +251,32 @@ fn network_commands_and_cleanup() {
     d.ok(&["start", "nc-b"]);
     assert_eq!(ip_of(&d, "nc-b", &net), format!("{prefix}.7"));
 
-    d.ok(&["rm", "-f", "nc-a", "nc-b"]);
+    // Connected while stopped: plugged in at start, the mode's network first.
+    d.ok(&[
+        "create",
+        "--name",
+        "nc-m",
+        "--network",
+        &net,
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    d.ok(&["network", "connect", "bridge", "nc-m"]);
+    d.ok(&["start", "nc-m"]);
+    let m = d.ok(&["exec", "nc-m", "sh", "-c", "ip -o -4 addr; ip route"]);
+    let m_ip = ip_of(&d, "nc-m", &net);
+    let m_bridge_ip = ip_of(&d, "nc-m", "bridge");
+    assert!(m.contains(&format!("eth0    inet {m_ip}/24")), "{m}");
+    assert!(m.contains(&format!("eth1    inet {m_bridge_ip}/")), "{m}");
+    assert!(
+        m.contains(&format!("default via {prefix}.254 dev eth0")),
+        "{m}"
+    );
+    let o = d.docker(&["network", "connect", "host", "nc-m"]);
+    assert!(o.stderr.contains("host network"), "{}", o.stderr);
+
+    d.ok(&["rm", "-f", "nc-a", "nc-b", "nc-m"]);
     assert!(links_on_bridge(&bridge).is_empty());
     d.ok(&["network", "rm", &net]);
     assert!(!link_exists(&bridge), "bridge {bridge} left behind");
