@@ -260,6 +260,47 @@ fn events_since_until_filters_and_live() {
         "{{.Actor.Attributes.exitCode}}",
     ]);
     assert_eq!(past.trim(), "137");
+    // Volume and network events come through the same log.
+    let (net, vol, c2) = (unique("evnet"), unique("evvol"), unique("ev2"));
+    d.ok(&["volume", "create", &vol]);
+    d.ok(&["network", "create", &net]);
+    d.ok(&["run", "-d", "--name", &c2, IMAGE, "sleep", "1000"]);
+    d.ok(&["network", "connect", &net, &c2]);
+    d.ok(&["network", "disconnect", &net, &c2]);
+    d.ok(&["network", "rm", &net]);
+    d.ok(&["volume", "rm", &vol]);
+    let t2 = format!("{:.9}", now());
+    let past = d.ok(&[
+        "events",
+        "--since",
+        &t1,
+        "--until",
+        &t2,
+        "--filter",
+        "type=network",
+        "--filter",
+        "type=volume",
+        "--format",
+        // Docker names a volume by its ID, a network by its name attribute.
+        r#"{{.Type}} {{.Action}} {{if eq .Type "volume"}}{{.Actor.ID}}{{else}}{{.Actor.Attributes.name}}{{end}}"#,
+    ]);
+    let got: Vec<&str> = past
+        .lines()
+        .filter(|l| l.ends_with(&net) || l.ends_with(&vol))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            format!("volume create {vol}"),
+            format!("network create {net}"),
+            format!("network connect {net}"),
+            format!("network disconnect {net}"),
+            format!("network destroy {net}"),
+            format!("volume destroy {vol}"),
+        ],
+        "{past}"
+    );
+    d.ok(&["rm", "-f", &c2]);
     let o = d.docker(&["events", "--until", &t1, "--filter", "bogus=1"]);
     assert_ne!(o.code, 0);
     d.finish();

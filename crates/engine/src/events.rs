@@ -114,6 +114,24 @@ impl Engine {
         self.emit("container", action, id, attrs);
     }
 
+    /// A network event (`create`, `destroy`, `connect`, `disconnect`);
+    /// `container` names the container connected or disconnected.
+    pub(crate) fn emit_network(
+        &self,
+        id: &str,
+        action: &str,
+        name: &str,
+        driver: &str,
+        container: Option<&str>,
+    ) {
+        let mut attrs: BTreeMap<String, String> =
+            [("name".into(), name.into()), ("type".into(), driver.into())].into();
+        if let Some(c) = container {
+            attrs.insert("container".into(), c.into());
+        }
+        self.emit("network", action, id, attrs);
+    }
+
     /// Docker's attributes of a container event (taken before a removal).
     pub(crate) fn container_attrs(
         &self,

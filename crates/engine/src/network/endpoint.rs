@@ -338,6 +338,7 @@ impl Engine {
         self.persist(cur)?;
         let snapshot = cur.clone();
         drop(t);
+        self.emit_network(&net.id, "connect", &net.name, &net.driver, Some(&c.id));
         self.write_net_files(&snapshot)
     }
 
@@ -380,6 +381,9 @@ impl Engine {
         self.persist(cur)?;
         let snapshot = cur.clone();
         drop(t);
+        if let Some(n) = &net {
+            self.emit_network(&n.id, "disconnect", &n.name, &n.driver, Some(&c.id));
+        }
         self.write_net_files(&snapshot)
     }
 

@@ -495,6 +495,7 @@ impl Engine {
             let _ = self.network_remove(&id);
             return Err(e);
         }
+        self.emit_network(&id, "create", &n.name, &n.driver, None);
         Ok(id)
     }
 
@@ -571,6 +572,8 @@ impl Engine {
         let _ = std::fs::remove_file(self.paths.ipam_table(&n.id));
         t.networks.remove(&n.id);
         t.ipam.remove(&n.id);
+        drop(t);
+        self.emit_network(&n.id, "destroy", &n.name, &n.driver, None);
         Ok(())
     }
 
