@@ -402,14 +402,88 @@ pub fn pretty<T: Serialize>(v: &T) -> Result<String> {
     String::from_utf8(out).context("inspect output")
 }
 
-/// Looks `name` up as each kind in docker's order; the first that exists.
-fn lookup(c: &Client, name: &str, kind: Option<&str>, size: bool) -> Result<Option<Value>> {
-    let kinds: &[&str] = match kind {
-        Some(k) => &[k][..],
-        None => &["container", "image", "network", "volume"],
+/// Re-indents raw JSON by four spaces, keeping the daemon's key order (as
+/// docker's `inspect` does; a parsed map would sort the keys). `depth` is
+/// the nesting level the text starts at.
+pub fn reindent(raw: &[u8], depth: usize) -> String {
+    let mut out = String::with_capacity(raw.len() * 2);
+    let text = String::from_utf8_lossy(raw);
+    let mut level = depth;
+    let mut in_str = false;
+    let mut escaped = false;
+    let newline = |out: &mut String, level: usize| {
+        out.push('\n');
+        out.push_str(&"    ".repeat(level));
+    };
+    let mut chars = text.trim().chars().peekable();
+    while let Some(ch) = chars.next() {
+        if in_str {
+            out.push(ch);
+            if escaped {
+                escaped = false;
+            } else if ch == '\\' {
+                escaped = true;
+            } else if ch == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match ch {
+            '"' => {
+                in_str = true;
+                out.push(ch);
+            }
+            '{' | '[' => {
+                let close = if ch == '{' { '}' } else { ']' };
+                // Empty containers stay on one line.
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek() == Some(&close) {
+                    chars.next();
+                    out.push(ch);
+                    out.push(close);
+                } else {
+                    out.push(ch);
+                    level += 1;
+                    newline(&mut out, level);
+                }
+            }
+            '}' | ']' => {
+                level = level.saturating_sub(1);
+                newline(&mut out, level);
+                out.push(ch);
+            }
+            ',' => {
+                out.push(ch);
+                newline(&mut out, level);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Looks `name` up as each kind in docker's order; the first that exists,
+/// parsed and as the daemon's raw text.
+fn lookup(
+    c: &Client,
+    name: &str,
+    kind: Option<&str>,
+    size: bool,
+) -> Result<Option<(Value, bytes::Bytes, &'static str)>> {
+    const KINDS: [&str; 4] = ["container", "image", "network", "volume"];
+    let kinds: Vec<&'static str> = match kind {
+        Some(k) => match KINDS.iter().find(|x| **x == k) {
+            Some(x) => vec![*x],
+            None => anyhow::bail!("\"{k}\" is not a valid value for --type"),
+        },
+        None => KINDS.to_vec(),
     };
     for k in kinds {
-        let path = match *k {
+        let path = match k {
             "container" => format!(
                 "/containers/{}/json{}",
                 seg(name),
@@ -420,8 +494,18 @@ fn lookup(c: &Client, name: &str, kind: Option<&str>, size: bool) -> Result<Opti
             "volume" => format!("/volumes/{}", seg(name)),
             other => anyhow::bail!("\"{other}\" is not a valid value for --type"),
         };
-        match c.get::<Value>(&path) {
-            Ok(v) => return Ok(Some(v)),
+        match c.request(
+            hyper::Method::GET,
+            &path,
+            vec![],
+            crate::client::empty_body(),
+        ) {
+            Ok(resp) => {
+                let raw = c.bytes(resp)?;
+                let v: Value = serde_json::from_slice(&raw)
+                    .with_context(|| format!("decoding the daemon's answer for {name}"))?;
+                return Ok(Some((v, raw, k)));
+            }
             // 404: not that kind (or, with an older daemon, no such route).
             Err(ClientError::Api { status: 404, .. }) => continue,
             Err(e) => return Err(e.into()),
@@ -458,11 +542,32 @@ pub fn inspect_kind(c: &Client, a: InspectArgs, kind: Option<&str>) -> Result<()
     }
     match template {
         Some(t) => {
-            for v in &found {
+            for (v, _, _) in &found {
                 println!("{}", t.render(v)?);
             }
         }
-        None => println!("{}", pretty(&found)?),
+        None if found.is_empty() => println!("[]"),
+        None => {
+            let items = found
+                .iter()
+                .map(|(v, raw, found_as)| {
+                    // `docker volume inspect` decodes into its struct:
+                    // fields in its order (alphabetical), empty
+                    // Status/UsageData left out. Everything else (the
+                    // generic inspect too) shows what the daemon sent.
+                    if *found_as == "volume" && kind == Some("volume") {
+                        let mut v = v.clone();
+                        if let Some(o) = v.as_object_mut() {
+                            o.retain(|k, x| !(x.is_null() && (k == "Status" || k == "UsageData")));
+                        }
+                        pretty(&v).map(|p| format!("    {}", p.replace('\n', "\n    ")))
+                    } else {
+                        Ok(format!("    {}", reindent(raw, 1)))
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            println!("[\n{}\n]", items.join(",\n"));
+        }
     }
     if failed {
         return Err(Exit::code(1).into());
@@ -473,6 +578,18 @@ pub fn inspect_kind(c: &Client, a: InspectArgs, kind: Option<&str>) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reindent_keeps_order() {
+        let raw = br#"{"Id":"x","B":{"z":1,"a":[1,2]},"E":{},"L":[],"S":"a,b:{\"c\"}"}"#;
+        assert_eq!(
+            reindent(raw, 0),
+            "{\n    \"Id\": \"x\",\n    \"B\": {\n        \"z\": 1,\n        \"a\": [\n            1,\n            2\n        ]\n    },\n    \"E\": {},\n    \"L\": [],\n    \"S\": \"a,b:{\\\"c\\\"}\"\n}"
+        );
+        // Same layout as a pretty printer for the same (sorted) input.
+        let v = json!({"a": [1, {"b": null}], "c": "d"});
+        assert_eq!(reindent(v.to_string().as_bytes(), 0), pretty(&v).unwrap());
+    }
 
     #[test]
     fn four_space_json() {

@@ -281,6 +281,11 @@ fn run_exit_codes_stdin_and_container_commands() {
     );
     let v: serde_json::Value = serde_json::from_str(&berth_ok(&d, &["inspect", &name])).unwrap();
     assert_eq!(v[0]["Id"], id);
+    // Byte for byte docker's: the daemon's key order, four-space indent.
+    assert_eq!(
+        berth_ok(&d, &["inspect", &name, IMAGE]),
+        d.ok(&["inspect", &name, IMAGE])
+    );
     let o = berth(&d, &["inspect", "no-such-thing"]);
     assert_eq!(o.code, 1);
     assert!(
@@ -771,6 +776,10 @@ fn container_operations_match_docker() {
     let v = unique("berth-cli-vol");
     assert_eq!(berth_ok(&d, &["volume", "create", &v]), format!("{v}\n"));
     assert_eq!(berth_ok(&d, &["volume", "ls"]), d.ok(&["volume", "ls"]));
+    assert_eq!(
+        berth_ok(&d, &["volume", "inspect", &v]),
+        d.ok(&["volume", "inspect", &v])
+    );
     let f = "{{.Name}} {{.Driver}} {{.Mountpoint}}";
     assert_eq!(
         berth_ok(&d, &["volume", "inspect", "-f", f, &v]),
@@ -820,6 +829,10 @@ fn network_commands_match_docker() {
     assert_eq!(
         berth_ok(&d, &["network", "inspect", "-f", f, &net]),
         d.ok(&["network", "inspect", "-f", f, &net])
+    );
+    assert_eq!(
+        berth_ok(&d, &["network", "inspect", &net]),
+        d.ok(&["network", "inspect", &net])
     );
     // A container on it, and connected to a second network later.
     let c = unique("bcnet-c");
