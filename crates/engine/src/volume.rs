@@ -39,8 +39,11 @@ pub struct Volume {
     pub driver: String,
     pub mountpoint: String,
     pub created_at: String,
+    /// Docker answers null, not {}, for none.
+    #[serde(serialize_with = "null_if_empty", deserialize_with = "empty_if_null")]
     pub labels: BTreeMap<String, String>,
     pub scope: String,
+    #[serde(serialize_with = "null_if_empty", deserialize_with = "empty_if_null")]
     pub options: BTreeMap<String, String>,
     /// Size and reference count; only filled when asked (system df).
     pub usage_data: Option<UsageData>,
@@ -366,6 +369,23 @@ impl Engine {
         })?;
         Ok(data)
     }
+}
+
+fn null_if_empty<S: serde::Serializer>(
+    m: &BTreeMap<String, String>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    if m.is_empty() {
+        s.serialize_none()
+    } else {
+        m.serialize(s)
+    }
+}
+
+fn empty_if_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<BTreeMap<String, String>, D::Error> {
+    Ok(Option::<BTreeMap<String, String>>::deserialize(d)?.unwrap_or_default())
 }
 
 fn users_in(t: &crate::Table, name: &str) -> Vec<String> {

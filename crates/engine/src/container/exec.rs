@@ -94,8 +94,7 @@ impl Engine {
             process["cwd"] = Value::String(w.clone());
         }
         if let Some(u) = e.config.user.as_ref().filter(|u| !u.is_empty()) {
-            let (uid, gid) = berth_image::rootfs::resolve_user(u, &dir.join("rootfs"))
-                .map_err(|err| EngineError::InvalidArgument(err.to_string()))?;
+            let (uid, gid) = super::options::resolve_user(u, &dir.join("rootfs"))?;
             process["user"] = serde_json::json!({"uid": uid, "gid": gid});
         }
         Ok(process)

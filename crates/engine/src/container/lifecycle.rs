@@ -275,14 +275,7 @@ impl Engine {
                 EngineError::InvalidArgument(format!("creating working directory {wd}: {e}"))
             })?;
         }
-        let ids =
-            berth_image::rootfs::resolve_user(c.config.user.as_deref().unwrap_or(""), &rootfs)
-                .map_err(|e| {
-                    EngineError::InvalidArgument(format!(
-                        "unable to find user {}: {e}",
-                        c.config.user.as_deref().unwrap_or("")
-                    ))
-                })?;
+        let ids = super::options::resolve_user(c.config.user.as_deref().unwrap_or(""), &rootfs)?;
         let mut spec = spec::generate(c, argv, env, ids, crate::cgroup_v2(), &dir)?;
         self.apply_options(c, &mut spec, &rootfs, ids.1)?;
         let p = dir.join("config.json");

@@ -189,6 +189,22 @@ fn walk_devices(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// `-u user[:group]` resolved in the image. A numeric uid the image's
+/// passwd does not list gets gid 0, as runc does for docker run/exec
+/// (unlike COPY --chown, where the uid doubles as gid).
+pub(crate) fn resolve_user(user: &str, rootfs: &Path) -> Result<(u32, u32)> {
+    let (uid, gid) = berth_image::rootfs::resolve_user(user, rootfs)
+        .map_err(|e| bad(format!("unable to find user {user}: {e}")))?;
+    if !user.contains(':') && user.parse::<u32>().is_ok() {
+        let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+        let listed = passwd.lines().any(|l| l.split(':').nth(2) == Some(user));
+        if !listed {
+            return Ok((uid, 0));
+        }
+    }
+    Ok((uid, gid))
+}
+
 /// Supplementary groups: the user's groups in the image's /etc/group
 /// (as Docker resolves them), then `--group-add` names or ids.
 fn additional_gids(c: &Container, rootfs: &Path, gid: u32) -> Result<Vec<u32>> {
@@ -530,6 +546,17 @@ mod tests {
         assert!(check_sysctl("net.ipv4.ip_forward", true, false).is_err());
         assert!(check_sysctl("kernel.shmmax", false, false).is_ok());
         assert!(check_sysctl("kernel.panic", false, false).is_err());
+    }
+
+    #[test]
+    fn numeric_users() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("etc")).unwrap();
+        std::fs::write(t.path().join("etc/passwd"), "bob:x:1000:1001::/h:/bin/sh\n").unwrap();
+        assert_eq!(resolve_user("1000", t.path()).unwrap(), (1000, 1001));
+        assert_eq!(resolve_user("2000", t.path()).unwrap(), (2000, 0));
+        assert_eq!(resolve_user("2000:7", t.path()).unwrap(), (2000, 7));
+        assert!(resolve_user("nosuch", t.path()).is_err());
     }
 
     #[test]
