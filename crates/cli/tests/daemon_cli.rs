@@ -209,6 +209,31 @@ fn run_exit_codes_stdin_and_container_commands() {
     );
     assert_eq!(berth(&d, &["exec", &name, "sh", "-c", "exit 4"]).code, 4);
     assert_eq!(
+        berth_ok(&d, &["exec", "-d", &name, "sh", "-c", "echo bg > /tmp/bg"]),
+        ""
+    );
+    let end = Instant::now() + Duration::from_secs(10);
+    while berth(&d, &["exec", &name, "cat", "/tmp/bg"]).stdout != "bg\n" {
+        assert!(Instant::now() < end, "exec -d never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // logs -t: docker's RFC 3339 nanosecond prefix.
+    let t = berth_ok(&d, &["logs", "-t", &name]);
+    let (ts, line) = t
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_once(' ')
+        .unwrap_or_default();
+    assert!(
+        ts.len() >= 20
+            && ts.as_bytes()[4] == b'-'
+            && ts.as_bytes()[10] == b'T'
+            && ts.ends_with('Z')
+            && line == "out",
+        "{t}"
+    );
+    assert_eq!(
         berth_stdin(&d, &["exec", "-i", &name, "cat"], Some(b"piped")).stdout,
         "piped"
     );
@@ -269,6 +294,15 @@ fn run_exit_codes_stdin_and_container_commands() {
     assert_eq!(header_cols(&ps), header_cols(&dps), "ps header");
     assert_eq!(ps.lines().count(), dps.lines().count());
     assert_eq!(berth_ok(&d, &["ps", "-q"]), d.ok(&["ps", "-q"]));
+    assert_eq!(berth_ok(&d, &["ps", "-l", "-q"]), d.ok(&["ps", "-l", "-q"]));
+    assert_eq!(
+        berth_ok(&d, &["ps", "-n", "1", "--no-trunc", "-q"]),
+        format!("{id}\n")
+    );
+    assert_eq!(
+        header_cols(&berth_ok(&d, &["ps", "-s"])),
+        header_cols(&d.ok(&["ps", "-s"]))
+    );
     let f = "{{.ID}} {{.Names}} {{.Image}} {{.Command}} {{.State}}";
     assert_eq!(
         berth_ok(&d, &["ps", "--format", f]),
@@ -802,6 +836,19 @@ fn container_operations_match_docker() {
         "kept\n"
     );
     assert_eq!(berth_ok(&d, &["volume", "rm", &v]), format!("{v}\n"));
+    // An anonymous volume left by a removed container goes with prune.
+    let c = unique("berth-cli-anon");
+    berth_ok(&d, &["run", "--name", &c, "-v", "/anon", IMAGE, "true"]);
+    let anon = berth_ok(
+        &d,
+        &["inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", &c],
+    );
+    berth_ok(&d, &["rm", &c]);
+    let pruned = berth_ok(&d, &["volume", "prune", "-f"]);
+    assert!(
+        pruned.contains(anon.trim()) && pruned.contains("Total reclaimed space:"),
+        "{pruned}"
+    );
     let o = berth(&d, &["volume", "inspect", &v]);
     assert_eq!(o.code, 1);
     assert!(
