@@ -37,6 +37,7 @@ fn starts_a_daemon_when_none_answers() {
         root: tmp("berth-cli-root-", "/var/tmp"),
         exec_root: tmp("bc", "/run"),
         docker_config: tmp("berth-cli-dcfg-", "/tmp"),
+        env: Vec::new(),
     };
     let t = Instant::now();
     let o = berth(&d, &["version", "--format", "{{.Server.ApiVersion}}"]);

@@ -74,6 +74,8 @@ pub struct Engine {
     pub(crate) changed: Condvar,
     pub(crate) events: events::EventLog,
     pub(crate) nets: Mutex<network::NetTable>,
+    /// Packet rules, published ports, DNS (lock after `nets`, never before).
+    pub(crate) packet: Mutex<network::packet::PacketState>,
 }
 
 impl Engine {
@@ -89,6 +91,7 @@ impl Engine {
         if let Err(e) = berth_builder::build::cleanup_stale(&paths.root) {
             eprintln!("berthd: cleaning up interrupted builds: {e}");
         }
+        let packet = network::packet::PacketState::new(&paths);
         let engine = Arc::new(Engine {
             paths,
             images,
@@ -96,11 +99,13 @@ impl Engine {
             changed: Condvar::new(),
             events: events::EventLog::new(),
             nets: Mutex::new(network::NetTable::default()),
+            packet: Mutex::new(packet),
         });
         engine.volumes_cleanup()?;
         engine.networks_open()?;
         engine.restore()?;
         engine.networks_reconcile()?;
+        engine.packet_restore()?;
         Ok(engine)
     }
 
@@ -124,11 +129,14 @@ impl Engine {
             root: self.paths.root.clone(),
             cgroup_version: if cgroup_v2() { "2" } else { "1" },
             runtime: self.paths.runtime.clone(),
+            warnings: self.packet().fallback.iter().cloned().collect(),
         })
     }
 }
 
 pub struct Info {
+    /// `/info`'s Warnings (e.g. nftables unavailable).
+    pub warnings: Vec<String>,
     pub containers: usize,
     pub running: usize,
     pub stopped: usize,

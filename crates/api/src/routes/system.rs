@@ -108,7 +108,7 @@ pub async fn info(engine: Arc<Engine>) -> Result<Resp> {
             "ServerVersion": berth_engine::VERSION, "Runtimes": {runtime.clone(): {"path": runtime}},
             "DefaultRuntime": runtime, "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
             "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "", "SecurityOptions": ["name=seccomp,profile=builtin"],
-            "Warnings": [],
+            "Warnings": i.warnings,
         }),
     ))
 }

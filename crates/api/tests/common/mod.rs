@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -29,10 +31,11 @@ pub fn require_root() {
     assert_eq!(unsafe { libc::geteuid() }, 0, "these tests need root");
 }
 
-/// berth-shim and berth-runtime beside berthd (built if this crate was built alone).
+/// berth-shim, berth-runtime and berth-proxy beside berthd (built if this
+/// crate was built alone).
 fn ensure_helpers() {
     let dir = Path::new(BERTHD.as_str()).parent().unwrap();
-    if ["berthd", "berth-shim", "berth-runtime"]
+    if ["berthd", "berth-shim", "berth-runtime", "berth-proxy"]
         .iter()
         .all(|b| dir.join(b).is_file())
     {
@@ -48,13 +51,15 @@ fn ensure_helpers() {
         "berth-shim",
         "-p",
         "berth-runtime",
+        "-p",
+        "berth-network",
     ]);
     if dir.ends_with("release") {
         cmd.arg("--release");
     }
     assert!(
         cmd.status().unwrap().success(),
-        "building berth-shim/berth-runtime failed"
+        "building berth-shim/berth-runtime/berth-proxy failed"
     );
 }
 
@@ -77,10 +82,16 @@ pub struct Daemon {
     pub root: tempfile::TempDir,
     pub exec_root: tempfile::TempDir,
     pub docker_config: tempfile::TempDir,
+    /// Extra environment for berthd (e.g. BERTH_NFTABLES=0).
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Daemon::start_with_env(&[])
+    }
+
+    pub fn start_with_env(env: &[(&str, &str)]) -> Daemon {
         require_root();
         require_registry();
         ensure_helpers();
@@ -96,6 +107,10 @@ impl Daemon {
             root: tmp("berthd-root-", "/var/tmp"),
             exec_root: tmp("bd", "/run"),
             docker_config: tmp("berthd-dcfg-", "/tmp"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         d.spawn();
         d
@@ -119,6 +134,7 @@ impl Daemon {
             .arg(self.root.path())
             .arg("--exec-root")
             .arg(self.exec_root.path())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -274,6 +290,35 @@ impl Daemon {
             let ports = links_on_bridge(&b);
             assert!(ports.is_empty(), "veths left on {b}: {ports:?}");
         }
+        let rules = self.nft_rules();
+        assert!(
+            !rules.contains("dnat to"),
+            "published-port rules left: {rules}"
+        );
+    }
+
+    /// This daemon's nftables table: named after its default bridge
+    /// (`berth` for the usual root's `berth0`), as berthd names it.
+    pub fn firewall(&self) -> Option<berth_network::firewall::Firewall> {
+        let dir = self.root.path().join("networks");
+        let default = std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+            (v["name"] == "bridge").then(|| v["bridge"].as_str().map(String::from))?
+        })?;
+        let table = if default == "berth0" {
+            "berth".to_string()
+        } else {
+            default
+        };
+        berth_network::firewall::Firewall::new(&table).ok()
+    }
+
+    /// The daemon's nftables rules ("" without a table).
+    pub fn nft_rules(&self) -> String {
+        self.firewall()
+            .and_then(|f| f.list().unwrap())
+            .unwrap_or_default()
     }
 
     /// The bridge devices of this daemon's networks (from its records).
@@ -355,6 +400,10 @@ impl Drop for Daemon {
                 let _ = Command::new("ip").args(["link", "delete", &port]).output();
             }
             let _ = Command::new("ip").args(["link", "delete", &b]).output();
+        }
+        // And its nftables table (and marked iptables rules, if any).
+        if let Some(fw) = self.firewall() {
+            let _ = fw.clear();
         }
     }
 }

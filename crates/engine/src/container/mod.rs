@@ -144,7 +144,7 @@ impl Engine {
                     image_id: c.image.clone(),
                     command: command.join(" "),
                     created: unix_secs(&c.created),
-                    ports: Vec::new(),
+                    ports: crate::network::packet::summary_ports(&c.network_settings.ports),
                     labels: c.config.labels.clone().unwrap_or_default(),
                     state: c.state.status.clone(),
                     status: c.status_text(),

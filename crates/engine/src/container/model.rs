@@ -187,13 +187,8 @@ pub struct CreateRequest {
     pub networking_config: NetworkingConfig,
 }
 
-/// One `-p` binding.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct PortBinding {
-    pub host_ip: String,
-    pub host_port: String,
-}
+/// One `-p` binding (`{"HostIp": "", "HostPort": "8080"}`).
+pub use berth_network::ports::PortBinding;
 
 /// `create`'s per-network requests (`--network-alias`, `--ip`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

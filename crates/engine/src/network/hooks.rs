@@ -38,12 +38,14 @@ pub struct EndpointInfo {
 impl Engine {
     /// A bridge network exists and its bridge is up (daemon start, network
     /// create): install its rules, start its DNS.
-    pub(crate) fn network_up_hook(&self, _net: &Network) -> Result<()> {
-        Ok(())
+    pub(crate) fn network_up_hook(&self, net: &Network) -> Result<()> {
+        self.packet_network_up(net)
     }
 
     /// A network is about to be removed (its bridge follows).
-    pub(crate) fn network_down_hook(&self, _net: &Network) {}
+    pub(crate) fn network_down_hook(&self, net: &Network) {
+        self.packet_network_down(net)
+    }
 
     /// An endpoint is plumbed, the container's process has not started
     /// yet: publish its ports and add its names to the network's DNS. The
@@ -51,12 +53,14 @@ impl Engine {
     /// bindings, None for exposed but unpublished).
     pub(crate) fn endpoint_up_hook(
         &self,
-        _ep: &EndpointInfo,
+        ep: &EndpointInfo,
     ) -> Result<BTreeMap<String, Option<Vec<PortBinding>>>> {
-        Ok(BTreeMap::new())
+        self.packet_endpoint_up(ep)
     }
 
     /// The endpoint is about to go (exit, stop, rm, disconnect): withdraw
     /// its ports and names. Must not fail; cleanup goes on regardless.
-    pub(crate) fn endpoint_down_hook(&self, _ep: &EndpointInfo) {}
+    pub(crate) fn endpoint_down_hook(&self, ep: &EndpointInfo) {
+        self.packet_endpoint_down(ep)
+    }
 }

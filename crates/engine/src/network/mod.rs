@@ -5,6 +5,7 @@
 
 pub mod endpoint;
 pub mod hooks;
+pub mod packet;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -610,18 +611,22 @@ impl Engine {
         Ok(removed)
     }
 
+    /// Snapshots of the running containers.
+    pub(crate) fn running_containers(&self) -> Vec<crate::Container> {
+        self.lock()
+            .containers
+            .values()
+            .filter(|c| c.state.running)
+            .cloned()
+            .collect()
+    }
+
     /// After the containers are restored: give back addresses held by
     /// containers that are not running (exits while the daemon was down, a
     /// crash between allocation and record) and delete host veths on our
     /// bridges that no running container owns.
     pub(crate) fn networks_reconcile(&self) -> Result<()> {
-        let live: Vec<crate::Container> = self
-            .lock()
-            .containers
-            .values()
-            .filter(|c| c.state.running)
-            .cloned()
-            .collect();
+        let live = self.running_containers();
         let live_ids: Vec<&str> = live.iter().map(|c| c.id.as_str()).collect();
         let live_veths: Vec<String> = live
             .iter()
