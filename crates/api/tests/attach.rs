@@ -176,6 +176,44 @@ fn attach_tty_detach_keys_and_stream() {
         "{{.Action}}",
     ]);
     assert_eq!(ev.trim(), "detach");
+    // An exec session detaches the same way and its process runs on.
+    let body = r#"{"AttachStdin":true,"AttachStdout":true,"AttachStderr":true,"Tty":true,"Cmd":["sh"],"DetachKeys":"ctrl-y"}"#;
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    write!(
+        s,
+        "POST /containers/{name}/exec HTTP/1.0\r\nHost: b\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let exec: serde_json::Value =
+        serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let exec_id = exec["Id"].as_str().unwrap().to_string();
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    let start = r#"{"Detach":false,"Tty":true}"#;
+    write!(
+        s,
+        "POST /exec/{exec_id}/start HTTP/1.1\r\nHost: b\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{start}",
+        start.len()
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(b"echo mark$((80+8))\r").unwrap();
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("mark88") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    s.write_all(b"\x19").unwrap();
+    s.read_to_end(&mut Vec::new()).unwrap();
+    let (code, inspect) = d.http("GET", &format!("/exec/{exec_id}/json"));
+    assert_eq!(code, 200);
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(inspect["Running"], true, "{inspect}");
+    assert_eq!(inspect["DetachKeys"], "ctrl-y");
     // The shell kept its stdin: it still answers.
     let mut a = PtyDocker::spawn(&d, &["attach", &name]);
     std::thread::sleep(Duration::from_millis(500));

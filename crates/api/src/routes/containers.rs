@@ -213,6 +213,9 @@ pub async fn logs(engine: Arc<Engine>, id: String, req: Request<Incoming>) -> Re
 
 pub async fn exec_create(engine: Arc<Engine>, id: String, req: Request<Incoming>) -> Result<Resp> {
     let cfg: ExecConfig = body_json(req).await?;
+    if let Some(k) = cfg.detach_keys.as_deref().filter(|k| !k.is_empty()) {
+        hijack::parse_detach_keys(k)?;
+    }
     let exec_id = blocking(move || engine.exec_create(&id, cfg)).await?;
     Ok(json(StatusCode::CREATED, &json!({ "Id": exec_id })))
 }
@@ -240,17 +243,34 @@ pub async fn exec_start(engine: Arc<Engine>, id: String, req: Request<Incoming>)
     let mut req = Request::from_parts(parts, ());
     let e = engine.clone();
     let id2 = id.clone();
-    let stream = blocking(move || e.exec_start(&id2, start.detach)).await?;
+    let (stream, keys) = blocking(move || {
+        let keys = e.exec_inspect(&id2)?.detach_keys;
+        Ok((e.exec_start(&id2, start.detach)?, keys))
+    })
+    .await?;
+    let keys = if keys.is_empty() {
+        hijack::DEFAULT_DETACH_KEYS
+    } else {
+        &keys
+    };
+    let keys = hijack::parse_detach_keys(keys)?;
     match stream {
         None => Ok(empty(StatusCode::OK)),
-        Some((s, tty)) => hijack::upgrade(
-            &mut req,
-            s,
-            tty,
-            None,
-            move || engine.exec_stream_ended(&id),
-            || {},
-        ),
+        Some((s, tty)) => {
+            let (e, id2) = (engine.clone(), id.clone());
+            hijack::upgrade(
+                &mut req,
+                s,
+                tty,
+                Some(keys),
+                move || engine.exec_stream_ended(&id),
+                move || {
+                    if let Ok(x) = e.exec_inspect(&id2) {
+                        e.emit_container(&x.container_id, "exec_detach", &[("execID", id2)]);
+                    }
+                },
+            )
+        }
     }
 }
 

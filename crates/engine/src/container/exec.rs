@@ -210,6 +210,7 @@ impl Engine {
             open_stderr: e.config.attach_stderr,
             container_id: e.container_id.clone(),
             pid: e.pid,
+            detach_keys: e.config.detach_keys.clone().unwrap_or_default(),
             process_config: serde_json::json!({
                 "tty": e.config.tty,
                 "entrypoint": e.config.cmd.as_ref().and_then(|c| c.first()),

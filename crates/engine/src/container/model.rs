@@ -414,6 +414,8 @@ pub struct ExecConfig {
     pub user: Option<String>,
     pub working_dir: Option<String>,
     pub privileged: bool,
+    /// Keys that end an attached tty session (`ctrl-p,ctrl-q` when unset).
+    pub detach_keys: Option<String>,
 }
 
 /// `GET /exec/{id}/json`.
@@ -431,4 +433,5 @@ pub struct ExecInspect {
     pub container_id: String,
     pub pid: i32,
     pub process_config: serde_json::Value,
+    pub detach_keys: String,
 }

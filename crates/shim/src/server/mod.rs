@@ -477,10 +477,10 @@ impl Shim {
                 proc, stdin: true, ..
             } => {
                 // An exec's stdin belongs to this client alone; the init's
-                // is closed only with --stdin-once (docker run -i), and not
-                // on a tty, where the client's end (or its detach keys) must
-                // leave the process running, as in Docker.
-                if proc != 0 || (self.opts.stdin_once && !self.opts.tty) {
+                // is closed only with --stdin-once (docker run -i). A tty's
+                // is never closed (see flush_stdin), so a detached client
+                // leaves the process running.
+                if proc != 0 || self.opts.stdin_once {
                     self.procs[proc].stdin_close = true;
                     self.flush_stdin(proc);
                 }
