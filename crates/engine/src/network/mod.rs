@@ -254,6 +254,24 @@ fn pools() -> Vec<Subnet> {
         .collect()
 }
 
+/// Host-wide: a subnet is picked from the host's routes and becomes a route
+/// only once its bridge has the address. Two daemons starting at once (tests
+/// run many) would pick the same one in between; this lock closes that gap.
+fn subnet_lock() -> Result<std::fs::File> {
+    let p = Path::new("/run/berth-subnets.lock");
+    let f = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(p)
+        .map_err(|e| io_err("open", p, e))?;
+    // SAFETY: flock on a descriptor we own; released when the file closes.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+        return Err(io_err("lock", p, std::io::Error::last_os_error()));
+    }
+    Ok(f)
+}
+
 fn host_routes() -> Result<Vec<berth_network::netlink::Route>> {
     Ok(Netlink::open()?.routes()?)
 }
@@ -278,6 +296,7 @@ impl Engine {
         let dir = self.paths.networks();
         std::fs::create_dir_all(dir.join("ipam")).map_err(|e| io_err("create", &dir, e))?;
         let mut t = self.nets();
+        let _subnets = subnet_lock()?;
         for e in std::fs::read_dir(&dir)
             .map_err(|e| io_err("read", &dir, e))?
             .flatten()
@@ -428,6 +447,8 @@ impl Engine {
                 "bridge name {bridge} is already used by another network"
             )));
         }
+        // Held until the bridge holds its address (end of this function).
+        let _subnets = subnet_lock()?;
         let routes = host_routes()?;
         let others = t.subnets();
         let pool = match configs.first() {
