@@ -91,6 +91,27 @@ fn run_options_match_dockerd() {
         (&["-v", "/etc-copy"], "stat -c '%a %u' /etc-copy"),
         (&["--entrypoint", "", "-e", "X=1"], "echo $X"),
         (&["--hostname", "boxy"], "hostname; cat /etc/hostname"),
+        (&["--init"], "cat /proc/1/cmdline | tr '\\0' ' '"),
+        (
+            &["--ipc", "none"],
+            "grep -c ' /dev/shm ' /proc/mounts || true",
+        ),
+        (
+            &["--device", "/dev/null:/dev/mynull:rw"],
+            "ls -l /dev/mynull | cut -c1-10,35-",
+        ),
+        (
+            &["--memory", "64m", "--pids-limit", "50"],
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max",
+        ),
+        (
+            &["--cpus", "0.5", "--cpu-shares", "512"],
+            "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu.weight",
+        ),
+        (
+            &[],
+            "ls /dev | tr '\\n' ' '",
+        ),
     ];
     let mut diffs = Vec::new();
     for (opts, script) in cases {
