@@ -6,14 +6,15 @@
 # the legacy docker builder (DOCKER_BUILDKIT=0) and `buildah bud --layers`,
 # alternating tools in each round. Three scenarios:
 #   cold    no build cache; the base image is already present for every tool
-#           (berth: fresh --root + untimed `berth pull`; docker: `builder prune -af`
+#           (berth: a private berthd on a fresh --root + untimed `berth pull`, builds
+#           through it; docker: `builder prune -af`
 #           + built images removed + --no-cache; buildah: fresh storage root +
 #           untimed `buildah pull`)
 #   cached  the same build again, nothing changed
 #   onefile one source file in the context changes content, then rebuild
 # Prints medians, p10/p90 and ratios vs BuildKit.
 #
-#   cargo build --release -p berth-cli && bench/build/run.sh     # as root; RUNS=3
+#   cargo build --release -p berth-cli -p berth-api && bench/build/run.sh   # as root; RUNS=3
 #   TOOLS="berth buildkit" RUNS=5 bench/build/run.sh
 #   FILES=2000 MB=30 bench/build/run.sh
 #   PROFILE=1 bench/build/run.sh   # + perf stat / perf record of one more Berth cold build
@@ -31,8 +32,16 @@ DOCKER=/usr/bin/docker
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 
 T=$(mktemp -d /var/tmp/bench-build.XXXXXX)
+# berthd's exec root: short, shim socket paths must fit in sun_path.
+BX=$(mktemp -d /run/bbx.XXXXXX)
 TAG=bench-build-$$
+BERTHD_PID=
+stop_berthd() {
+  if [ -n "$BERTHD_PID" ]; then kill "$BERTHD_PID" 2>/dev/null || true; wait "$BERTHD_PID" 2>/dev/null || true; BERTHD_PID=; fi
+}
 cleanup() {
+  stop_berthd
+  rm -rf "$BX"
   for t in buildkit legacy; do $DOCKER rmi -f "$TAG-$t:latest" >/dev/null 2>&1 || true; done
   for d in "$T"/buildah-*; do
     [ -d "$d" ] && buildah --root "$d/root" --runroot "$d/run" --storage-driver overlay rm -a >/dev/null 2>&1 || true
@@ -43,6 +52,7 @@ cleanup() {
 trap cleanup EXIT
 
 cp "${BERTH:-$REPO/target/release/berth}" "$T/berth"
+cp "${BERTHD:-$REPO/target/release/berthd}" "$T/berthd"
 bash "$SHARED/fixtures/registry.sh" status >/dev/null 2>&1 || bash "$SHARED/fixtures/registry.sh" start >/dev/null
 if [[ " $TOOLS " == *" buildkit "* || " $TOOLS " == *" legacy "* ]]; then
   "$SHARED/fixtures/dockerd.sh" status >/dev/null 2>&1 || "$SHARED/fixtures/dockerd.sh" start >/dev/null
@@ -93,10 +103,19 @@ echo "context: $(find "$C" -type f | wc -l) files, $(du -sm "$C" | cut -f1) MB"
 now() { echo "${EPOCHREALTIME/./}"; }
 LOGS=$T/logs; mkdir -p "$LOGS"
 
+# Berth builds go through its daemon, as `berth build` does by default: a
+# private berthd on a fresh --root for every cold round (the context is sent
+# as a tar, like docker's).
+export BERTH_HOST=unix://$BX/berthd.sock
 b_prep_cold() {
-  rm -rf "$T/berth-root"; "$T/berth" --root "$T/berth-root" pull "$BASE" >/dev/null 2>&1
+  stop_berthd
+  rm -rf "$T/berth-root" "$BX"/*
+  "$T/berthd" -H "$BERTH_HOST" --root "$T/berth-root" --exec-root "$BX" >"$LOGS/berthd.log" 2>&1 &
+  BERTHD_PID=$!
+  for _ in $(seq 200); do [ -S "$BX/berthd.sock" ] && break; sleep 0.05; done
+  "$T/berth" pull "$BASE" >/dev/null 2>&1
 }
-b_build() { "$T/berth" --root "$T/berth-root" build -t "$TAG:latest" "$C"; }
+b_build() { "$T/berth" build --progress plain -t "$TAG:latest" "$C"; }
 
 d_prep_cold() { # $1=buildkit|legacy
   $DOCKER rmi -f "$TAG-buildkit:latest" "$TAG-legacy:latest" >/dev/null 2>&1 || true
@@ -198,15 +217,18 @@ fi
 if [ -n "${PROFILE:-}" ] && [[ " $TOOLS " == *" berth "* ]]; then
   echo; echo "perf: one more Berth cold build (perf stat + perf record -g)"
   printf 'unit 7\nline a\nline b\n' >"$C/src/unit7.c"; b_prep_cold
-  perf stat -e task-clock,context-switches,page-faults -o "$T/perf.stat" -- "$T/berth" --root "$T/berth-root" build -t "$TAG:p" "$C" >"$LOGS/berth-perf-stat.log" 2>&1
+  # The daemon does the work: profile berthd (whole system, for the build's duration).
+  perf stat -a -e task-clock,context-switches,page-faults -o "$T/perf.stat" -- "$T/berth" build --progress plain -t "$TAG:p" "$C" >"$LOGS/berth-perf-stat.log" 2>&1
   grep -E 'task-clock|elapsed|user|sys' "$T/perf.stat"
   grep -E 'COPY data|DONE' "$LOGS/berth-perf-stat.log" | paste - - | grep -v 'DONE 0.0s' | head -12 || true
   b_prep_cold
-  perf record -q -g -o "$T/perf.data" -- "$T/berth" --root "$T/berth-root" build -t "$TAG:p" "$C" >/dev/null 2>&1
+  perf record -q -g -p "$BERTHD_PID" -o "$T/perf.data" -- "$T/berth" build -t "$TAG:p" "$C" >/dev/null 2>&1
   perf report -i "$T/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12 || true
   if command -v strace >/dev/null; then
     b_prep_cold
-    strace -f -c -o "$T/strace.txt" -- "$T/berth" --root "$T/berth-root" build -t "$TAG:p" "$C" >/dev/null 2>&1 || true
+    strace -f -c -p "$BERTHD_PID" -o "$T/strace.txt" & SP=$!; sleep 0.5
+    "$T/berth" build -t "$TAG:p" "$C" >/dev/null 2>&1 || true
+    kill -INT "$SP"; wait "$SP" 2>/dev/null || true
     head -14 "$T/strace.txt"
   fi
 fi

@@ -221,3 +221,34 @@ fn step_layers_are_stored_in_layer_form() {
         m.dir.join("h2").metadata().unwrap().ino()
     );
 }
+
+#[test]
+fn platform_args_and_foreign_run() {
+    let e = env();
+    let ctx = e.context("ctx");
+    let df = "FROM --platform=$BUILDPLATFORM busybox\nARG TARGETARCH\nARG BUILDPLATFORM\n\
+              RUN echo $TARGETARCH $BUILDPLATFORM > /p\n";
+    let (r, out) = e.build(&ctx, df, |_| {});
+    let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+    let m = Mounted::new(&e.store, &rec, e.dir.path().join("m"));
+    let host = berth_image::formats::Platform::host();
+    assert_eq!(
+        std::fs::read_to_string(m.dir.join("p")).unwrap().trim(),
+        format!("{} {host}", host.architecture),
+        "{out}"
+    );
+    drop(m);
+    // A foreign stage can be assembled, not run.
+    let mut o = BuildOptions::new(&ctx);
+    o.dockerfile = DockerfileSource::Text("FROM --platform=linux/s390x scratch\nRUN true\n".into());
+    let err = build::build(
+        &e.store,
+        &o,
+        Arc::new(std::sync::Mutex::new(Vec::<u8>::new())),
+    )
+    .expect_err("RUN in a foreign stage");
+    assert!(
+        err.to_string().contains("RUN in a linux/s390x stage"),
+        "{err}"
+    );
+}

@@ -25,7 +25,7 @@ pub struct BuildRequest {
     pub pull: bool,
     /// `default`, `bridge`, `none` or `host` (empty = default).
     pub network: String,
-    /// `os/arch[/variant]`; only the host's platform can be built.
+    /// `os/arch[/variant]` (default: the host's).
     pub platform: Option<String>,
 }
 
@@ -51,14 +51,11 @@ impl Engine {
                 )));
             }
         };
-        if let Some(p) = req.platform.as_deref().filter(|p| !p.is_empty()) {
-            let want: Platform = p.parse()?;
-            let host = Platform::host();
-            if !want.matches(&host) {
-                return Err(EngineError::InvalidArgument(format!(
-                    "platform {p}: only the host platform {host} can be built here (no emulation)"
-                )));
-            }
+        // Another platform is accepted: its base images are pulled, and the
+        // builder refuses RUN in its stages (no emulation).
+        let platform = req.platform.filter(|p| !p.is_empty());
+        if let Some(p) = &platform {
+            p.parse::<Platform>()?;
         }
         let ctx = build::context::from_reader(self.images.root(), context)?;
         let mut o = BuildOptions::new(&ctx.dir);
@@ -92,6 +89,7 @@ impl Engine {
         o.no_cache = req.no_cache;
         o.pull = req.pull;
         o.host_network = host_network;
+        o.platform = platform;
         Ok(build::build(&self.images, &o, out)?)
     }
 

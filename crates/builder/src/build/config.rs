@@ -86,3 +86,8 @@ pub fn scratch(platform: &berth_image::formats::Platform) -> Value {
     }
     v
 }
+
+/// A top-level string field of the image config (`architecture`, `os`).
+pub fn get_top(image: &Value, key: &str) -> String {
+    image[key].as_str().unwrap_or_default().to_string()
+}

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use berth_image::formats::Platform;
 use berth_image::lease::Lease;
 use berth_image::{ImageRecord, ImageStore, Reference};
 use serde_json::json;
@@ -47,8 +48,25 @@ pub fn build(store: &Arc<ImageStore>, opts: &BuildOptions, out: Sink) -> Result<
     let df = dockerfile::parse(&name, &text)?;
     ctx.done(t0);
 
-    // Meta args: usable in FROM lines.
+    // Meta args: usable in FROM lines; BuildKit's automatic platform args
+    // first (a stage sees them after a bare `ARG NAME`).
     let mut meta: BTreeMap<String, String> = BTreeMap::new();
+    let host = Platform::host();
+    let target_platform = match &opts.platform {
+        Some(p) => p
+            .parse::<Platform>()
+            .map_err(|_| Error::Invalid(format!("--platform {p}: expected os/arch[/variant]")))?,
+        None => host.clone(),
+    };
+    for (prefix, p) in [("BUILD", &host), ("TARGET", &target_platform)] {
+        meta.insert(format!("{prefix}PLATFORM"), p.to_string());
+        meta.insert(format!("{prefix}OS"), p.os.clone());
+        meta.insert(format!("{prefix}ARCH"), p.architecture.clone());
+        meta.insert(
+            format!("{prefix}VARIANT"),
+            p.variant.clone().unwrap_or_default(),
+        );
+    }
     for a in &df.meta_args {
         let v = match (opts.build_args.get(&a.name), &a.default) {
             (Some(v), _) => Some(v.clone()),

@@ -54,6 +54,9 @@ pub struct BuildOptions {
     /// `--secret id=…,src=…`: files RUN --mount=type=secret can see; never
     /// stored in a layer, only their ids reach the cache key.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `--platform`: the target platform (default: this machine's). Base
+    /// images are pulled for it; RUN works only in host-platform stages.
+    pub platform: Option<String>,
 }
 
 impl BuildOptions {
@@ -73,6 +76,7 @@ impl BuildOptions {
                 .and_then(|s| s.parse().ok()),
             insecure_registry: true,
             secrets: BTreeMap::new(),
+            platform: None,
         }
     }
 }

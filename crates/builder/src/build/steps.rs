@@ -157,9 +157,19 @@ impl<'a> Ctx<'a> {
         }
         let t = Instant::now();
         self.vertex(&format!("{} FROM {base}", tag(1)));
+        let platform = match &stage.platform {
+            Some(p) => {
+                let v = expand::expand(p, esc, &|n| meta.get(n).cloned())
+                    .map_err(|e| Error::Invalid(format!("FROM --platform={p}: {e}")))?;
+                v.parse::<Platform>().map_err(|_| {
+                    Error::Invalid(format!("FROM --platform={v}: expected os/arch[/variant]"))
+                })?
+            }
+            None => self.default_platform()?,
+        };
         let mut st = if base == "scratch" {
             StageState {
-                image: config::scratch(&Platform::host()),
+                image: config::scratch(&platform),
                 layers: Vec::new(),
                 created: rfc3339(0),
             }
@@ -168,7 +178,7 @@ impl<'a> Ctx<'a> {
                 .clone()
                 .ok_or_else(|| Error::Invalid(format!("stage {base} was not built")))?
         } else {
-            self.image_state(&base, lease)?
+            self.image_state_for(&base, &platform, lease)?
         };
         self.done(t);
         if let Some(e) = self.opts.source_date_epoch {
@@ -206,13 +216,39 @@ impl<'a> Ctx<'a> {
         Ok(st)
     }
 
+    /// The platform stages and `--from` images use unless FROM says
+    /// otherwise: the build's `--platform`, else this machine's.
+    pub(super) fn default_platform(&self) -> Result<Platform> {
+        match &self.opts.platform {
+            Some(p) => p
+                .parse()
+                .map_err(|_| Error::Invalid(format!("--platform {p}: expected os/arch[/variant]"))),
+            None => Ok(Platform::host()),
+        }
+    }
+
     pub(super) fn image_state(&mut self, name: &str, lease: &mut Lease) -> Result<StageState> {
+        let platform = self.default_platform()?;
+        self.image_state_for(name, &platform, lease)
+    }
+
+    fn image_state_for(
+        &mut self,
+        name: &str,
+        platform: &Platform,
+        lease: &mut Lease,
+    ) -> Result<StageState> {
         let r: Reference = name.parse()?;
         let full = r.tagged().unwrap_or_else(|| name.to_string());
+        // A local image of another platform does not do: pull the right one.
         let local = if self.opts.pull {
             None
         } else {
-            self.store.resolve(name).ok()
+            self.store.resolve(name).ok().filter(|rec| {
+                rec.platform
+                    .parse::<Platform>()
+                    .is_ok_and(|p| platform.matches(&p))
+            })
         };
         let rec = match local {
             Some(rec) => rec,
@@ -234,7 +270,10 @@ impl<'a> Ctx<'a> {
                     self.store.clone(),
                     client,
                     &r,
-                    &berth_distribution::PullOptions::default(),
+                    &berth_distribution::PullOptions {
+                        platform: platform.clone(),
+                        ..Default::default()
+                    },
                     Arc::new(berth_distribution::NoProgress),
                 ))?;
                 let _ = full;
@@ -589,6 +628,18 @@ impl<'a> Ctx<'a> {
                     args_used.push(format!("{k}={v}"));
                 }
             }
+        }
+        let stage_platform = Platform {
+            architecture: config::get_top(&st.image, "architecture"),
+            os: config::get_top(&st.image, "os"),
+            variant: None,
+            os_version: None,
+        };
+        let host = Platform::host();
+        if !stage_platform.architecture.is_empty() && !host.matches(&stage_platform) {
+            return Err(Error::Invalid(format!(
+                "RUN in a {stage_platform} stage: this machine is {host} and has no emulation; run steps only in stages of the host platform (FROM --platform=$BUILDPLATFORM)"
+            )));
         }
         let host_network = match r.network.as_deref() {
             Some("host") => true,
