@@ -40,6 +40,9 @@ if ! (( (16#$capeff >> 24) & 1 )); then PUL=(--ulimit nofile=1024:1024 --ulimit 
 BPID=; DPID=; VETH_NS=()
 cleanup() {
   set +e
+  # A daemon that died mid-run: show why before its log goes with $W.
+  [ -n "$DPID" ] && ! kill -0 "$DPID" 2>/dev/null && { echo "private dockerd exited; log tail:" >&2; tail -5 "$W/dockerd.log" >&2; }
+  [ -n "$BPID" ] && ! kill -0 "$BPID" 2>/dev/null && { echo "berthd exited; log tail:" >&2; tail -5 "$W/berthd.log" >&2; }
   ids=$("${BD[@]}" ps -aq 2>/dev/null); [ -n "$ids" ] && "${BD[@]}" rm -f $ids >/dev/null 2>&1
   ids=$("${DD[@]}" ps -aq 2>/dev/null); [ -n "$ids" ] && "${DD[@]}" rm -f $ids >/dev/null 2>&1
   ids=$("${PM[@]}" ps -aq 2>/dev/null); [ -n "$ids" ] && "${PM[@]}" rm -f -t 0 $ids >/dev/null 2>&1
