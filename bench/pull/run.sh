@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # bench/pull: pull `debian` and `multilayer` from the localhost:5000 registry
-# into an empty store with Berth (release build), `skopeo copy` to an OCI dir
+# with Berth (release build; `berth pull` through a private berthd, the image
+# removed before each run so layers come from the registry), `skopeo copy` to an OCI dir
 # (download only, no unpack), `podman pull` (fresh --root/--runroot) and
 # `docker pull` (shared dockerd fixture, image removed first), alternating
 # tools within each round so load changes hit all of them alike. Prints
 # medians, p10/p90 and ratios, plus the decompression limit on this machine.
 #
-#   cargo build --release -p berth-cli && cargo build --release -p berth-image --example gunzip
+#   cargo build --release -p berth-cli -p berth-api && cargo build --release -p berth-image --example gunzip
 #   bench/pull/run.sh            # as root; RUNS=5 by default
 #   TOOLS="berth skopeo" RUNS=9 bench/pull/run.sh
-#   PROFILE=1 bench/pull/run.sh  # + perf record of one Berth debian pull
+#   PROFILE=1 bench/pull/run.sh  # + perf record of berthd during one debian pull
 #
 # Docker note: the shared dockerd holds the fixture tags (debian:bookworm,
 # busybox:latest, ...) on the same image IDs. Each docker run removes every
@@ -27,7 +28,9 @@ SHARED=${BERTH_SHARED:-/work/shared}
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 
 T=$(mktemp -d /var/tmp/bench-pull.XXXXXX)
+BERTHD_PID=
 cleanup() {
+  [ -n "$BERTHD_PID" ] && { kill "$BERTHD_PID" 2>/dev/null; wait "$BERTHD_PID" 2>/dev/null || true; }
   for d in "$T"/podman-*; do
     [ -d "$d" ] && podman --root "$d/root" --runroot "$d/run" system reset -f >/dev/null 2>&1
   done
@@ -37,6 +40,7 @@ trap cleanup EXIT
 
 # A private copy of the binary: a concurrent rebuild can't change it mid-run.
 cp "${BERTH:-$REPO/target/release/berth}" "$T/berth"
+cp "${BERTHD:-$(dirname "${BERTH:-$REPO/target/release/berth}")/berthd}" "$T/berthd"
 GUNZIP=${GUNZIP:-$REPO/target/release/examples/gunzip}
 
 bash "$SHARED/fixtures/registry.sh" status >/dev/null 2>&1 || bash "$SHARED/fixtures/registry.sh" start >/dev/null
@@ -45,6 +49,13 @@ if [[ " $TOOLS " == *" docker "* ]]; then
 fi
 
 now() { echo "${EPOCHREALTIME/./}"; }  # microseconds, no fork
+
+if [[ " $TOOLS " == *" berth "* || "${PROFILE:-0}" = 1 ]]; then
+  "$T/berthd" --host "unix://$T/berthd.sock" --root "$T/berth-root" --exec-root "$T/run" >"$T/berthd.log" 2>&1 &
+  BERTHD_PID=$!
+  for _ in $(seq 100); do curl -fs --unix-socket "$T/berthd.sock" http://x/_ping >/dev/null && break; sleep 0.1; done
+fi
+B=("$T/berth" -H "unix://$T/berthd.sock" --root "$T/berth-root")
 
 docker_tags_of() { docker image inspect --format '{{join .RepoTags " "}}' "$1" 2>/dev/null || true; }
 
@@ -85,8 +96,9 @@ run_one() {  # tool image -> seconds on stdout
     # allocation scan recently deleted inodes (`recently_deleted`), which
     # cost seconds per pull here.
     berth)
-      d="$T/berth-$RANDOM$RANDOM"
-      s=$(now); "$T/berth" --root "$d" pull -q "$REG/$img" >/dev/null; e=$(now) ;;
+      # rmi drops the layers no other image holds: the pull starts empty.
+      "${B[@]}" rmi -f "$REG/$img" >/dev/null 2>&1 || true
+      s=$(now); "${B[@]}" pull -q "$REG/$img" >/dev/null; e=$(now) ;;
     skopeo)
       d="$T/oci-$RANDOM$RANDOM"
       s=$(now); skopeo copy -q --src-tls-verify=false "docker://$REG/$img" "oci:$d:x" >/dev/null; e=$(now) ;;
@@ -154,6 +166,7 @@ done
 [ -x "$GUNZIP" ] && for i in 1 2 3; do "$GUNZIP" "$layer"; done
 
 if [ "${PROFILE:-0}" = 1 ]; then
-  perf record -g -o "$T/perf.data" "$T/berth" --root "$T/berth-root" pull -q "$REG/debian:bookworm" >/dev/null 2>&1
+  "${B[@]}" rmi -f "$REG/debian:bookworm" >/dev/null 2>&1 || true
+  perf record -g -o "$T/perf.data" -p "$BERTHD_PID" -- "${B[@]}" pull -q "$REG/debian:bookworm" >/dev/null 2>&1
   perf report -i "$T/perf.data" --no-children --percent-limit 2 --stdio 2>/dev/null | grep -v '^$' | head -60
 fi

@@ -84,9 +84,9 @@ pub fn reader_body(mut r: impl std::io::Read + Send + 'static) -> ReqBody {
     StreamBody::new(stream).boxed()
 }
 
-/// Where the daemon listens: `-H`, then `BERTH_HOST`, then `DOCKER_HOST`
-/// (when it is a unix socket), then the default.
-pub fn socket_from(host: Option<&str>) -> std::result::Result<PathBuf, String> {
+/// The daemon socket asked for: `-H`, then `BERTH_HOST`, then
+/// `DOCKER_HOST` (when it is a unix socket); None when nothing names one.
+pub fn chosen_socket(host: Option<&str>) -> std::result::Result<Option<PathBuf>, String> {
     let from_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let chosen = match host {
         Some(h) => Some(h.to_string()),
@@ -95,12 +95,12 @@ pub fn socket_from(host: Option<&str>) -> std::result::Result<PathBuf, String> {
         }),
     };
     match chosen {
-        None => Ok(PathBuf::from(DEFAULT_SOCKET)),
+        None => Ok(None),
         Some(h) => {
             if let Some(p) = h.strip_prefix("unix://") {
-                Ok(PathBuf::from(p))
+                Ok(Some(PathBuf::from(p)))
             } else if h.starts_with('/') {
-                Ok(PathBuf::from(h))
+                Ok(Some(PathBuf::from(h)))
             } else {
                 Err(format!(
                     "invalid host {h:?}: only unix:// sockets are supported"
@@ -108,6 +108,20 @@ pub fn socket_from(host: Option<&str>) -> std::result::Result<PathBuf, String> {
             }
         }
     }
+}
+
+/// The socket of the daemon for a non-default `--root`, so that
+/// `berth --root X …` reaches (or starts) the daemon of that store and
+/// never another store's: `/run/berth-<hash of X>/berth.sock`.
+pub fn socket_for_root(root: &Path) -> PathBuf {
+    let canon = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    // FNV-1a: stable across builds (std's hasher is not).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in canon.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    PathBuf::from(format!("/run/berth-{:08x}/berth.sock", h as u32))
 }
 
 /// How to start a daemon when none answers.
@@ -478,18 +492,22 @@ mod tests {
     #[test]
     fn hosts() {
         assert_eq!(
-            socket_from(Some("unix:///tmp/x.sock")).unwrap(),
-            PathBuf::from("/tmp/x.sock")
+            chosen_socket(Some("unix:///tmp/x.sock")).unwrap(),
+            Some(PathBuf::from("/tmp/x.sock"))
         );
         assert_eq!(
-            socket_from(Some("/tmp/y.sock")).unwrap(),
-            PathBuf::from("/tmp/y.sock")
+            chosen_socket(Some("/tmp/y.sock")).unwrap(),
+            Some(PathBuf::from("/tmp/y.sock"))
         );
         assert!(
-            socket_from(Some("tcp://1.2.3.4:2375"))
+            chosen_socket(Some("tcp://1.2.3.4:2375"))
                 .unwrap_err()
                 .contains("only unix://")
         );
+        let a = socket_for_root(Path::new("/nonexistent/a"));
+        assert_eq!(a, socket_for_root(Path::new("/nonexistent/a")));
+        assert_ne!(a, socket_for_root(Path::new("/nonexistent/b")));
+        assert!(a.starts_with("/run") && a.ends_with("berth.sock"), "{a:?}");
     }
 
     #[test]

@@ -34,8 +34,10 @@ struct Cli {
     /// then $DOCKER_HOST (if unix://), then unix:///run/berth/berth.sock.
     #[arg(short = 'H', long)]
     host: Option<String>,
-    /// Root of Berth's persistent state: for local tools, and for a daemon
-    /// this command starts ($BERTH_ROOT, default /var/lib/berth).
+    /// Root of Berth's persistent state ($BERTH_ROOT, default
+    /// /var/lib/berth): local tools read it; without -H, another root is
+    /// served by its own daemon (/run/berth-<hash>/berth.sock, started when
+    /// needed); with -H, the daemon there must keep this root.
     #[arg(long)]
     root: Option<PathBuf>,
     /// Sockets and shim state of a daemon this command starts
@@ -294,8 +296,16 @@ fn env_path(flag: Option<PathBuf>, var: &str) -> Option<PathBuf> {
     })
 }
 
+const DEFAULT_ROOT: &str = "/var/lib/berth";
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    canon(a) == canon(b)
+}
+
 fn run(cli: Cli) -> Result<()> {
-    let root = env_path(cli.root, "BERTH_ROOT").unwrap_or_else(|| "/var/lib/berth".into());
+    let explicit_root = env_path(cli.root, "BERTH_ROOT");
+    let root = explicit_root.clone().unwrap_or_else(|| DEFAULT_ROOT.into());
     // Commands that stay local need no daemon.
     match cli.cmd {
         Cmd::Registry(c) => return Ok(berth_registry::cli::run(c)?),
@@ -322,14 +332,43 @@ fn run(cli: Cli) -> Result<()> {
         }
         _ => {}
     }
-    let socket = client::socket_from(cli.host.as_deref()).map_err(anyhow::Error::msg)?;
+    let chosen = client::chosen_socket(cli.host.as_deref()).map_err(anyhow::Error::msg)?;
+    let socket = match (&chosen, &explicit_root) {
+        (Some(s), _) => s.clone(),
+        (None, Some(r)) if !same_path(r, Path::new(DEFAULT_ROOT)) => client::socket_for_root(r),
+        _ => PathBuf::from(client::DEFAULT_SOCKET),
+    };
     let exec_root = env_path(cli.exec_root, "BERTH_EXEC_ROOT").unwrap_or_else(|| {
         socket
             .parent()
             .map_or_else(|| PathBuf::from("/run/berth"), Path::to_path_buf)
     });
-    let c = Client::new(socket, Some(AutoStart { root, exec_root }))?;
+    let c = Client::new(
+        socket,
+        Some(AutoStart {
+            root: root.clone(),
+            exec_root,
+        }),
+    )?;
+    if let (Some(_), Some(r)) = (&chosen, &explicit_root) {
+        check_root(&c, r)?;
+    }
     dispatch(&c, cli.cmd)
+}
+
+/// With both a socket and `--root`, the daemon there must keep that store:
+/// otherwise the command would silently act on another one.
+fn check_root(c: &Client, root: &Path) -> Result<()> {
+    let info: serde_json::Value = c.get("/info")?;
+    let theirs = info["DockerRootDir"].as_str().unwrap_or("");
+    if !same_path(Path::new(theirs), root) {
+        anyhow::bail!(
+            "the daemon on {} keeps its state in {theirs}, not {}: leave out --root, or use -H with the socket of that root's daemon",
+            c.socket().display(),
+            root.display()
+        );
+    }
+    Ok(())
 }
 
 fn dispatch(c: &Client, cmd: Cmd) -> Result<()> {

@@ -80,6 +80,79 @@ fn starts_a_daemon_when_none_answers() {
 }
 
 #[test]
+fn a_root_without_a_host_gets_a_daemon_of_its_own() {
+    require_root();
+    let root = tempfile::Builder::new()
+        .prefix("berth-cli-ownroot-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(BERTH)
+            .arg("--root")
+            .arg(root.path())
+            .args(args)
+            .env_remove("BERTH_HOST")
+            .env_remove("DOCKER_HOST")
+            .env_remove("BERTH_EXEC_ROOT")
+            .output()
+            .unwrap()
+    };
+    let o = run(&["info", "--format", "{{.DockerRootDir}}"]);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let pid = stderr
+        .split("Started berthd (pid ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|p| p.parse::<i32>().ok())
+        .unwrap_or_else(|| panic!("no daemon started: {stderr}"));
+    let _guard = KillOnDrop(pid);
+    // Its socket and log live in /run/berth-<hash>, never the default one.
+    let log = stderr
+        .split("log ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap()
+        .to_string();
+    let exec_root = Path::new(&log).parent().unwrap().to_path_buf();
+    assert!(
+        exec_root.starts_with("/run")
+            && exec_root
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("berth-"),
+        "{log}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        root.path().to_str().unwrap()
+    );
+    // The same root finds the same daemon.
+    let o = run(&["ps", "-a"]);
+    assert!(o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("Started berthd"));
+    // SAFETY: a plain kill of the daemon this test caused to start.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = std::fs::remove_dir_all(&exec_root);
+}
+
+#[test]
+fn a_root_the_daemon_does_not_keep_is_refused() {
+    let d = Daemon::start();
+    let o = std::process::Command::new(BERTH)
+        .arg("-H")
+        .arg(format!("unix://{}", d.socket().display()))
+        .args(["--root", "/var/tmp/not-this-daemons-root", "images"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("keeps its state in"), "{err}");
+}
+
+#[test]
 fn a_socket_that_is_not_unix_is_refused() {
     let o = std::process::Command::new(BERTH)
         .args(["-H", "tcp://127.0.0.1:2375", "ps"])
