@@ -395,3 +395,22 @@ fn restart_keeps_connectivity_and_reconciles() {
     assert!(!link_exists(&bridge));
     d.finish();
 }
+
+#[test]
+fn bridges_of_deleted_roots_are_collected() {
+    let mut a = Daemon::start();
+    let bridge = bridge_of(&network(&a, "bridge"));
+    assert!(link_exists(&bridge));
+    // A daemon killed and its root gone (as a test daemon's temp dir goes).
+    a.kill9();
+    let root = a.root.path().to_path_buf();
+    let moved = root.with_extension("moved");
+    std::fs::rename(&root, &moved).unwrap();
+    let mut b = Daemon::start();
+    let left = link_exists(&bridge);
+    std::fs::rename(&moved, &root).unwrap();
+    assert!(!left, "bridge {bridge} of a deleted root survived another daemon's start");
+    // A live daemon's bridge is left alone.
+    assert!(link_exists(&bridge_of(&network(&b, "bridge"))));
+    b.finish();
+}

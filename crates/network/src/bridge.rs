@@ -20,6 +20,8 @@ pub struct BridgeSpec {
     pub gateway: Ipv4Addr,
     pub prefix: u8,
     pub mtu: Option<u32>,
+    /// Marks the bridge as its owner's (see [`remove_orphans`]).
+    pub alias: Option<String>,
 }
 
 /// Creates the bridge if missing, gives it its MTU and gateway address,
@@ -40,6 +42,13 @@ pub fn ensure(nl: &mut Netlink, spec: &BridgeSpec) -> Result<()> {
     };
     if let Some(mtu) = spec.mtu.filter(|m| *m != link.mtu) {
         nl.set_mtu(&spec.name, mtu)?;
+    }
+    if let Some(a) = spec
+        .alias
+        .as_ref()
+        .filter(|a| link.alias.as_ref() != Some(*a))
+    {
+        nl.set_alias(&spec.name, a)?;
     }
     let addrs = nl.addresses(&spec.name)?;
     if !addrs.contains(&(spec.gateway, spec.prefix)) {
@@ -73,6 +82,29 @@ pub fn check_ready(nl: &mut Netlink, bridge: &str, gateway: Ipv4Addr) -> Result<
         )));
     }
     Ok(())
+}
+
+/// Deletes the bridges whose alias starts with `prefix` and whose owner
+/// (the rest of the alias) `gone` says no longer exists; returns their names.
+/// A daemon killed with its temp root removed (a test) leaves its bridges
+/// behind; the next daemon collects them instead of letting them pile up
+/// and use up the address pools.
+pub fn remove_orphans(
+    nl: &mut Netlink,
+    prefix: &str,
+    gone: impl Fn(&str) -> bool,
+) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for l in nl.links()? {
+        let Some(owner) = l.alias.as_deref().and_then(|a| a.strip_prefix(prefix)) else {
+            continue;
+        };
+        if gone(owner) {
+            remove(nl, &l.name)?;
+            removed.push(l.name);
+        }
+    }
+    Ok(removed)
 }
 
 /// Deletes the bridge; a missing one is fine.

@@ -35,6 +35,7 @@ const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
+const IFLA_IFALIAS: u16 = 20;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
@@ -66,6 +67,8 @@ pub struct LinkInfo {
     /// The bridge it is enslaved to (ifindex), if any.
     pub master: Option<i32>,
     pub mac: Option<[u8; 6]>,
+    /// The link's alias (`ip link set X alias Y`), if set.
+    pub alias: Option<String>,
 }
 
 /// An IPv4 route from the main table: `dst/prefix` (0.0.0.0/0 for default).
@@ -453,6 +456,19 @@ impl Netlink {
         })
     }
 
+    /// Sets the link's alias: a free-text label (up to 255 bytes) other
+    /// tools show and we use to mark links as ours.
+    pub fn set_alias(&mut self, name: &str, alias: &str) -> Result<()> {
+        if alias.len() > 255 {
+            return Err(NetworkError::InvalidArgument(format!(
+                "alias for {name} is longer than 255 bytes"
+            )));
+        }
+        self.set(name, "set alias of", |m| {
+            m.ifinfo(0, 0, 0).attr(IFLA_IFALIAS, alias.as_bytes());
+        })
+    }
+
     /// Deletes a link (a veth takes its peer with it). Missing is NotFound.
     pub fn delete_link(&mut self, name: &str) -> Result<()> {
         let idx = self.index(name)?;
@@ -584,6 +600,7 @@ fn parse_link(b: &[u8]) -> Option<LinkInfo> {
         mtu: 0,
         master: None,
         mac: None,
+        alias: None,
     };
     for (k, v) in attrs(&b[IFINFOMSG_LEN..]) {
         match k {
@@ -591,6 +608,7 @@ fn parse_link(b: &[u8]) -> Option<LinkInfo> {
             IFLA_MTU => l.mtu = u32_of(v),
             IFLA_MASTER => l.master = Some(u32_of(v) as i32).filter(|i| *i != 0),
             IFLA_ADDRESS if v.len() == 6 => l.mac = Some(v.try_into().ok()?),
+            IFLA_IFALIAS => l.alias = Some(cstr(v)).filter(|a| !a.is_empty()),
             _ => {}
         }
     }

@@ -159,6 +159,7 @@ fn bridge_attach_ping_detach() {
             gateway: Ipv4Addr::new(10, 251, 0, 1),
             prefix: 24,
             mtu: Some(1450),
+            alias: Some("owner:/nonexistent/root".into()),
         };
         let e = bridge::check_ready(nl, "tbr1", spec.gateway).unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
@@ -222,8 +223,16 @@ fn bridge_attach_ping_detach() {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert!(nl.link(&sb.host_veth).unwrap().is_none());
-        bridge::remove(nl, "tbr1").unwrap();
-        bridge::remove(nl, "tbr1").unwrap();
+        assert_eq!(
+            nl.link("tbr1").unwrap().unwrap().alias.as_deref(),
+            Some("owner:/nonexistent/root")
+        );
+        // Owner alive: kept; owner gone: collected.
+        let kept = bridge::remove_orphans(nl, "owner:", |_| false).unwrap();
+        assert!(kept.is_empty());
+        let gone = bridge::remove_orphans(nl, "owner:", |o| o == "/nonexistent/root").unwrap();
+        assert_eq!(gone, ["tbr1"]);
         assert!(nl.link("tbr1").unwrap().is_none());
+        bridge::remove(nl, "tbr1").unwrap();
     });
 }

@@ -195,7 +195,8 @@ impl Engine {
         let plumbed = Netlink::open().and_then(|mut nl| {
             if bridge::check_ready(&mut nl, &net.bridge, pool.gateway).is_err() {
                 // Deleted or downed behind our back: put it back, check again.
-                bridge::ensure(&mut nl, &net.bridge_spec().expect("pool"))?;
+                let spec = net.bridge_spec(&self.paths.root).expect("pool");
+                bridge::ensure(&mut nl, &spec)?;
                 bridge::check_ready(&mut nl, &net.bridge, pool.gateway)?;
             }
             bridge::attach(&mut nl, ns, &spec)

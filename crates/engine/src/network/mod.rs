@@ -26,6 +26,9 @@ pub const DEFAULT_ROOT: &str = "/var/lib/berth";
 pub const DEFAULT_MTU: u32 = 1500;
 const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 const OPT_MTU: &str = "com.docker.network.driver.mtu";
+/// Bridges are labelled `berth-root:<root>` (the link alias), so a daemon
+/// can tell the bridges of a daemon whose root is gone.
+const BRIDGE_ALIAS: &str = "berth-root:";
 
 /// A network as Berth keeps it; [`Network::inspect`] gives Docker's shape.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -54,13 +57,20 @@ impl Network {
         self.driver == "bridge"
     }
 
-    pub(crate) fn bridge_spec(&self) -> Option<BridgeSpec> {
+    pub(crate) fn bridge_spec(&self, root: &Path) -> Option<BridgeSpec> {
         let pool = self.pool.as_ref()?;
         Some(BridgeSpec {
             name: self.bridge.clone(),
             gateway: pool.gateway,
             prefix: pool.prefix(),
             mtu: self.mtu,
+            // Absolute, so another daemon's existence check means the same dir.
+            alias: Some(format!(
+                "{BRIDGE_ALIAS}{}",
+                root.canonicalize()
+                    .unwrap_or_else(|_| root.to_path_buf())
+                    .display()
+            )),
         })
     }
 
@@ -295,6 +305,12 @@ impl Engine {
     pub(crate) fn networks_open(&self) -> Result<()> {
         let dir = self.paths.networks();
         std::fs::create_dir_all(dir.join("ipam")).map_err(|e| io_err("create", &dir, e))?;
+        // Bridges of daemons whose root was deleted (test daemons killed
+        // with their temp dirs): nobody else would remove them, and their
+        // subnets would stay taken.
+        let _ = bridge::remove_orphans(&mut Netlink::open()?, BRIDGE_ALIAS, |root| {
+            Path::new(root).is_absolute() && !Path::new(root).exists()
+        });
         let mut t = self.nets();
         let _subnets = subnet_lock()?;
         for e in std::fs::read_dir(&dir)
@@ -358,7 +374,7 @@ impl Engine {
         let mut nl = Netlink::open()?;
         let nets: Vec<Network> = t.networks.values().cloned().collect();
         for n in nets.iter().filter(|n| n.is_bridge()) {
-            let (Some(spec), Some(pool)) = (n.bridge_spec(), n.pool.clone()) else {
+            let (Some(spec), Some(pool)) = (n.bridge_spec(&self.paths.root), n.pool.clone()) else {
                 continue;
             };
             bridge::ensure(&mut nl, &spec)?;
@@ -492,7 +508,9 @@ impl Engine {
             labels: req.labels.unwrap_or_default(),
             predefined: false,
         };
-        let spec = n.bridge_spec().expect("bridge network has a pool");
+        let spec = n
+            .bridge_spec(&self.paths.root)
+            .expect("bridge network has a pool");
         if let Err(e) = bridge::ensure(&mut nl, &spec) {
             let _ = bridge::remove(&mut nl, &spec.name);
             return Err(e.into());
