@@ -12,7 +12,8 @@ PKGS=(
   runc crun                                   # peer runtimes (interop, benchmarks)
   libseccomp-dev                              # seccomp in berth-runtime
   docker-registry                             # reference registry fixture
-  nftables                                    # Berth's packet rules (crates/network firewall)
+  nftables iptables                           # Berth's packet rules (crates/network firewall)
+  wget                                        # network tests fetch published ports from the host
   tini                                        # --init: static /usr/bin/tini-static bind-mounted as /sbin/docker-init
 )
 # Peers for the interop tests (docker, podman, containerd).

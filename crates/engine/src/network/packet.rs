@@ -43,6 +43,9 @@ pub(crate) struct PacketState {
     /// `<exec-root>/proxies/<container id>`: pids of its proxies, so a
     /// restarted daemon can still stop them.
     proxy_dir: PathBuf,
+    /// Where the embedded DNS sends names it does not know: the host's
+    /// resolvers with `BERTH_DNS_FORWARD=1`, else nowhere (REFUSED at once).
+    dns_upstream: Vec<SocketAddr>,
     /// False while the daemon starts: hooks record, the sync waits for
     /// [`Engine::packet_restore`].
     ready: bool,
@@ -91,6 +94,11 @@ impl PacketState {
             fallback,
             proxy_bin,
             proxy_dir: paths.exec_root.join("proxies"),
+            dns_upstream: if std::env::var("BERTH_DNS_FORWARD").as_deref() == Ok("1") {
+                host_resolvers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+            } else {
+                Vec::new()
+            },
             ready: false,
             networks: BTreeMap::new(),
             published: BTreeMap::new(),
@@ -187,6 +195,17 @@ impl PacketState {
         }
         out
     }
+}
+
+/// `nameserver` lines of a resolv.conf, port 53. Loopback ones included: the
+/// DNS server runs on the host, where they answer.
+fn host_resolvers(resolv: &str) -> Vec<SocketAddr> {
+    resolv
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
 }
 
 /// Stops proxies by pid, only if the pid still is a berth-proxy (pids get reused).
@@ -313,7 +332,7 @@ impl Engine {
         if !net.predefined && !p.dns.contains_key(&net.id) {
             let cfg = DnsConfig {
                 allowed: Some(pool.subnet),
-                upstream: Vec::new(),
+                upstream: p.dns_upstream.clone(),
             };
             match DnsServer::start(SocketAddr::new(IpAddr::V4(pool.gateway), 53), cfg) {
                 Ok(srv) => {
@@ -540,6 +559,20 @@ mod tests {
             serde_json::from_str(r#"{"80/tcp":[{"HostIp":"::1","HostPort":"8080"}]}"#).unwrap();
         let e = requests(&v6, false, &[]).unwrap_err().to_string();
         assert!(e.contains("IPv6"), "{e}");
+    }
+
+    #[test]
+    fn host_resolvers_from_resolv_conf() {
+        let r = host_resolvers(
+            "# x\nnameserver 127.0.0.53\nnameserver  192.0.2.1 \nsearch a\nnameserver bad\n",
+        );
+        assert_eq!(
+            r,
+            vec![
+                "127.0.0.53:53".parse().unwrap(),
+                "192.0.2.1:53".parse().unwrap()
+            ]
+        );
     }
 
     #[test]
