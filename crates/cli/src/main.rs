@@ -260,7 +260,13 @@ pub fn error_text(e: &anyhow::Error) -> String {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // docker's CLI exits 125 on a bad flag or argument; help and version
+    // are not errors.
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let code = if e.use_stderr() { 125 } else { 0 };
+        let _ = e.print();
+        std::process::exit(code);
+    });
     let res = run(cli);
     session::restore_terminal();
     if let Err(e) = res {

@@ -153,6 +153,27 @@ fn a_root_the_daemon_does_not_keep_is_refused() {
 }
 
 #[test]
+fn bad_flags_exit_125_like_docker() {
+    for args in [
+        &["run", "--bogus", "img"][..],
+        &["ps", "--nope"],
+        &["exec", "c"],
+    ] {
+        let o = std::process::Command::new(BERTH)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(125), "{args:?}");
+    }
+    let o = std::process::Command::new(BERTH)
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("--publish"));
+}
+
+#[test]
 fn a_socket_that_is_not_unix_is_refused() {
     let o = std::process::Command::new(BERTH)
         .args(["-H", "tcp://127.0.0.1:2375", "ps"])
