@@ -281,6 +281,47 @@ fn mounts_seed_binds_tmpfs_and_rm() {
         "{o}"
     );
 
+    // A local volume that binds a host dir (type=none, o=bind).
+    let bv = unique("bindvol");
+    let bdir = host.path().join("bound");
+    std::fs::create_dir(&bdir).unwrap();
+    d.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        &format!("device={}", bdir.display()),
+        "--opt",
+        "o=bind",
+        &bv,
+    ]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{bv}:/b"),
+        IMAGE,
+        "sh",
+        "-c",
+        "echo via-volume > /b/f",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(bdir.join("f")).unwrap(),
+        "via-volume\n"
+    );
+    d.ok(&["volume", "rm", &bv]);
+    assert!(
+        bdir.join("f").exists(),
+        "removing the volume must not touch the bound dir"
+    );
+    let o = d.docker(&["run", "--rm", "-v", "a$b:/x", IMAGE, "true"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("\"a$b\" includes invalid characters"),
+        "{}",
+        o.stderr
+    );
+
     // Inspect's Mounts, in Docker's shape.
     let c = unique("mounts");
     d.ok(&[

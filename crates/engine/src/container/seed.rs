@@ -269,7 +269,33 @@ mod tests {
         std::fs::hard_link(src.join("sub/f"), src.join("hard")).unwrap();
         std::os::unix::fs::symlink("sub/f", src.join("ln")).unwrap();
         std::fs::set_permissions(&src, PermissionsExt::from_mode(0o1777)).unwrap();
+        // An xattr, where the test filesystem takes user attributes.
+        let f = cstr(&src.join("sub/f")).unwrap();
+        // SAFETY: valid path, name and value.
+        let xattr = unsafe {
+            libc::lsetxattr(
+                f.as_ptr(),
+                c"user.berth".as_ptr(),
+                b"v1".as_ptr().cast(),
+                2,
+                0,
+            )
+        } == 0;
         copy_tree(&src, &dst).unwrap();
+        if xattr {
+            let d = cstr(&dst.join("sub/f")).unwrap();
+            let mut buf = [0u8; 8];
+            // SAFETY: valid path, name and buffer.
+            let n = unsafe {
+                libc::lgetxattr(
+                    d.as_ptr(),
+                    c"user.berth".as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            assert_eq!(&buf[..n.max(0) as usize], b"v1");
+        }
         let md = std::fs::metadata(dst.join("sub/f")).unwrap();
         assert_eq!(md.mode() & 0o7777, 0o640);
         assert_eq!(std::fs::read_to_string(dst.join("ln")).unwrap(), "x");
