@@ -108,10 +108,7 @@ fn run_options_match_dockerd() {
             &["--cpus", "0.5", "--cpu-shares", "512"],
             "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu.weight",
         ),
-        (
-            &[],
-            "ls /dev | tr '\\n' ' '",
-        ),
+        (&[], "ls /dev | tr '\\n' ' '"),
     ];
     let mut diffs = Vec::new();
     for (opts, script) in cases {
