@@ -3,8 +3,8 @@
 //! (bridge, veth, address, routes) is done by the time the `*_up` hooks
 //! run, and is still in place when the `*_down` hooks run.
 //!
-//! Today they do nothing but carry what that code needs; the module that
-//! fills them owns their bodies (see `berth_network::{firewall, ports, dns}`).
+//! The bodies live in [`super::packet`] (over `berth_network::{firewall,
+//! ports, dns}`); this file is the contract between the two sides.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

@@ -4,6 +4,7 @@
 //! the packet side (firewall, published ports, DNS) plugs in is [`hooks`].
 
 pub mod endpoint;
+mod filters;
 pub mod hooks;
 pub mod packet;
 
@@ -565,7 +566,7 @@ impl Engine {
         let nets: Vec<Network> = self.nets().networks.values().cloned().collect();
         let mut out: Vec<(String, Value)> = nets
             .iter()
-            .filter(|n| network_matches(n, filters))
+            .filter(|n| filters::network_matches(n, filters))
             .map(|n| (n.name.clone(), n.inspect(&self.endpoints_on(&n.id))))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -636,7 +637,7 @@ impl Engine {
             .networks
             .values()
             .filter(|n| !n.predefined && !used.contains(&n.id))
-            .filter(|n| prune_matches(n, filters))
+            .filter(|n| filters::prune_matches(n, filters))
             .cloned()
             .collect();
         let mut removed = Vec::new();
@@ -704,73 +705,11 @@ impl Engine {
     }
 }
 
-fn filter_values(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(a) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect(),
-        Value::Object(o) => o.keys().cloned().collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn label_matches(labels: &BTreeMap<String, String>, want: &str) -> bool {
-    match want.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-        None => labels.contains_key(want),
-    }
-}
-
-fn network_matches(n: &Network, filters: &Value) -> bool {
-    let Some(obj) = filters.as_object() else {
-        return true;
-    };
-    obj.iter().all(|(key, vals)| {
-        let vals = filter_values(vals);
-        vals.is_empty()
-            || vals.iter().any(|v| match key.as_str() {
-                "name" => n.name.contains(v.as_str()),
-                "id" => n.id.starts_with(v.as_str()),
-                "driver" => n.driver == *v,
-                "label" => label_matches(&n.labels, v),
-                "type" => match v.as_str() {
-                    "builtin" => n.predefined,
-                    "custom" => !n.predefined,
-                    _ => false,
-                },
-                "scope" => v == "local",
-                _ => true,
-            })
-    })
-}
-
-fn prune_matches(n: &Network, filters: &Value) -> bool {
-    let Some(obj) = filters.as_object() else {
-        return true;
-    };
-    obj.iter().all(|(key, vals)| {
-        let vals = filter_values(vals);
-        match key.as_str() {
-            "label" => vals.iter().all(|v| label_matches(&n.labels, v)),
-            "label!" => !vals.iter().any(|v| label_matches(&n.labels, v)),
-            "until" => vals.iter().all(|v| {
-                let until = v
-                    .parse::<f64>()
-                    .ok()
-                    .or_else(|| crate::util::parse_rfc3339(v));
-                until.is_none_or(|u| (crate::util::unix_secs(&n.created) as f64) < u)
-            }),
-            _ => true,
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn net(name: &str, predefined: bool) -> Network {
+    pub(crate) fn net(name: &str, predefined: bool) -> Network {
         Network {
             id: format!("{name}0123456789"),
             name: name.into(),
@@ -779,27 +718,6 @@ mod tests {
             labels: BTreeMap::from([("team".to_string(), "a".to_string())]),
             ..Network::default()
         }
-    }
-
-    #[test]
-    fn list_filters() {
-        let f = |s: &str| serde_json::from_str::<Value>(s).unwrap();
-        let n = net("front", false);
-        assert!(network_matches(&n, &Value::Null));
-        assert!(network_matches(&n, &f(r#"{"name":["ron"]}"#)));
-        assert!(!network_matches(&n, &f(r#"{"name":{"back":true}}"#)));
-        assert!(network_matches(
-            &n,
-            &f(r#"{"type":["custom"],"driver":["bridge"]}"#)
-        ));
-        assert!(!network_matches(
-            &net("bridge", true),
-            &f(r#"{"type":["custom"]}"#)
-        ));
-        assert!(network_matches(&n, &f(r#"{"label":["team=a"]}"#)));
-        assert!(!network_matches(&n, &f(r#"{"label":["team=b"]}"#)));
-        assert!(prune_matches(&n, &f(r#"{"label":["team"]}"#)));
-        assert!(!prune_matches(&n, &f(r#"{"label!":["team"]}"#)));
     }
 
     #[test]
