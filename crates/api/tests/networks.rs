@@ -409,7 +409,10 @@ fn bridges_of_deleted_roots_are_collected() {
     let mut b = Daemon::start();
     let left = link_exists(&bridge);
     std::fs::rename(&moved, &root).unwrap();
-    assert!(!left, "bridge {bridge} of a deleted root survived another daemon's start");
+    assert!(
+        !left,
+        "bridge {bridge} of a deleted root survived another daemon's start"
+    );
     // A live daemon's bridge is left alone.
     assert!(link_exists(&bridge_of(&network(&b, "bridge"))));
     b.finish();
