@@ -85,8 +85,19 @@ fn top_pause_unpause_stop_paused() {
     let o = d.docker(&["unpause", &name]);
     assert!(o.stderr.contains("is not paused"), "{}", o.stderr);
 
-    // Stop of a paused container works (the signal lands after the thaw).
+    // Stop of a paused container works (the signal lands after the thaw),
+    // also when a new daemon took it over.
     d.ok(&["pause", &name]);
+    d.kill9();
+    d.spawn();
+    let st = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Paused}}",
+        &name,
+    ]);
+    assert_eq!(st.trim(), "paused true");
+    assert_eq!(cgroup_file("freezer", &id, "freezer.state"), "FROZEN");
     let t = Instant::now();
     d.ok(&["stop", "-t", "1", &name]);
     assert!(t.elapsed() < Duration::from_secs(10));
@@ -99,6 +110,17 @@ fn top_pause_unpause_stop_paused() {
     assert_eq!(st.trim(), "exited false");
     let o = d.docker(&["top", &name]);
     assert!(o.stderr.contains("is not running"), "{}", o.stderr);
+    // rm -f of a paused container, and kill.
+    let p = unique("paused");
+    d.ok(&["run", "-d", "--name", &p, IMAGE, "sleep", "1000"]);
+    d.ok(&["pause", &p]);
+    let t = Instant::now();
+    d.ok(&["rm", "-f", &p]);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    d.ok(&["run", "-d", "--name", &p, IMAGE, "sleep", "1000"]);
+    d.ok(&["pause", &p]);
+    d.ok(&["kill", &p]);
+    d.ok(&["wait", &p]);
     d.finish();
 }
 

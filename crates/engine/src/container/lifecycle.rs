@@ -688,6 +688,7 @@ impl Engine {
             if let Ok(mut s) = ShimClient::connect(&sock) {
                 let _ = s.kill(libc::SIGKILL, true);
             }
+            self.thaw_after_signal(&c.id);
             if !self.wait_stopped(&c.id, Duration::from_secs(30)) {
                 return Err(EngineError::Internal(format!(
                     "container {} did not stop",

@@ -182,7 +182,15 @@ impl Engine {
                     Ok(st) if st.status == "created" => c.state.status = "created".into(),
                     Ok(st) => {
                         c.state.running = st.status == "running";
-                        c.state.status = if c.state.running { "running" } else { "exited" }.into();
+                        // The shim knows nothing of the freezer: a paused
+                        // container is paused still (its record says so).
+                        c.state.paused &= c.state.running;
+                        c.state.status = match (c.state.running, c.state.paused) {
+                            (false, _) => "exited",
+                            (true, true) => "paused",
+                            (true, false) => "running",
+                        }
+                        .into();
                         watch.push(c.id.clone());
                     }
                     Err(_) => {
