@@ -146,13 +146,7 @@ impl Engine {
         auth: &AuthConfig,
         progress: Arc<dyn Progress>,
     ) -> Result<(Reference, ImageRecord)> {
-        let name = if tag.is_empty() || from_image.contains('@') {
-            from_image.to_string()
-        } else if tag.starts_with("sha256:") {
-            format!("{from_image}@{tag}")
-        } else {
-            format!("{from_image}:{tag}")
-        };
+        let name = pull_name(from_image, tag);
         let reference: Reference = name
             .parse()
             .map_err(|e: berth_image::Error| EngineError::InvalidArgument(e.to_string()))?;
@@ -240,6 +234,18 @@ impl Engine {
                 }
             })
             .collect())
+    }
+}
+
+/// The name `docker pull` means by `fromImage` and `tag` (a tag, or a
+/// digest in either).
+pub fn pull_name(from_image: &str, tag: &str) -> String {
+    if tag.is_empty() || from_image.contains('@') {
+        from_image.to_string()
+    } else if tag.starts_with("sha256:") {
+        format!("{from_image}@{tag}")
+    } else {
+        format!("{from_image}:{tag}")
     }
 }
 

@@ -166,14 +166,22 @@ pub async fn create(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp>
     let platform = q.get("platform").cloned().unwrap_or_default();
     let auth = registry_auth(&req)?;
     let (progress, resp) = JsonProgress::new(PULL_WORDS);
+    // What the name meant before, to tell "newer image" from "up to date".
+    let name = berth_engine::images::pull_name(&from, &tag);
+    let e = engine.clone();
+    let before = blocking(move || Ok(e.image_inspect(&name).ok().map(|i| i.id))).await?;
     tokio::spawn(async move {
         // The puller itself reports "Pulling from" and "Digest".
         match engine
             .pull(&from, &tag, &platform, &auth, progress.clone())
             .await
         {
-            Ok((reference, _)) => {
-                progress.message(&format!("Status: Downloaded newer image for {reference}"));
+            Ok((reference, rec)) => {
+                if before.as_deref() == Some(rec.id.to_string().as_str()) {
+                    progress.message(&format!("Status: Image is up to date for {reference}"));
+                } else {
+                    progress.message(&format!("Status: Downloaded newer image for {reference}"));
+                }
             }
             Err(e) => progress.error(&e.to_string()),
         }
