@@ -188,6 +188,20 @@ fn overlay_config(cfg: &mut Value, c: &Config) {
             .map(|v| json!(v)),
     );
     set("StopSignal", c.stop_signal.as_ref().map(|v| json!(v)));
+    set(
+        "ExposedPorts",
+        c.exposed_ports
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .map(|v| json!(v)),
+    );
+    set(
+        "Volumes",
+        c.volumes
+            .as_ref()
+            .filter(|v| !v.is_empty())
+            .map(|v| json!(v)),
+    );
 }
 
 impl Engine {
@@ -299,6 +313,25 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_settings_make_the_image_config() {
+        let mut cfg = json!({"Cmd": ["sh"], "Env": ["PATH=/bin"], "ExposedPorts": {"80/tcp": {}}});
+        let c = Config {
+            cmd: Some(vec!["top".into()]),
+            working_dir: Some(String::new()),
+            exposed_ports: Some([("9000/tcp".to_string(), json!({}))].into()),
+            volumes: Some([("/data".to_string(), json!({}))].into()),
+            ..Config::default()
+        };
+        overlay_config(&mut cfg, &c);
+        assert_eq!(cfg["Cmd"], json!(["top"]));
+        // Unset or empty fields keep the image's.
+        assert_eq!(cfg["Env"], json!(["PATH=/bin"]));
+        assert!(cfg.get("WorkingDir").is_none());
+        assert_eq!(cfg["ExposedPorts"], json!({"9000/tcp": {}}));
+        assert_eq!(cfg["Volumes"], json!({"/data": {}}));
+    }
 
     #[test]
     fn change_instructions() {
