@@ -307,6 +307,9 @@ fn user_networks_are_isolated_and_internal_ones_closed() {
     assert_eq!(ping(&nb, &b_ip), 0, "same network");
     assert_ne!(ping(&na, &b_ip), 0, "across user networks");
     assert_ne!(ping(&ni, &b_ip), 0, "out of an internal network");
+    // An internal network's containers get no default route at all.
+    let routes = d.ok(&["run", "--rm", "--network", &ni, IMAGE, "ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
     let table = rules(&d);
     let bi = bridge_of(&network(&d, &ni));
     assert!(

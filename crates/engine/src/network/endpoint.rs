@@ -190,7 +190,9 @@ impl Engine {
             prefix: pool.prefix(),
             gateway: pool.gateway,
             mtu: net.mtu,
-            default_route,
+            // An --internal network has no way out, not even a route (as in
+            // Docker); its subnet and gateway (DNS) stay reachable.
+            default_route: default_route && !net.internal,
         };
         let plumbed = Netlink::open().and_then(|mut nl| {
             if bridge::check_ready(&mut nl, &net.bridge, pool.gateway).is_err() {
