@@ -102,8 +102,19 @@ fn exec_failure_code(msg: &str) -> Option<i32> {
     }
 }
 
+/// docker refuses `-it` when stdin is no terminal (a pipe): the raw
+/// session would make no sense.
+fn check_tty_input(tty: bool, interactive: bool, detach: bool) -> Result<()> {
+    use std::io::IsTerminal;
+    if tty && interactive && !detach && !io::stdin().is_terminal() {
+        bail!("the input device is not a TTY");
+    }
+    Ok(())
+}
+
 pub fn run(c: &Client, a: RunArgs) -> Result<()> {
     let attach = !a.detach;
+    check_tty_input(a.create.tty, a.create.interactive, a.detach)?;
     let id = create(c, &a.create, attach, a.rm).map_err(daemon_err)?;
     if a.detach {
         c.call(Method::POST, &format!("/containers/{id}/start"), None)
@@ -706,6 +717,7 @@ pub struct ExecArgs {
 
 pub fn exec(c: &Client, a: ExecArgs) -> Result<()> {
     let attach = !a.detach;
+    check_tty_input(a.tty, a.interactive, a.detach)?;
     let mut body = json!({
         "AttachStdin": a.interactive && attach,
         "AttachStdout": attach,

@@ -200,6 +200,14 @@ fn run_exit_codes_stdin_and_container_commands() {
         "{}",
         o.stderr
     );
+    // -it needs a terminal on stdin, as docker says.
+    let o = berth_stdin(&d, &["run", "-it", "--rm", IMAGE, "true"], Some(b""));
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("the input device is not a TTY"),
+        "{}",
+        o.stderr
+    );
     // -i with a pipe: stdin reaches the process, EOF ends it.
     let o = berth_stdin(
         &d,
