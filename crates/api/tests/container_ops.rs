@@ -323,6 +323,39 @@ fn events_since_until_filters_and_live() {
         "{past}"
     );
     d.ok(&["rm", "-f", &c2]);
+    // Joining and leaving its network at start and exit, as in Docker.
+    let c2_id = d.ok(&[
+        "events",
+        "--since",
+        &t1,
+        "--until",
+        &t2,
+        "--filter",
+        "event=start",
+        "--format",
+        "{{.Actor.ID}}",
+    ]);
+    let t3 = format!("{:.9}", now());
+    let joins = d.ok(&[
+        "events",
+        "--since",
+        &t1,
+        "--until",
+        &t3,
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}}",
+    ]);
+    let c2_id = c2_id.trim();
+    assert!(
+        joins.contains(&format!("connect bridge {c2_id}")),
+        "{joins}"
+    );
+    assert!(
+        joins.contains(&format!("disconnect bridge {c2_id}")),
+        "{joins}"
+    );
     let o = d.docker(&["events", "--until", &t1, "--filter", "bogus=1"]);
     assert_ne!(o.code, 0);
     d.finish();

@@ -134,7 +134,10 @@ impl Engine {
                 let r = self.attach_endpoint(c, &mut ep, &ns, &format!("eth{i}"), i == 0);
                 c.network_settings.networks.insert(key.clone(), ep);
                 match r {
-                    Ok(ports) => c.network_settings.ports.extend(ports),
+                    Ok(ports) => {
+                        c.network_settings.ports.extend(ports);
+                        self.emit_endpoint(c, &c.network_settings.networks[key], "connect");
+                    }
                     Err(e) => {
                         self.network_detach_all(c);
                         return Err(e);
@@ -235,12 +238,24 @@ impl Engine {
         let keys: Vec<String> = c.network_settings.networks.keys().cloned().collect();
         for k in keys {
             let mut ep = c.network_settings.networks[&k].clone();
+            if !ep.endpoint_id.is_empty() {
+                self.emit_endpoint(c, &ep, "disconnect");
+            }
             self.detach_endpoint(c, &mut ep);
             c.network_settings.networks.insert(k, ep);
         }
         c.network_settings.sandbox_key.clear();
         c.network_settings.ports.clear();
         self.mirror_default_bridge(c);
+    }
+
+    /// Docker's network event for a container joining or leaving at its
+    /// start and exit.
+    fn emit_endpoint(&self, c: &Container, ep: &EndpointSettings, action: &str) {
+        let net = self.nets().networks.get(&ep.network_id).cloned();
+        if let Some(n) = net {
+            self.emit_network(&n.id, action, &n.name, &n.driver, Some(&c.id));
+        }
     }
 
     fn detach_endpoint(&self, c: &Container, ep: &mut EndpointSettings) {
