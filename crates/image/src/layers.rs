@@ -60,19 +60,6 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-struct HashingReader<R> {
-    inner: R,
-    hasher: Hasher,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 impl LayerStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
@@ -195,7 +182,7 @@ impl LayerStore {
         chain_id: &Digest,
         parent: Option<&Digest>,
         mut writer: Writer,
-        source: impl Read,
+        source: impl Read + Send,
     ) -> Result<LayerMeta> {
         let compression = Compression::of_layer(&desc.media_type)?;
         let tmp = self.tmp_path(chain_id);
@@ -349,34 +336,129 @@ fn syncfs(dir: &Path) -> Result<()> {
 
 /// Decompress + unpack, returning the unpack stats and the diff ID. Reads the
 /// raw source to its end so the blob hash covers every byte.
-fn unpack_stream(
-    raw: &mut impl Read,
+fn unpack_stream<R: Read + Send>(
+    raw: &mut R,
     compression: Compression,
     target: &Path,
 ) -> Result<(unpack::UnpackStats, Digest)> {
-    let mut raw = BufReader::with_capacity(256 * 1024, raw);
-    let stats;
-    let diff_id;
+    // Two stages on two threads: this one creates the files (kernel time
+    // dominates), the other one downloads, hashes the blob, decompresses and
+    // hashes the diff. On a pull of debian they cost about the same, so the
+    // wall time nearly halves when a second core is free.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(16);
+    std::thread::scope(|scope| {
+        let producer = std::thread::Builder::new()
+            .name("layer-inflate".into())
+            .spawn_scoped(scope, move || inflate(raw, compression, &tx))
+            .map_err(|e| Error::Io {
+                op: "spawn",
+                path: target.to_path_buf(),
+                source: e,
+            })?;
+        let mut reader = BufReader::with_capacity(256 * 1024, ChunkReader::new(rx));
+        let unpacked = unpack::unpack(&mut reader, target).and_then(|stats| {
+            // Trailing zero blocks after the end-of-archive marker belong to the diff.
+            io::copy(&mut reader, &mut io::sink())?;
+            Ok(stats)
+        });
+        // A producer still sending finds the channel closed and stops.
+        drop(reader);
+        let inflated = producer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("layer decompressor panicked").into()));
+        match (unpacked, inflated) {
+            (Ok(stats), Ok(Some(diff_id))) => Ok((stats, diff_id)),
+            // The producer's own failure is the cause of whatever the
+            // unpacker then saw (a truncated stream).
+            (_, Err(e)) => Err(e),
+            (Err(e), _) => Err(e),
+            (Ok(_), Ok(None)) => Err(Error::InvalidArchive(
+                "layer stream ended before the decompressor finished".into(),
+            )),
+        }
+    })
+}
+
+/// Decompresses `raw` into `tx` in chunks, hashing what it sends. Returns
+/// the diff ID, or None when the receiver hung up first (its error wins).
+fn inflate<R: Read>(
+    raw: &mut R,
+    compression: Compression,
+    tx: &std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+) -> Result<Option<Digest>> {
+    const CHUNK: usize = 256 * 1024;
+    let mut raw = BufReader::with_capacity(CHUNK, raw);
+    let mut hasher = Hasher::new(crate::digest::Algorithm::Sha256);
     {
-        let decoder: Box<dyn Read + '_> = match compression {
+        let mut decoder: Box<dyn Read + '_> = match compression {
             Compression::None => Box::new(&mut raw),
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(&mut raw)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(&mut raw)?),
         };
-        let mut hashed = BufReader::with_capacity(
-            256 * 1024,
-            HashingReader {
-                inner: decoder,
-                hasher: Hasher::new(crate::digest::Algorithm::Sha256),
-            },
-        );
-        stats = unpack::unpack(&mut hashed, target)?;
-        // Trailing zero blocks after the end-of-archive marker belong to the diff.
-        io::copy(&mut hashed, &mut io::sink())?;
-        diff_id = hashed.into_inner().hasher.finish();
+        loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let mut filled = 0;
+            // Fill whole chunks: fewer, larger messages through the channel.
+            while filled < CHUNK {
+                match decoder.read(&mut chunk[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                        return Err(e.into());
+                    }
+                }
+            }
+            if filled == 0 {
+                break;
+            }
+            chunk.truncate(filled);
+            hasher.update(&chunk);
+            if tx.send(Ok(chunk)).is_err() {
+                return Ok(None);
+            }
+        }
     }
+    // Whatever follows the compressed stream still belongs to the blob.
     io::copy(&mut raw, &mut io::sink())?;
-    Ok((stats, diff_id))
+    Ok(Some(hasher.finish()))
+}
+
+/// Blocking `Read` over the chunks the decompressor sends.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl ChunkReader {
+    fn new(rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>) -> Self {
+        ChunkReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(c)) => {
+                    self.cur = c;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
