@@ -111,11 +111,12 @@ impl Engine {
     pub(crate) fn persist(&self, c: &Container) -> Result<()> {
         let p = self.paths.container_dir(&c.id).join(RECORD);
         // fsync costs 5-25 ms each on a busy disk, and a container's record is
-        // rewritten on every state change. Only its first version is made
-        // durable: later ones move state forward (started, exited), which a
-        // restarting daemon re-derives from the shims anyway, and a `--rm`
-        // container does not outlive a reboot at all.
-        let durable = !p.exists() && !c.host_config.auto_remove.unwrap_or(false);
+        // rewritten on every state change. A `--rm` container does not outlive
+        // a reboot, so its record is never fsynced (a power cut can leave it
+        // empty or old: restore then skips it and reports it). Every other
+        // record is durable, since a lost one would orphan the container's
+        // mounts, lease and volumes.
+        let durable = !c.host_config.auto_remove.unwrap_or(false);
         write_replacing(
             &p,
             &serde_json::to_vec(c).expect("container serialises"),
@@ -172,8 +173,15 @@ impl Engine {
             let Ok(data) = std::fs::read(e.path().join(RECORD)) else {
                 continue;
             };
-            let Ok(mut c) = serde_json::from_slice::<Container>(&data) else {
-                continue;
+            let mut c = match serde_json::from_slice::<Container>(&data) {
+                Ok(c) => c,
+                Err(err) => {
+                    eprintln!(
+                        "berthd: skipping container record {}: {err}",
+                        e.path().join(RECORD).display()
+                    );
+                    continue;
+                }
             };
             if c.shim {
                 match ShimClient::connect(&self.paths.shim_socket(&c.id))
