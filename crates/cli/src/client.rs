@@ -339,7 +339,12 @@ impl Client {
     }
 
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let resp = self.request(Method::GET, path, vec![], empty_body())?;
+        self.get_with(Method::GET, path)
+    }
+
+    /// A body-less request whose JSON answer is decoded (`DELETE /images`).
+    pub fn get_with<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<T> {
+        let resp = self.request(method, path, vec![], empty_body())?;
         self.decode(resp)
     }
 

@@ -231,10 +231,16 @@ pub fn create_cmd(c: &Client, a: CreateArgs) -> Result<()> {
 /// Runs `op` on each name, printing the name on success and the error on
 /// failure; fails at the end if any did (docker's multi-container style).
 pub fn each(names: &[String], mut op: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    each_line(names, |n| op(n).map(|()| n.to_string()))
+}
+
+/// Like [`each`], printing the line `op` returns for each name.
+pub fn each_line(names: &[String], mut op: impl FnMut(&str) -> Result<String>) -> Result<()> {
     let mut failed = false;
     for n in names {
         match op(n) {
-            Ok(()) => println!("{n}"),
+            Ok(line) if line.is_empty() => {}
+            Ok(line) => println!("{line}"),
             Err(e) => {
                 eprintln!("{}", crate::error_text(&e));
                 failed = true;
@@ -392,29 +398,15 @@ pub fn simple(c: &Client, a: Names, op: &str) -> Result<()> {
 }
 
 pub fn wait(c: &Client, a: Names) -> Result<()> {
-    let mut failed = false;
-    for n in &a.names {
-        let r = c
-            .request(
-                Method::POST,
-                &format!("/containers/{}/wait", seg(n)),
-                vec![],
-                empty_body(),
-            )
-            .map_err(anyhow::Error::from)
-            .and_then(|resp| wait_code(c, resp));
-        match r {
-            Ok(code) => println!("{code}"),
-            Err(e) => {
-                eprintln!("{}", crate::error_text(&e));
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        return Err(Exit::code(1).into());
-    }
-    Ok(())
+    each_line(&a.names, |n| {
+        let resp = c.request(
+            Method::POST,
+            &format!("/containers/{}/wait", seg(n)),
+            vec![],
+            empty_body(),
+        )?;
+        Ok(wait_code(c, resp)?.to_string())
+    })
 }
 
 #[derive(clap::Args)]

@@ -366,39 +366,24 @@ pub struct RmiArgs {
 }
 
 pub fn rmi(c: &Client, a: RmiArgs) -> Result<()> {
-    let mut failed = false;
-    for n in &a.names {
-        let q = query(&[
-            ("force", if a.force { "1" } else { "" }.into()),
-            ("noprune", if a.no_prune { "1" } else { "" }.into()),
-        ]);
-        match c.request(
-            Method::DELETE,
-            &format!("/images/{}{q}", seg(n)),
-            vec![],
-            empty_body(),
-        ) {
-            Ok(resp) => {
-                let v: Vec<Value> = serde_json::from_slice(&c.bytes(resp)?)?;
-                for r in v {
-                    if let Some(t) = r["Untagged"].as_str() {
-                        println!("Untagged: {t}");
-                    }
-                    if let Some(d) = r["Deleted"].as_str() {
-                        println!("Deleted: {d}");
-                    }
-                }
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        return Err(Exit::code(1).into());
-    }
-    Ok(())
+    let q = query(&[
+        ("force", if a.force { "1" } else { "" }.into()),
+        ("noprune", if a.no_prune { "1" } else { "" }.into()),
+    ]);
+    crate::containers::each_line(&a.names, |n| {
+        let v: Vec<Value> = c.get_with(Method::DELETE, &format!("/images/{}{q}", seg(n)))?;
+        let lines: Vec<String> = v
+            .iter()
+            .flat_map(|r| {
+                [
+                    r["Untagged"].as_str().map(|t| format!("Untagged: {t}")),
+                    r["Deleted"].as_str().map(|d| format!("Deleted: {d}")),
+                ]
+            })
+            .flatten()
+            .collect();
+        Ok(lines.join("\n"))
+    })
 }
 
 /// Writes a body (a tar) to `output` (temp + rename, so a failure leaves
