@@ -84,7 +84,7 @@ fn always_restarts_until_stopped_and_shows_restarting() {
     let mut d = Daemon::start();
     d.ok(&["pull", "-q", IMAGE]);
     let c = unique("always");
-    run_with(&d, &c, "always", &["sh", "-c", "exit 1"]);
+    run_with(&d, &c, "always", &["sh", "-c", "echo run; exit 1"]);
     // The back-off grows (100, 200, 400, 800 ms…): the restarting state
     // shows in inspect, with Running true as in Docker.
     until("restarting state", Duration::from_secs(8), || {
@@ -100,8 +100,20 @@ fn always_restarts_until_stopped_and_shows_restarting() {
     // A restarting container needs force to go; stop ends it for good.
     let o = d.docker(&["rm", &c]);
     assert!(o.code != 0, "{}", o.stdout);
+    until("second restart", Duration::from_secs(8), || {
+        let n = restart_count(&d, &c);
+        (n >= 2, n.to_string())
+    });
     d.ok(&["stop", &c]);
     let n = restart_count(&d, &c);
+    // Every run's output stays in the log, as with Docker (a restart
+    // cancelled by the stop during its back-off is counted but never ran).
+    let runs = d.ok(&["logs", &c]).lines().filter(|l| *l == "run").count() as i64;
+    assert!(
+        runs == n || runs == n + 1,
+        "{runs} runs logged, RestartCount {n}"
+    );
+    assert!(runs >= 2, "{runs}");
     std::thread::sleep(Duration::from_millis(1500));
     let s = state(&d, &c);
     assert!(s.starts_with("exited "), "{s}");
