@@ -12,13 +12,45 @@ use support::*;
 /// The fixture with a tag, as `ps`/`images` show it.
 const BUSYBOX: &str = "localhost:5000/busybox:latest";
 
-/// Kills the daemon `berth` started on its own (not our child).
-struct KillOnDrop(i32);
+/// Kills the daemon `berth` started on its own (not our child) and deletes
+/// the default bridge it made (a SIGKILLed daemon leaves it).
+struct KillOnDrop(i32, Option<String>);
+
+impl KillOnDrop {
+    /// The bridge device of the daemon's default network, asked through
+    /// `berth` (with the arguments that reach that daemon).
+    fn bridge_of(args: &[&std::ffi::OsStr]) -> Option<String> {
+        let o = std::process::Command::new(BERTH)
+            .args(args)
+            .args([
+                "network",
+                "inspect",
+                "-f",
+                "{{index .Options \"com.docker.network.bridge.name\"}}",
+                "bridge",
+            ])
+            .env_remove("BERTH_HOST")
+            .env_remove("DOCKER_HOST")
+            .output()
+            .ok()?;
+        let name = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        (o.status.success() && name.starts_with("berth") && name != "berth0").then_some(name)
+    }
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         // SAFETY: a plain kill of the berthd this test caused to start.
         unsafe { libc::kill(self.0, libc::SIGKILL) };
+        let end = Instant::now() + Duration::from_secs(5);
+        while Path::new(&format!("/proc/{}", self.0)).exists() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(b) = &self.1 {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", b])
+                .status();
+        }
     }
 }
 
@@ -48,7 +80,13 @@ fn starts_a_daemon_when_none_answers() {
         .and_then(|s| s.split(',').next())
         .and_then(|p| p.parse::<i32>().ok())
         .unwrap_or_else(|| panic!("no daemon started: {} {}", o.stdout, o.stderr));
-    let _guard = KillOnDrop(started);
+    let bridge = KillOnDrop::bridge_of(&[
+        "-H".as_ref(),
+        format!("unix://{}", d.socket().display()).as_ref(),
+        "--root".as_ref(),
+        d.root.path().as_os_str(),
+    ]);
+    let _guard = KillOnDrop(started, bridge);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(o.stdout.trim(), "1.45");
     eprintln!("auto-start took {:?}", t.elapsed());
@@ -105,7 +143,8 @@ fn a_root_without_a_host_gets_a_daemon_of_its_own() {
         .and_then(|s| s.split(',').next())
         .and_then(|p| p.parse::<i32>().ok())
         .unwrap_or_else(|| panic!("no daemon started: {stderr}"));
-    let _guard = KillOnDrop(pid);
+    let bridge = KillOnDrop::bridge_of(&["--root".as_ref(), root.path().as_os_str()]);
+    let _guard = KillOnDrop(pid, bridge);
     // Its socket and log live in /run/berth-<hash>, never the default one.
     let log = stderr
         .split("log ")
@@ -132,9 +171,7 @@ fn a_root_without_a_host_gets_a_daemon_of_its_own() {
     let o = run(&["ps", "-a"]);
     assert!(o.status.success());
     assert!(!String::from_utf8_lossy(&o.stderr).contains("Started berthd"));
-    // SAFETY: a plain kill of the daemon this test caused to start.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    std::thread::sleep(Duration::from_millis(100));
+    drop(_guard);
     let _ = std::fs::remove_dir_all(&exec_root);
 }
 
