@@ -282,6 +282,39 @@ impl Firewall {
         ))
     }
 
+    /// Deletes other Berth tables (`berth*`) none of whose bridges exists any
+    /// more: left by a daemon that died with its bridges removed (test hosts run
+    /// many daemons). Such a table would still hold "this subnet leaves only
+    /// through bridge X" and black-hole the subnet for the next daemon that
+    /// picks it. A live daemon always has its default bridge, so its table is
+    /// never touched; non-Berth tables are never looked at. Returns the names.
+    pub fn remove_stale_tables(&self) -> Result<Vec<String>> {
+        let out = Command::new(&self.nft)
+            .args(["list", "tables", "ip"])
+            .output()
+            .map_err(|e| NetworkError::os(format!("run {}", self.nft.display()), e))?;
+        let mut removed = Vec::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(name) = line.trim().strip_prefix("table ip ") else {
+                continue;
+            };
+            if name == self.table || !name.starts_with("berth") || name.ends_with("_probe") {
+                continue;
+            }
+            let Ok(other) = Firewall::new(name) else {
+                continue;
+            };
+            let Some(text) = other.list()? else { continue };
+            let bridges = quoted_names(&text);
+            if bridges.is_empty() || bridges.iter().any(|b| link_exists(b)) {
+                continue;
+            }
+            other.clear()?;
+            removed.push(name.to_string());
+        }
+        Ok(removed)
+    }
+
     /// Berth's iptables FORWARD rules now present (as `iptables -S` prints them).
     pub fn iptables_rules(&self) -> Result<Vec<String>> {
         let Some(ipt) = &self.iptables else {
@@ -386,6 +419,30 @@ impl Firewall {
         }
         Ok(())
     }
+}
+
+/// In the calling thread's network namespace (not /sys, which shows the
+/// namespace sysfs was mounted from).
+fn link_exists(name: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated name; if_nametoindex only reads it.
+    unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
+}
+
+/// The interface names quoted in a listed table (`oifname "br-x"`).
+fn quoted_names(table: &str) -> Vec<String> {
+    let mut names: Vec<String> = table
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|n| !n.is_empty() && n.len() <= 15 && !n.contains(' '))
+        .map(String::from)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Forwards whose network is known and not internal (Docker publishes nothing

@@ -36,11 +36,10 @@ fn sync_is_idempotent_and_clear_leaves_nothing() {
                 bridge: "br-a".into(),
             }],
         };
+        // A new namespace copies the host's setting; start from 0 here.
+        sh("echo 0 > /proc/sys/net/ipv4/ip_forward");
         let report = fw.sync(&state).unwrap();
-        assert!(
-            report.enabled_ip_forward,
-            "a fresh namespace has ip_forward 0"
-        );
+        assert!(report.enabled_ip_forward, "ip_forward was 0");
         assert_eq!(sh("cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
         let first = fw.list().unwrap().expect("table exists");
         assert!(
@@ -293,5 +292,40 @@ fn published_port_from_loopback_other_containers_and_gone_after_removal() {
         .unwrap();
         assert!(!get("http://127.0.0.1:8080/"), "rule removed");
         fw.clear().unwrap();
+    })
+}
+
+#[test]
+fn stale_tables_of_dead_daemons_are_removed_live_ones_kept() {
+    in_private_netns(|| {
+        bridge("br-live", "10.1.7.1/24");
+        let live = Firewall::new("berthlive").unwrap();
+        live.sync(&DesiredState {
+            networks: vec![net("br-live", [10, 1, 7, 0], false)],
+            forwards: vec![],
+        })
+        .unwrap();
+        let dead = Firewall::new("berthdead").unwrap();
+        dead.sync(&DesiredState {
+            networks: vec![net("br-gone", [10, 1, 8, 0], false)],
+            forwards: vec![],
+        })
+        .unwrap();
+        sh("nft add table ip notberth");
+        let me = Firewall::new("berth").unwrap();
+        assert_eq!(
+            me.remove_stale_tables().unwrap(),
+            vec!["berthdead".to_string()]
+        );
+        assert!(
+            live.list().unwrap().is_some(),
+            "a live daemon's table stays"
+        );
+        assert!(dead.list().unwrap().is_none());
+        assert!(
+            sh("nft list tables").contains("notberth"),
+            "others' tables stay"
+        );
+        live.clear().unwrap();
     })
 }

@@ -125,6 +125,7 @@ impl PacketState {
         if !self.ready {
             return Ok(());
         }
+
         let report = fw.sync(&self.desired())?;
         if report.enabled_ip_forward {
             eprintln!(
@@ -139,6 +140,19 @@ impl PacketState {
             );
         }
         Ok(())
+    }
+
+    /// Before our rules claim a subnet (startup, a new network): a dead
+    /// daemon's table may still claim the same one for a bridge that is gone.
+    fn remove_stale_tables(&self) {
+        let Some(fw) = &self.firewall else { return };
+        match fw.remove_stale_tables() {
+            Ok(gone) if !gone.is_empty() => {
+                eprintln!("berthd: removed stale nftables tables of dead Berth daemons: {gone:?}")
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("berthd: looking for stale Berth tables: {e}"),
+        }
     }
 
     fn taken(&self) -> HashSet<(Protocol, u16)> {
@@ -352,6 +366,9 @@ impl Engine {
                 }
             }
         }
+        if p.ready {
+            p.remove_stale_tables();
+        }
         p.sync()
     }
 
@@ -520,6 +537,7 @@ impl Engine {
             p.update_dns(&id);
         }
         p.ready = true;
+        p.remove_stale_tables();
         p.sync()
     }
 }
