@@ -51,6 +51,11 @@ pub fn ensure(nl: &mut Netlink, spec: &BridgeSpec) -> Result<()> {
         nl.set_alias(&spec.name, a)?;
     }
     let addrs = nl.addresses(&spec.name)?;
+    // Our bridge holds the gateway and nothing else: an address left from
+    // an earlier subnet would keep a route (and traffic) for it here.
+    for (a, p) in addrs.iter().filter(|x| **x != (spec.gateway, spec.prefix)) {
+        nl.delete_address(&spec.name, *a, *p)?;
+    }
     if !addrs.contains(&(spec.gateway, spec.prefix)) {
         match nl.add_address(&spec.name, spec.gateway, spec.prefix) {
             Ok(()) | Err(NetworkError::Conflict(_)) => {}

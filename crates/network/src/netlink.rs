@@ -19,6 +19,7 @@ const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
@@ -490,6 +491,18 @@ impl Netlink {
             m.attr(IFA_BROADCAST, &bcast.octets());
         }
         self.call(&mut m, || format!("add address {addr}/{prefix} to {name}"))
+    }
+
+    /// Removes `addr/prefix` from `name`.
+    pub fn delete_address(&mut self, name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
+        let idx = self.index(name)?;
+        let mut m = Msg::new(RTM_DELADDR, 0);
+        m.bytes(&ifaddrmsg(prefix, idx))
+            .attr(IFA_LOCAL, &addr.octets())
+            .attr(IFA_ADDRESS, &addr.octets());
+        self.call(&mut m, || {
+            format!("delete address {addr}/{prefix} from {name}")
+        })
     }
 
     /// IPv4 addresses on `name`, as (address, prefix length).

@@ -164,7 +164,11 @@ fn bridge_attach_ping_detach() {
         let e = bridge::check_ready(nl, "tbr1", spec.gateway).unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
         bridge::ensure(nl, &spec).unwrap();
+        // A stale address from an earlier subnet goes; the gateway stays.
+        nl.add_address("tbr1", Ipv4Addr::new(10, 252, 0, 1), 24)
+            .unwrap();
         bridge::ensure(nl, &spec).unwrap();
+        assert_eq!(nl.addresses("tbr1").unwrap(), vec![(spec.gateway, 24)]);
         bridge::check_ready(nl, "tbr1", spec.gateway).unwrap();
         let e = bridge::check_ready(nl, "tbr1", Ipv4Addr::new(10, 251, 0, 9)).unwrap_err();
         assert!(e.to_string().contains("gateway address 10.251.0.9"), "{e}");

@@ -400,6 +400,14 @@ impl Drop for Daemon {
                 let _ = Command::new("ip").args(["link", "delete", &port]).output();
             }
             let _ = Command::new("ip").args(["link", "delete", &b]).output();
+            // The packet rules' table is named after the default bridge;
+            // left behind, its rules drop traffic for a subnet another
+            // test's daemon may take next.
+            if b.starts_with("berth") {
+                let _ = Command::new("nft")
+                    .args(["delete", "table", "ip", &b])
+                    .output();
+            }
         }
         // And its nftables table (and marked iptables rules, if any).
         if let Some(fw) = self.firewall() {

@@ -309,9 +309,18 @@ impl Engine {
         // Bridges of daemons whose root was deleted (test daemons killed
         // with their temp dirs): nobody else would remove them, and their
         // subnets would stay taken.
-        let _ = bridge::remove_orphans(&mut Netlink::open()?, BRIDGE_ALIAS, |root| {
+        let orphans = bridge::remove_orphans(&mut Netlink::open()?, BRIDGE_ALIAS, |root| {
             Path::new(root).is_absolute() && !Path::new(root).exists()
-        });
+        })
+        .unwrap_or_default();
+        // A dead daemon's nftables table is named after its default bridge;
+        // left alone, its rules would drop traffic for a subnet another
+        // daemon now uses.
+        for b in orphans.iter().filter(|b| b.starts_with("berth")) {
+            if let Ok(fw) = berth_network::firewall::Firewall::new(b) {
+                let _ = fw.clear();
+            }
+        }
         let mut t = self.nets();
         let _subnets = subnet_lock()?;
         for e in std::fs::read_dir(&dir)
