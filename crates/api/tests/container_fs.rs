@@ -318,3 +318,113 @@ fn cp_both_directions_running_and_stopped_without_escapes() {
     assert!(o.stderr.contains("cannot overwrite"), "{}", o.stderr);
     d.finish();
 }
+
+/// A raw GET whose body is binary (a tar): (status, body bytes).
+fn get_bytes(d: &Daemon, path: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: berth\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let head_end = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(resp.len(), |i| i + 4);
+    let status = String::from_utf8_lossy(&resp[..head_end])
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, resp[head_end..].to_vec())
+}
+
+/// CVE-2018-15664: while `docker cp` and `docker export` walk a running
+/// container, a file and a directory in it keep being swapped for symlinks
+/// to a host path (by a tight loop writing through /proc/<pid>/root, as a
+/// compiled program in the container would; busybox sh is too slow to hit
+/// the window). The daemon must archive the links as links and never the
+/// host's content behind them.
+#[test]
+fn cp_and_export_never_follow_links_swapped_in_during_the_walk() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut d = Daemon::start();
+    d.ok(&["pull", IMAGE]);
+    let secret = format!("berth-host-secret-{}", std::process::id());
+    let host_dir = tempfile::tempdir().unwrap();
+    std::fs::write(host_dir.path().join("f"), &secret).unwrap();
+    let name = unique("cprace");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir -p /srv/d && exec sleep 1000",
+    ]);
+    let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", &name]);
+    let dir = std::path::PathBuf::from(format!("/proc/{}/root/srv/d", pid.trim()));
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !dir.is_dir() {
+        assert!(
+            std::time::Instant::now() < end,
+            "no /srv/d in the container"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Each name flips between a real entry and a link to the host with one
+    // renameat2(RENAME_EXCHANGE), so it is always one or the other.
+    std::fs::create_dir(dir.join("x")).unwrap();
+    std::fs::write(dir.join("x/f"), "ok").unwrap();
+    std::fs::write(dir.join("f"), "ok").unwrap();
+    std::os::unix::fs::symlink(host_dir.path(), dir.join("x.l")).unwrap();
+    std::os::unix::fs::symlink(host_dir.path().join("f"), dir.join("f.l")).unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let c = |n: &str| std::ffi::CString::new(dir.join(n).to_str().unwrap()).unwrap();
+            let pairs = [(c("x"), c("x.l")), (c("f"), c("f.l"))];
+            while !stop.load(Ordering::Relaxed) {
+                for (a, b) in &pairs {
+                    // SAFETY: valid C strings; RENAME_EXCHANGE swaps two names.
+                    unsafe {
+                        libc::renameat2(
+                            libc::AT_FDCWD,
+                            a.as_ptr(),
+                            libc::AT_FDCWD,
+                            b.as_ptr(),
+                            libc::RENAME_EXCHANGE,
+                        )
+                    };
+                }
+            }
+        })
+    };
+    let contains = |hay: &[u8]| hay.windows(secret.len()).any(|w| w == secret.as_bytes());
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let (mut archives, mut leaks) = (0, Vec::new());
+    while std::time::Instant::now() < end {
+        let (code, body) = get_bytes(&d, &format!("/containers/{name}/archive?path=/srv/d"));
+        // A name vanishing mid-walk may fail a request; a leak must not pass.
+        if contains(&body) {
+            leaks.push("docker cp");
+        }
+        if code == 200 {
+            archives += 1;
+        }
+        // An export walks the whole rootfs (slow): one per ten copies.
+        if archives % 10 == 1 {
+            let (_, body) = get_bytes(&d, &format!("/containers/{name}/export"));
+            if contains(&body) {
+                leaks.push("docker export");
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    flipper.join().unwrap();
+    assert!(leaks.is_empty(), "host file archived by {leaks:?}");
+    assert!(archives > 20, "only {archives} archives completed");
+    d.finish();
+}

@@ -6,17 +6,14 @@
 //! deterministic: sorted entries, no user/group names, mtimes clamped to
 //! SOURCE_DATE_EPOCH when given, gzip header without a timestamp.
 
-use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use crate::digest::{Algorithm, Hasher};
 use crate::error::{IoContext, Result};
 use crate::formats::{Descriptor, media};
+use crate::fswalk;
 use crate::{Digest, ImageStore, LayerRecord};
 
 struct HashWriter<W> {
@@ -70,8 +67,27 @@ pub fn write_tar_excluding(
     };
     let mut tar = tar::Builder::new(diff);
     tar.mode(tar::HeaderMode::Complete);
-    let mut links = HashMap::new();
-    walk(&mut tar, upper, Path::new(""), epoch, &mut links, skip)?;
+    // Through directory fds, never following a symlink: a committed
+    // container may still be running and swapping paths under us.
+    let dir = nix::fcntl::open(
+        upper,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| io::Error::from_raw_os_error(e as i32))
+    .ctx("open", upper)?;
+    let opts = fswalk::TarOptions {
+        epoch,
+        overlay: true,
+        skip,
+    };
+    fswalk::append_tree(
+        &mut tar,
+        std::os::fd::AsFd::as_fd(&dir),
+        Path::new(""),
+        &opts,
+    )
+    .ctx("tar", upper)?;
     let diff = tar.into_inner().ctx("finish tar", out)?;
     let diff_id = diff.hasher.finish();
     let mut blob = diff.inner.finish().ctx("finish gzip", out)?;
@@ -85,121 +101,6 @@ pub fn write_tar_excluding(
         .sync_all()
         .ctx("fsync", out)?;
     Ok((digest, size, diff_id))
-}
-
-fn header(meta: &fs::Metadata, epoch: Option<i64>) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(meta.mode() & 0o7777);
-    h.set_uid(meta.uid() as u64);
-    h.set_gid(meta.gid() as u64);
-    let mtime = meta.mtime().max(0);
-    h.set_mtime(match epoch {
-        Some(e) => mtime.min(e.max(0)) as u64,
-        None => mtime as u64,
-    });
-    h
-}
-
-fn opaque(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut buf = [0u8; 4];
-    // SAFETY: valid C strings and a buffer of the given length.
-    let n = unsafe {
-        libc::lgetxattr(
-            c.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    n == 1 && buf[0] == b'y'
-}
-
-fn walk<W: Write>(
-    tar: &mut tar::Builder<W>,
-    dir: &Path,
-    rel: &Path,
-    epoch: Option<i64>,
-    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
-    skip: &dyn Fn(&Path) -> bool,
-) -> Result<()> {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .ctx("read", dir)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<_>>()
-        .ctx("read", dir)?;
-    names.sort();
-    for name in names {
-        let path = dir.join(&name);
-        let rp = rel.join(&name);
-        if skip(&rp) {
-            continue;
-        }
-        let meta = fs::symlink_metadata(&path).ctx("stat", &path)?;
-        let ft = meta.file_type();
-        let mut h = header(&meta, epoch);
-        if ft.is_char_device() && meta.rdev() == 0 {
-            let mut wh = header(&meta, epoch);
-            wh.set_entry_type(tar::EntryType::Regular);
-            wh.set_size(0);
-            wh.set_mode(0o644);
-            let wname = rel.join(format!(".wh.{}", name.to_string_lossy()));
-            tar.append_data(&mut wh, wname, io::empty())
-                .ctx("tar", &path)?;
-        } else if ft.is_dir() {
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_size(0);
-            tar.append_data(&mut h, &rp, io::empty())
-                .ctx("tar", &path)?;
-            if opaque(&path) {
-                let mut wh = header(&meta, epoch);
-                wh.set_entry_type(tar::EntryType::Regular);
-                wh.set_size(0);
-                wh.set_mode(0o644);
-                tar.append_data(&mut wh, rp.join(".wh..wh..opq"), io::empty())
-                    .ctx("tar", &path)?;
-            }
-            walk(tar, &path, &rp, epoch, links, skip)?;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(&path).ctx("readlink", &path)?;
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
-            tar.append_link(&mut h, &rp, target).ctx("tar", &path)?;
-        } else if ft.is_file() {
-            let key = (meta.dev(), meta.ino());
-            if meta.nlink() > 1 {
-                if let Some(first) = links.get(&key) {
-                    h.set_entry_type(tar::EntryType::Link);
-                    h.set_size(0);
-                    tar.append_link(&mut h, &rp, first).ctx("tar", &path)?;
-                    continue;
-                }
-                links.insert(key, rp.clone());
-            }
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(meta.len());
-            let f = File::open(&path).ctx("open", &path)?;
-            tar.append_data(&mut h, &rp, f).ctx("tar", &path)?;
-        } else {
-            let kind = if ft.is_char_device() {
-                tar::EntryType::Char
-            } else if ft.is_block_device() {
-                tar::EntryType::Block
-            } else {
-                tar::EntryType::Fifo
-            };
-            h.set_entry_type(kind);
-            h.set_size(0);
-            let rdev = meta.rdev();
-            h.set_device_major(libc::major(rdev)).ok();
-            h.set_device_minor(libc::minor(rdev)).ok();
-            tar.append_data(&mut h, &rp, io::empty())
-                .ctx("tar", &path)?;
-        }
-    }
-    Ok(())
 }
 
 /// Stores a layer tarball (content store + unpacked layer by chain id),

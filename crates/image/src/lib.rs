@@ -5,6 +5,7 @@ pub mod content;
 pub mod digest;
 pub mod error;
 pub mod formats;
+pub mod fswalk;
 pub mod unpack;
 
 pub use content::ContentStore;

@@ -8,7 +8,7 @@
 //! mapped to their host sources by path.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -215,7 +215,18 @@ impl Engine {
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(&o.meta, tar::HeaderMode::Complete);
         if ft.is_dir() {
-            tar.append_dir_all(&name, o.proc_path()).map_err(failed)?;
+            // Below the opened dir, only through dir fds: a running container
+            // can swap any name for a symlink to the host while we walk.
+            let dir =
+                berth_image::fswalk::reopen(o.fd.as_fd(), OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                    .map_err(failed)?;
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            tar.append_data(&mut h, &name, std::io::empty())
+                .map_err(failed)?;
+            let opts = berth_image::fswalk::TarOptions::default();
+            berth_image::fswalk::append_tree(&mut tar, dir.as_fd(), Path::new(&name), &opts)
+                .map_err(failed)?;
         } else if ft.is_symlink() {
             let target = nix::fcntl::readlinkat(&o.fd, "")
                 .map_err(|e| EngineError::Internal(format!("readlink {path}: {e}")))?;

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -172,22 +173,20 @@ impl Engine {
         let c = self.inspect(key)?;
         let rootfs = self.paths.container_dir(&c.id).join("rootfs");
         let mut tar = tar::Builder::new(out);
-        tar.follow_symlinks(false);
-        tar.mode(tar::HeaderMode::Complete);
-        let mut names: Vec<_> = std::fs::read_dir(&rootfs)
-            .map_err(|e| io_err("read", &rootfs, e))?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
-        names.sort();
         let failed = |e: std::io::Error| EngineError::Internal(format!("export {}: {e}", c.id));
-        for name in names {
-            let p = rootfs.join(&name);
-            if p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-                tar.append_dir_all(&name, &p).map_err(failed)?;
-            } else {
-                tar.append_path_with_name(&p, &name).map_err(failed)?;
-            }
-        }
+        // Through dir fds and never following a symlink: the container may
+        // be running and swapping names for links to the host.
+        let dir = nix::fcntl::open(
+            &rootfs,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| io_err("open", &rootfs, std::io::Error::from_raw_os_error(e as i32)))?;
+        let opts = berth_image::fswalk::TarOptions::default();
+        berth_image::fswalk::append_tree(&mut tar, dir.as_fd(), Path::new(""), &opts)
+            .map_err(failed)?;
         tar.finish().map_err(failed)?;
         Ok(())
     }
