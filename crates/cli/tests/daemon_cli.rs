@@ -13,7 +13,8 @@ use support::*;
 const BUSYBOX: &str = "localhost:5000/busybox:latest";
 
 /// Kills the daemon `berth` started on its own (not our child) and deletes
-/// the default bridge it made (a SIGKILLed daemon leaves it).
+/// the default bridge and nftables table it made (a SIGKILLed daemon
+/// leaves them).
 struct KillOnDrop(i32, Option<String>);
 
 impl KillOnDrop {
@@ -49,7 +50,12 @@ impl Drop for KillOnDrop {
         if let Some(b) = &self.1 {
             let _ = std::process::Command::new("ip")
                 .args(["link", "del", b])
-                .status();
+                .output();
+            // Its packet rules' table is named after the bridge; left
+            // behind, it drops traffic for a subnet another daemon may take.
+            let _ = std::process::Command::new("nft")
+                .args(["delete", "table", "ip", b])
+                .output();
         }
     }
 }
