@@ -269,8 +269,8 @@ pub fn resolve_user(user: &str, rootfs: &Path) -> Result<(u32, u32)> {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
-    let lookup = |file: &str, name: &str| -> Option<(u32, u32)> {
-        let text = fs::read_to_string(rootfs.join("etc").join(file)).ok()?;
+    let passwd = read_etc(rootfs, "passwd")?.unwrap_or_default();
+    let lookup = |text: &str, name: &str| -> Option<(u32, u32)> {
         text.lines().find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
             (f.len() >= 3 && f[0] == name).then(|| {
@@ -283,20 +283,43 @@ pub fn resolve_user(user: &str, rootfs: &Path) -> Result<(u32, u32)> {
     };
     let bad = || Error::InvalidReference(user.to_string(), "unknown user in image");
     let (uid, mut gid) = match u.parse::<u32>() {
-        Ok(n) => (n, lookup_by_uid(rootfs, n).unwrap_or(n)),
-        Err(_) => lookup("passwd", u).ok_or_else(bad)?,
+        Ok(n) => (n, lookup_by_uid(&passwd, n).unwrap_or(n)),
+        Err(_) => lookup(&passwd, u).ok_or_else(bad)?,
     };
     if let Some(g) = g {
         gid = match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => lookup("group", g).map(|(gid, _)| gid).ok_or_else(bad)?,
+            Err(_) => {
+                let group = read_etc(rootfs, "group")?.unwrap_or_default();
+                lookup(&group, g).map(|(gid, _)| gid).ok_or_else(bad)?
+            }
         };
     }
     Ok((uid, gid))
 }
 
-fn lookup_by_uid(rootfs: &Path, uid: u32) -> Option<u32> {
-    let text = fs::read_to_string(rootfs.join("etc/passwd")).ok()?;
+/// The most an image's /etc/passwd or /etc/group may hold: real ones are
+/// a few KiB; the cap keeps a hostile image from exhausting the daemon.
+pub const ETC_FILE_MAX: u64 = 1 << 20;
+
+/// The image's `/etc/<name>` (passwd, group), read inside `rootfs` (its
+/// symlinks resolve in the image, never on the host), None when missing.
+/// Anything but a regular file of at most [`ETC_FILE_MAX`] bytes — a link
+/// to /dev/zero, a FIFO — is an error naming the file.
+pub fn read_etc(rootfs: &Path, name: &str) -> Result<Option<String>> {
+    let rel = Path::new("etc").join(name);
+    match crate::fswalk::read_file_in_root(rootfs, &rel, ETC_FILE_MAX) {
+        Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io {
+            op: "read the image's",
+            path: Path::new("/").join(rel),
+            source,
+        }),
+    }
+}
+
+fn lookup_by_uid(text: &str, uid: u32) -> Option<u32> {
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 4 && f[2].parse() == Ok(uid)).then(|| f[3].parse().ok())?

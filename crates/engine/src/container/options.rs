@@ -189,6 +189,14 @@ fn walk_devices(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// The image's /etc/`name` ("" when missing), read inside the rootfs: a
+/// symlink to /dev/zero, a FIFO or a huge file is a clear error, not a hang.
+fn etc(rootfs: &Path, name: &str) -> Result<String> {
+    berth_image::rootfs::read_etc(rootfs, name)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| bad(e.to_string()))
+}
+
 /// `-u user[:group]` resolved in the image. A numeric uid the image's
 /// passwd does not list gets gid 0, as runc does for docker run/exec
 /// (unlike COPY --chown, where the uid doubles as gid).
@@ -196,7 +204,7 @@ pub(crate) fn resolve_user(user: &str, rootfs: &Path) -> Result<(u32, u32)> {
     let (uid, gid) = berth_image::rootfs::resolve_user(user, rootfs)
         .map_err(|e| bad(format!("unable to find user {user}: {e}")))?;
     if !user.contains(':') && user.parse::<u32>().is_ok() {
-        let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+        let passwd = etc(rootfs, "passwd")?;
         let listed = passwd.lines().any(|l| l.split(':').nth(2) == Some(user));
         if !listed {
             return Ok((uid, 0));
@@ -208,7 +216,7 @@ pub(crate) fn resolve_user(user: &str, rootfs: &Path) -> Result<(u32, u32)> {
 /// Supplementary groups: the user's groups in the image's /etc/group
 /// (as Docker resolves them), then `--group-add` names or ids.
 fn additional_gids(c: &Container, rootfs: &Path, gid: u32) -> Result<Vec<u32>> {
-    let groups = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+    let groups = etc(rootfs, "group")?;
     let entries: Vec<Vec<&str>> = groups
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
@@ -218,7 +226,7 @@ fn additional_gids(c: &Container, rootfs: &Path, gid: u32) -> Result<Vec<u32>> {
     let mut out = vec![gid];
     let user = c.config.user.as_deref().unwrap_or("");
     let uname = user.split(':').next().unwrap_or("");
-    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let passwd = etc(rootfs, "passwd")?;
     let name = if uname.parse::<u32>().is_ok() {
         passwd
             .lines()
@@ -557,6 +565,55 @@ mod tests {
         assert_eq!(resolve_user("2000", t.path()).unwrap(), (2000, 0));
         assert_eq!(resolve_user("2000:7", t.path()).unwrap(), (2000, 7));
         assert!(resolve_user("nosuch", t.path()).is_err());
+    }
+
+    /// /etc/group as a link to /dev/zero made the daemon read forever (out
+    /// of memory), a FIFO hung create, and a link to an absolute path read
+    /// the host's file: now each is an error naming the file, or resolved
+    /// inside the image.
+    #[test]
+    fn hostile_etc_files_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path().join("rootfs");
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        // An absolute link resolves in the image, never on the host.
+        std::fs::write(r.join("passwd.real"), "bob:x:1000:1000::/h:/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink("/passwd.real", r.join("etc/passwd")).unwrap();
+        std::fs::write(t.path().join("passwd.real"), "bob:x:1:1::/h:/bin/sh\n").unwrap();
+        assert_eq!(resolve_user("bob", &r).unwrap(), (1000, 1000));
+        std::os::unix::fs::symlink("/dev/zero", r.join("etc/group")).unwrap();
+        // A real /dev/zero in the image too, as a rootfs usually has.
+        std::fs::create_dir_all(r.join("dev")).unwrap();
+        nix::sys::stat::mknod(
+            &r.join("dev/zero"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 5),
+        )
+        .unwrap();
+        let mut c = Container::default();
+        c.config.user = Some("bob".into());
+        let e = additional_gids(&c, &r, 1000).unwrap_err().to_string();
+        assert!(
+            e.contains("/etc/group") && e.contains("not a regular file"),
+            "{e}"
+        );
+        let e = resolve_user("bob:staff", &r).unwrap_err().to_string();
+        assert!(e.contains("/etc/group"), "{e}");
+
+        std::fs::remove_file(r.join("etc/group")).unwrap();
+        nix::unistd::mkfifo(
+            &r.join("etc/group"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        let e = additional_gids(&c, &r, 1000).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+
+        std::fs::remove_file(r.join("etc/group")).unwrap();
+        std::fs::write(r.join("etc/group"), vec![b'#'; 2 << 20]).unwrap();
+        let e = additional_gids(&c, &r, 1000).unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
     }
 
     #[test]
