@@ -27,6 +27,8 @@ pub struct BuildRequest {
     pub network: String,
     /// `os/arch[/variant]` (default: the host's).
     pub platform: Option<String>,
+    /// Names the client's context (hex): kept and synced between builds.
+    pub context_key: Option<String>,
 }
 
 /// What `builder prune` removed.
@@ -57,9 +59,22 @@ impl Engine {
         if let Some(p) = &platform {
             p.parse::<Platform>()?;
         }
-        let ctx = build::context::from_reader(self.images.root(), context)?;
-        let mut o = BuildOptions::new(&ctx.dir);
-        o.dockerfile = match (ctx.dockerfile.clone(), req.dockerfile) {
+        // A client that names its context (berth build does) gets it kept
+        // between builds and synced; otherwise a scratch dir per build.
+        let kept = match req.context_key.as_deref() {
+            Some(k) => build::context::kept(self.images.root(), k, context)?,
+            None => None,
+        };
+        let scratch;
+        let (dir, text) = match &kept {
+            Some(k) => (k.dir.clone(), k.dockerfile.clone()),
+            None => {
+                scratch = build::context::from_reader(self.images.root(), context)?;
+                (scratch.dir.clone(), scratch.dockerfile.clone())
+            }
+        };
+        let mut o = BuildOptions::new(&dir);
+        o.dockerfile = match (text, req.dockerfile) {
             // The body was a Dockerfile, not a tar (`docker build - < Dockerfile`
             // with an old client).
             (Some(text), _) => DockerfileSource::Text(text),
@@ -75,7 +90,7 @@ impl Engine {
             (None, _) => DockerfileSource::Path("Dockerfile".into()),
         };
         if let DockerfileSource::Path(p) = &o.dockerfile
-            && !ctx.dir.join(p).is_file()
+            && !dir.join(p).is_file()
         {
             return Err(EngineError::InvalidArgument(format!(
                 "Cannot locate specified Dockerfile: {}",
@@ -96,6 +111,10 @@ impl Engine {
     /// Drops the whole build cache, then collects the layers only it kept.
     pub fn build_prune(&self) -> Result<BuildPrune> {
         let deleted = build::Cache::open(self.images.root())?.prune()?;
+        let kept = self.images.root().join("builder").join("contexts");
+        if kept.exists() {
+            std::fs::remove_dir_all(&kept).map_err(|e| crate::error::io_err("remove", &kept, e))?;
+        }
         let gc = self.images.collect(None)?;
         Ok(BuildPrune {
             deleted,

@@ -66,6 +66,10 @@ pub(crate) fn request(q: &BTreeMap<String, Vec<String>>) -> Result<BuildRequest>
         pull: flag(q, "pull"),
         network: last(q, "networkmode").unwrap_or_default().to_string(),
         platform: last(q, "platform").map(String::from),
+        // Berth's own: berth build names its context directory.
+        context_key: last(q, "berthcontext")
+            .filter(|k| !k.is_empty())
+            .map(String::from),
     })
 }
 

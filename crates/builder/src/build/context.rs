@@ -130,6 +130,159 @@ pub fn tar_dir(dir: &Path, keep: &[&str], extra: &[(&str, &[u8])]) -> Result<Vec
     b.into_inner().ctx("tar", dir)
 }
 
+/// A context kept between builds from the same client directory (`key`):
+/// each build's tar is applied to it, writing only the entries whose type,
+/// size, mode, owner or mtime changed and removing what the tar no longer
+/// has. An unchanged context then costs no file creation or removal, which
+/// on ext4 is most of what unpacking a large context costs (BuildKit's
+/// context sync saves the same).
+pub struct KeptContext {
+    pub dir: PathBuf,
+    pub dockerfile: Option<String>,
+    /// Held while a build uses the dir.
+    _lock: fs::File,
+}
+
+/// The kept context for `key` synced to `input`; None when another build
+/// holds it (the caller then uses a scratch context).
+pub fn kept(store_root: &Path, key: &str, input: &[u8]) -> Result<Option<KeptContext>> {
+    if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(crate::Error::Invalid(format!(
+            "context key {key:?}: expected up to 64 hex digits"
+        )));
+    }
+    let base = store_root.join("builder").join("contexts");
+    fs::create_dir_all(&base).ctx("create", &base)?;
+    let lock_path = base.join(format!("{key}.lock"));
+    let lock = fs::File::create(&lock_path).ctx("create", &lock_path)?;
+    // SAFETY: flock on an fd we own.
+    if unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&lock),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    } != 0
+    {
+        return Ok(None);
+    }
+    let dir = base.join(key);
+    fs::create_dir_all(&dir).ctx("create", &dir)?;
+    let mut ctx = KeptContext {
+        dir,
+        dockerfile: None,
+        _lock: lock,
+    };
+    let gz = input.starts_with(&[0x1f, 0x8b]);
+    let is_tar = gz || (input.len() >= 512 && &input[257..262] == b"ustar");
+    if !is_tar {
+        ctx.dockerfile = Some(String::from_utf8_lossy(input).into_owned());
+        sync(&ctx.dir, tar::Archive::new(&[][..]))?;
+        return Ok(Some(ctx));
+    }
+    if gz {
+        sync(
+            &ctx.dir,
+            tar::Archive::new(flate2::read::MultiGzDecoder::new(input)),
+        )?;
+    } else {
+        sync(&ctx.dir, tar::Archive::new(input))?;
+    }
+    Ok(Some(ctx))
+}
+
+/// Does the file at `m` already hold what the tar entry `h` describes?
+fn unchanged(m: &fs::Metadata, h: &tar::Header, link: Option<&Path>, at: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let same_owner = h.uid().ok() == Some(m.uid() as u64) && h.gid().ok() == Some(m.gid() as u64);
+    let same_mode = h.mode().ok() == Some(m.mode() & 0o7777);
+    match h.entry_type() {
+        tar::EntryType::Directory => m.is_dir() && same_owner && same_mode,
+        tar::EntryType::Regular => {
+            m.is_file()
+                && same_owner
+                && same_mode
+                && h.size().ok() == Some(m.len())
+                && h.mtime().ok() == Some(m.mtime().max(0) as u64)
+        }
+        tar::EntryType::Symlink => {
+            m.file_type().is_symlink() && same_owner && fs::read_link(at).ok().as_deref() == link
+        }
+        _ => false,
+    }
+}
+
+fn sync<R: Read>(dir: &Path, mut a: tar::Archive<R>) -> Result<()> {
+    use std::collections::HashSet;
+    use std::path::Component;
+    a.set_preserve_permissions(true);
+    a.set_preserve_ownerships(true);
+    a.set_preserve_mtime(true);
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    for e in a.entries().ctx("read context tar", dir)? {
+        let mut e = e.ctx("read context tar", dir)?;
+        let raw = e.path().ctx("read context tar", dir)?.into_owned();
+        if raw
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::RootDir))
+        {
+            return Err(crate::Error::Invalid(format!(
+                "context tar entry {}: outside the context",
+                raw.display()
+            )));
+        }
+        let rel: PathBuf = raw
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let mut anc = rel.clone();
+        loop {
+            seen.insert(anc.clone());
+            if !anc.pop() || anc.as_os_str().is_empty() {
+                break;
+            }
+        }
+        let at = dir.join(&rel);
+        let link = e.link_name().ok().flatten().map(|l| l.into_owned());
+        if let Ok(m) = fs::symlink_metadata(&at) {
+            if unchanged(&m, e.header(), link.as_deref(), &at) {
+                continue;
+            }
+            // Replaced, never written in place.
+            let is_dir_entry = e.header().entry_type() == tar::EntryType::Directory;
+            if m.is_dir() && !is_dir_entry {
+                fs::remove_dir_all(&at).ctx("remove", &at)?;
+            } else if !m.is_dir() {
+                fs::remove_file(&at).ctx("remove", &at)?;
+            }
+        }
+        e.unpack_in(dir).ctx("extract context", &at)?;
+    }
+    // What the tar no longer has.
+    let mut todo = vec![PathBuf::new()];
+    while let Some(rel) = todo.pop() {
+        let here = dir.join(&rel);
+        for ent in fs::read_dir(&here).ctx("read", &here)? {
+            let name = ent.ctx("read", &here)?.file_name();
+            let r = rel.join(&name);
+            let p = dir.join(&r);
+            let is_dir = fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
+            if !seen.contains(&r) {
+                if is_dir {
+                    fs::remove_dir_all(&p).ctx("remove", &p)?;
+                } else {
+                    fs::remove_file(&p).ctx("remove", &p)?;
+                }
+            } else if is_dir {
+                todo.push(r);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +336,53 @@ mod tests {
             "*.log\nbuild\n!build/keep\nDockerfile\n.df-extra\n"
         );
         assert_eq!(fs::read_to_string(c.dir.join("build/keep")).unwrap(), "k");
+        // A kept context: same result, then only what changed is rewritten
+        // and what went away is removed.
+        let k = kept(root.path(), "ab12", &data).unwrap().unwrap();
+        assert_eq!(fs::read_to_string(k.dir.join("src/m.c")).unwrap(), "m");
+        assert!(
+            kept(root.path(), "ab12", &data).unwrap().is_none(),
+            "locked"
+        );
+        let dir2 = k.dir.clone();
+        let keep_ino =
+            |p: &str| std::os::unix::fs::MetadataExt::ino(&fs::metadata(dir2.join(p)).unwrap());
+        drop(k);
+        fs::write(d.path().join("src/m.c"), "changed").unwrap();
+        fs::remove_file(d.path().join("a.txt")).unwrap();
+        let data2 = tar_dir(d.path(), &["Dockerfile"], &[]).unwrap();
+        let k = kept(root.path(), "ab12", &data2).unwrap().unwrap();
+        assert_eq!(
+            fs::read_to_string(k.dir.join("src/m.c")).unwrap(),
+            "changed"
+        );
+        assert!(!k.dir.join("a.txt").exists() && !k.dir.join(".df-extra").exists());
+        drop(k);
+        fs::write(d.path().join("a.txt"), "a").unwrap();
+        let k = kept(
+            root.path(),
+            "ab12",
+            &tar_dir(d.path(), &["Dockerfile"], &[]).unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+        let b_ino = keep_ino("build/keep");
+        let again = kept(root.path(), "ab12", &[]);
+        assert!(again.unwrap().is_none());
+        drop(k);
+        let k = kept(
+            root.path(),
+            "ab12",
+            &tar_dir(d.path(), &["Dockerfile"], &[]).unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            keep_ino("build/keep"),
+            b_ino,
+            "an unchanged file is not rewritten"
+        );
+        assert_eq!(k.dir, dir2);
+        assert!(kept(root.path(), "../x", &data).is_err());
     }
 }

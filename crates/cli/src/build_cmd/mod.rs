@@ -211,6 +211,14 @@ fn build_remote(sock: &Path, a: &BuildArgs, mode: progress::Mode) -> Result<Stri
         }
     }
     q.push(("networkmode".into(), a.network.clone()));
+    if a.context != "-"
+        && let Ok(abs) = Path::new(&a.context).canonicalize()
+    {
+        // berthd keeps this directory's context between builds and only
+        // rewrites what changed (the key names the directory, not its content).
+        let key = berth_image::Digest::sha256_of(abs.as_os_str().as_encoded_bytes());
+        q.push(("berthcontext".into(), key.hex().to_string()));
+    }
     let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
     let resp = client::check(client::post(
         sock,
