@@ -103,9 +103,27 @@ fn from_container(c: &Client, id: &str, path: &str, dest: &str) -> Result<()> {
     })?;
     io::Seek::seek(&mut spool, io::SeekFrom::Start(0))?;
     let dest = PathBuf::from(dest);
+    let contents = path.ends_with("/.") || path == "." || path.trim_matches('/').is_empty();
+    extract(spool, &dest, contents)
+}
+
+/// Extracts a `docker cp` archive at `dest` on this host: into it when it
+/// is a directory, else as it (the archive's top entry renamed to `dest`;
+/// with `contents`, the top is `.` and `dest` becomes a directory of what
+/// it held). The archive comes from a daemon that may be remote or
+/// compromised, so berth-image's unpacker extracts it: `..`, absolute
+/// names and writes through a symlink that leaves the target are refused,
+/// and everything is owned by the user running berth (as docker's CLI does).
+fn extract(tar: impl io::Read, dest: &Path, contents: bool) -> Result<()> {
+    // SAFETY: geteuid/getegid have no failure modes.
+    let owner = unsafe { (libc::geteuid(), libc::getegid()) };
+    let opts = berth_image::unpack::UnpackOptions {
+        owner: Some(owner),
+        whiteouts: false,
+        no_overwrite_dir_non_dir: false,
+    };
     if dest.is_dir() {
-        tar::Archive::new(spool)
-            .unpack(&dest)
+        berth_image::unpack::unpack_with(tar, dest, opts)
             .with_context(|| format!("extracting into {}", dest.display()))?;
         return Ok(());
     }
@@ -116,25 +134,32 @@ fn from_container(c: &Client, id: &str, path: &str, dest: &str) -> Result<()> {
     if !parent.is_dir() {
         bail!("no such directory: {}", parent.display());
     }
-    // The archive's top entry is the source's name; it becomes `dest`.
-    let mut ar = tar::Archive::new(spool);
-    for entry in ar.entries()? {
-        let mut e = entry?;
-        let p = e.path()?.into_owned();
-        let mut comps = p.components();
-        comps.next();
-        let rest = comps.as_path();
-        let target = if rest.as_os_str().is_empty() {
-            dest.clone()
-        } else {
-            dest.join(rest)
-        };
-        if let Some(d) = target.parent() {
-            std::fs::create_dir_all(d)?;
+    // Unpacked next to `dest` (same filesystem), then renamed into place.
+    let tmp = tempfile::Builder::new()
+        .prefix(".berth-cp-")
+        .tempdir_in(parent)
+        .with_context(|| format!("temporary directory in {}", parent.display()))?;
+    berth_image::unpack::unpack_with(tar, tmp.path(), opts)
+        .with_context(|| format!("extracting {}", dest.display()))?;
+    let top = if contents {
+        tmp.path().to_path_buf()
+    } else {
+        let mut names = std::fs::read_dir(tmp.path())?.collect::<io::Result<Vec<_>>>()?;
+        if names.len() != 1 {
+            bail!(
+                "the archive holds {} top-level entries, expected the one copied",
+                names.len()
+            );
         }
-        e.unpack(&target)
-            .with_context(|| format!("extracting {}", target.display()))?;
+        names.remove(0).path()
+    };
+    if contents {
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
     }
+    std::fs::rename(&top, dest).with_context(|| format!("writing {}", dest.display()))?;
     Ok(())
 }
 
@@ -208,5 +233,106 @@ mod tests {
         assert_eq!(split("/tmp/a:b"), None);
         assert_eq!(split("./a:b"), None);
         assert_eq!(split("file"), None);
+    }
+
+    /// A tar entry with a raw name (tar's own setters refuse `..`, which
+    /// is the point here: a hostile daemon does not use them).
+    fn raw(
+        b: &mut tar::Builder<Vec<u8>>,
+        name: &str,
+        kind: tar::EntryType,
+        link: &str,
+        data: &[u8],
+    ) {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    #[test]
+    fn hostile_archives_stay_in_the_destination() {
+        use tar::EntryType::{Directory, Regular, Symlink};
+        let t = tempfile::tempdir().unwrap();
+        let (dest, outside) = (t.path().join("dest"), t.path().join("outside"));
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let abs = format!("{}/b", outside.display());
+        type Entries<'a> = Vec<(&'a str, tar::EntryType, String)>;
+        let cases: Vec<(&str, Entries)> = vec![
+            (
+                "dotdot",
+                vec![("x/../../outside/a", Regular, String::new())],
+            ),
+            ("absolute", vec![(&abs, Regular, String::new())]),
+            // A symlink out of the destination, then a file written through it.
+            (
+                "through a link",
+                vec![
+                    ("x", Directory, String::new()),
+                    ("x/ln", Symlink, outside.display().to_string()),
+                    ("x/ln/c", Regular, String::new()),
+                ],
+            ),
+            (
+                "through a relative link",
+                vec![
+                    ("y", Directory, String::new()),
+                    ("y/up", Symlink, "../..".into()),
+                    ("y/up/outside/d", Regular, String::new()),
+                ],
+            ),
+        ];
+        for (what, entries) in cases {
+            let mut b = tar::Builder::new(Vec::new());
+            for (name, kind, link) in &entries {
+                raw(
+                    &mut b,
+                    name,
+                    *kind,
+                    link,
+                    if *kind == Regular { b"evil" } else { b"" },
+                );
+            }
+            let data = b.into_inner().unwrap();
+            // Into a directory, and as a new name next to it.
+            let r = extract(&data[..], &dest, false);
+            assert!(r.is_err(), "{what}: extracted into a dir");
+            let r = extract(&data[..], &t.path().join("new"), false);
+            assert!(r.is_err(), "{what}: extracted as a new name");
+            let left: Vec<_> = std::fs::read_dir(&outside).unwrap().collect();
+            assert!(left.is_empty(), "{what}: wrote {left:?} outside");
+        }
+    }
+
+    #[test]
+    fn extracts_into_and_as_the_destination() {
+        let t = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        raw(&mut b, "src", tar::EntryType::Directory, "", b"");
+        raw(&mut b, "src/f", tar::EntryType::Regular, "", b"data");
+        raw(&mut b, "src/ln", tar::EntryType::Symlink, "f", b"");
+        let data = b.into_inner().unwrap();
+        extract(&data[..], t.path(), false).unwrap();
+        assert_eq!(std::fs::read(t.path().join("src/f")).unwrap(), b"data");
+        extract(&data[..], &t.path().join("renamed"), false).unwrap();
+        assert_eq!(std::fs::read(t.path().join("renamed/ln")).unwrap(), b"data");
+        // `cp c:/dir/. new`: the contents of dir become `new`.
+        let mut b = tar::Builder::new(Vec::new());
+        raw(&mut b, ".", tar::EntryType::Directory, "", b"");
+        raw(&mut b, "./g", tar::EntryType::Regular, "", b"g");
+        let data = b.into_inner().unwrap();
+        extract(&data[..], &t.path().join("contents"), true).unwrap();
+        assert_eq!(std::fs::read(t.path().join("contents/g")).unwrap(), b"g");
+        let names: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(".berth-cp-"))
+            .collect();
+        assert!(names.is_empty(), "left behind {names:?}");
     }
 }
