@@ -406,3 +406,41 @@ fn from_pulls_missing_base_image() {
         true
     );
 }
+
+/// The context is the client's, the daemon's host is not: a link in a
+/// source's leading components, or a Dockerfile that is a link, resolves
+/// inside the context and never reads the host's files.
+#[test]
+fn context_links_never_reach_the_host() {
+    let e = env();
+    let host = e.dir.path().join("host-only");
+    fs::create_dir_all(&host).unwrap();
+    fs::write(host.join("secret"), "HOST\n").unwrap();
+    fs::write(host.join("Dockerfile"), "FROM busybox\nLABEL leaked=yes\n").unwrap();
+    let ctx = e.context("links");
+    symlink(&host, ctx.join("sub")).unwrap();
+    let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let mut o = BuildOptions::new(&ctx);
+    o.dockerfile = DockerfileSource::Text("FROM busybox\nCOPY sub/secret /s\n".into());
+    let err = build::build(&e.store, &o, buf.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not found in the build context"), "{err}");
+    // The same link inside the context is fine when it points inside.
+    fs::create_dir_all(ctx.join(host.strip_prefix("/").unwrap())).unwrap();
+    fs::write(
+        ctx.join(host.strip_prefix("/").unwrap()).join("secret"),
+        "CONTEXT\n",
+    )
+    .unwrap();
+    o.dockerfile =
+        DockerfileSource::Text("FROM busybox\nCOPY sub/secret /s\nRUN grep -q CONTEXT /s\n".into());
+    build::build(&e.store, &o, buf.clone()).unwrap();
+
+    symlink(host.join("Dockerfile"), ctx.join("Dockerfile")).unwrap();
+    o.dockerfile = DockerfileSource::Path("Dockerfile".into());
+    let err = build::build(&e.store, &o, buf.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not in the build context"), "{err}");
+}

@@ -44,10 +44,13 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
                 )));
             }
         } else {
-            let path = if rel.is_empty() {
-                root.to_path_buf()
-            } else {
-                root.join(&rel)
+            // Links in the leading components resolve inside the root (a
+            // context's `sub -> /etc` must not make `COPY sub/passwd` read
+            // the host's); the last one is looked at below.
+            let path = match rel.rsplit_once('/') {
+                _ if rel.is_empty() => root.to_path_buf(),
+                Some((dir, name)) => super::copy_step::scoped(root, dir)?.join(name),
+                None => root.join(&rel),
             };
             if fs::symlink_metadata(&path).is_err()
                 || (!rel.is_empty() && ignore.is_some_and(|i| i.excluded(&rel)))
@@ -59,7 +62,7 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
             // A source that is itself a symlink is followed (within the
             // root), as Docker does; links inside copied dirs stay links.
             let path = if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-                super::copy_step::scoped(root, &rel)
+                super::copy_step::scoped(root, &rel)?
             } else {
                 path
             };

@@ -129,7 +129,7 @@ impl Ctx<'_> {
             };
             let attrs = copy::Attrs { owner, chmod };
             let dest_dir = dest.ends_with('/') || many;
-            let dst_abs = scoped(&step.rootfs, &dest);
+            let dst_abs = scoped(&step.rootfs, &dest)?;
             let dst_is_dir = dest_dir || dst_abs.is_dir();
             for s in &sources {
                 let meta = std::fs::symlink_metadata(&s.path).ctx("stat", &s.path)?;
@@ -177,8 +177,10 @@ impl Ctx<'_> {
 }
 
 /// `root`/`path` with symlinks resolved *inside* root, so an image's
-/// absolute or `..` links can never point a copy at the host.
-pub(super) fn scoped(root: &Path, path: &str) -> PathBuf {
+/// absolute or `..` links can never point a copy at the host. More than 40
+/// links (a loop) is an error: keeping the unresolved link as a plain path
+/// part would let the kernel resolve it on the host.
+pub(super) fn scoped(root: &Path, path: &str) -> Result<PathBuf> {
     let mut cur = PathBuf::new();
     let mut parts: std::collections::VecDeque<String> = path
         .split('/')
@@ -197,7 +199,12 @@ pub(super) fn scoped(root: &Path, path: &str) -> PathBuf {
         }
         let cand = cur.join(&c);
         match std::fs::read_link(root.join(&cand)) {
-            Ok(t) if hops < 40 => {
+            Ok(_) if hops >= 40 => {
+                return Err(Error::Invalid(format!(
+                    "{path:?}: too many levels of symbolic links"
+                )));
+            }
+            Ok(t) => {
                 hops += 1;
                 let t = t.to_string_lossy().into_owned();
                 if t.starts_with('/') {
@@ -207,13 +214,41 @@ pub(super) fn scoped(root: &Path, path: &str) -> PathBuf {
                     parts.push_front(p.to_string());
                 }
             }
-            _ => cur = cand,
+            Err(_) => cur = cand,
         }
     }
-    root.join(cur)
+    Ok(root.join(cur))
 }
 
 pub(super) fn mkdir_in_root(root: &Path, dir: &str) -> Result<()> {
-    let p = scoped(root, dir);
+    let p = scoped(root, dir)?;
     std::fs::create_dir_all(&p).ctx("create", p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Links resolve inside the root; a chain longer than 40 links is an
+    /// error rather than a path whose remaining link the kernel would
+    /// resolve on the host.
+    #[test]
+    fn scoped_stays_in_root_or_fails() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path().join("root");
+        std::fs::create_dir_all(r.join("real")).unwrap();
+        std::os::unix::fs::symlink("/real", r.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../real", r.join("up")).unwrap();
+        assert_eq!(scoped(&r, "/abs/x").unwrap(), r.join("real/x"));
+        assert_eq!(scoped(&r, "up/x").unwrap(), r.join("real/x"));
+        // l0 -> l1 -> ... -> l40 -> /etc (on the host if left unresolved).
+        for i in 0..41 {
+            std::os::unix::fs::symlink(format!("l{}", i + 1), r.join(format!("l{i}"))).unwrap();
+        }
+        std::os::unix::fs::symlink("/etc", r.join("l41")).unwrap();
+        let e = scoped(&r, "l0/passwd").unwrap_err().to_string();
+        assert!(e.contains("too many levels of symbolic links"), "{e}");
+        std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
+        assert!(scoped(&r, "loop").is_err());
+    }
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
@@ -20,25 +21,43 @@ use crate::dockerfile::ignore::Ignore;
 use crate::dockerfile::{self, Dockerfile, Kind, expand};
 use crate::error::{Error, IoContext, Result};
 
+/// Most a Dockerfile or .dockerignore may hold.
+const CONTEXT_FILE_MAX: u64 = 16 << 20;
+
+/// `rel` in the context, resolved inside it (a `Dockerfile -> /etc/shadow`
+/// link in a sent context reads the context's, never the daemon host's),
+/// a regular file only; None when missing.
+fn read_in_context(context: &Path, rel: &Path) -> Result<Option<String>> {
+    match berth_image::fswalk::read_file_in_root(context, rel, CONTEXT_FILE_MAX) {
+        Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Invalid(format!(
+            "{} in the build context: {e}",
+            rel.display()
+        ))),
+    }
+}
+
 /// Builds the image described by `opts`, writing progress to `out`.
 pub fn build(store: &Arc<ImageStore>, opts: &BuildOptions, out: Sink) -> Result<BuildResult> {
     let t0 = Instant::now();
     let (name, text) = match &opts.dockerfile {
         DockerfileSource::Text(t) => ("Dockerfile".to_string(), t.clone()),
         DockerfileSource::Path(p) => {
-            let full = if p.is_absolute() {
-                p.clone()
+            let text = if p.is_absolute() {
+                // A path the caller chose on the daemon's host (not `POST
+                // /build`, whose Dockerfile is always in the context).
+                fs::read_to_string(p).ctx("read Dockerfile", p)?
             } else {
-                opts.context.join(p)
+                read_in_context(&opts.context, p)?.ok_or_else(|| {
+                    Error::Invalid(format!("Dockerfile {p:?} is not in the build context"))
+                })?
             };
-            let text = fs::read_to_string(&full).ctx("read Dockerfile", &full)?;
             (p.display().to_string(), text)
         }
     };
-    let ctx_ignore = opts.context.join(".dockerignore");
-    let ignore = fs::read_to_string(&ctx_ignore)
-        .ok()
-        .map(|t| Ignore::parse(&t));
+    let ignore =
+        read_in_context(&opts.context, Path::new(".dockerignore"))?.map(|t| Ignore::parse(&t));
     let mut ctx = Ctx::new(store.clone(), opts, out, ignore)?;
     // A build killed earlier may have left its step mounts and containers.
     if let Err(e) = super::cleanup_stale(store.root()) {

@@ -86,7 +86,7 @@ fn bind(target: &str, source: &Path, readonly: bool) -> Value {
 /// Creates `target` (a dir, or a file for file sources) in `rootfs` when
 /// missing; returns its topmost created ancestor.
 fn stub(rootfs: &Path, target: &str, file: bool) -> Result<Option<PathBuf>> {
-    let host = scoped(rootfs, target);
+    let host = scoped(rootfs, target)?;
     if host.symlink_metadata().is_ok() {
         return Ok(None);
     }
@@ -235,7 +235,7 @@ impl Ctx<'_> {
                     let source = m.source.clone().unwrap_or_default();
                     let (host, key) = match &m.from {
                         None => {
-                            let host = scoped(&self.opts.context, &source);
+                            let host = scoped(&self.opts.context, &source)?;
                             if host.symlink_metadata().is_err() {
                                 return Err(Error::Invalid(format!(
                                     "RUN --mount=type=bind: source {source:?} not found in the build context"
@@ -252,7 +252,7 @@ impl Ctx<'_> {
                             let st = self.stage_or_image(df, idx, done, f, lease)?;
                             let root =
                                 ReadOnlyRoot::mount(&self.store, &self.tmp, &self.lowers(&st)?)?;
-                            let host = scoped(&root.dir, &source);
+                            let host = scoped(&root.dir, &source)?;
                             if host.symlink_metadata().is_err() {
                                 return Err(Error::Invalid(format!(
                                     "RUN --mount=type=bind: source {source:?} not found in {f}"
