@@ -208,3 +208,36 @@ fn policies_across_daemon_sigkill() {
     assert_eq!(o.stdout, "/ran\n", "{}", o.stderr);
     d.finish();
 }
+
+/// A stop or rm -f that lands while a policy restart is under way (its
+/// back-off or its start) wins: nothing runs afterwards and rm leaves no
+/// shim, process, cgroup, veth or address behind (checked by `finish`).
+/// The offsets sweep the 100 ms back-off and the start that follows it.
+#[test]
+fn stop_or_rm_during_restart_wins() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    for i in 0..10u64 {
+        let c = unique("rmrace");
+        run_with(&d, &c, "always", &["true"]);
+        std::thread::sleep(Duration::from_millis(15 * i + 40));
+        d.ok(&["rm", "-f", &c]);
+        assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
+    }
+    for i in 0..6u64 {
+        let c = unique("stoprace");
+        run_with(&d, &c, "always", &["true"]);
+        std::thread::sleep(Duration::from_millis(25 * i + 40));
+        d.ok(&["stop", &c]);
+        std::thread::sleep(Duration::from_millis(300));
+        let s = d.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.Running}} {{.State.Pid}}",
+            &c,
+        ]);
+        assert!(s.starts_with("exited false 0"), "{c} after stop: {s}");
+        d.ok(&["rm", &c]);
+    }
+    d.finish();
+}

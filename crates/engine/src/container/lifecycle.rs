@@ -382,8 +382,19 @@ impl Engine {
             let mut t = self.lock();
             let id = t.find(key)?;
             let c = t.containers.get_mut(&id).expect("found");
+            // A policy restart whose back-off a stop or rm ended has
+            // nothing left to do.
+            if restart && !restart_wanted(c) {
+                return Ok(());
+            }
             if c.state.running && !(restart && c.state.restarting) {
                 return Ok(());
+            }
+            if c.starting {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is already being started",
+                    c.id
+                )));
             }
             if !restart {
                 c.has_been_manually_stopped = false;
@@ -395,9 +406,16 @@ impl Engine {
                     c.id
                 )));
             }
+            c.starting = true;
             c.clone()
         };
+        // Cleared on every way out, waking stop/rm that wait for it.
+        let _starting = StartingGuard {
+            engine: self,
+            id: c.id.clone(),
+        };
         let mut c = c;
+        let launched = !c.shim;
         if !c.shim {
             // A restart: a fresh shim holds the container created, so the
             // network is in place before the process runs, as on first start.
@@ -421,6 +439,34 @@ impl Engine {
         if let Some([h, w]) = c.host_config.console_size.filter(|s| c.tty() && s[0] > 0) {
             let _ = client.resize(w, h, None);
         }
+        // Last check before the process runs: a stop or rm that came
+        // during the launch wins, and the shim made for it goes again.
+        let cancelled = {
+            let t = self.lock();
+            t.containers.get(&c.id).is_none_or(|cur| {
+                cur.state.status == "removing" || (restart && !restart_wanted(cur))
+            })
+        };
+        if cancelled {
+            self.network_detach_all(&mut c);
+            if launched {
+                let _ = client.kill(libc::SIGKILL, true);
+                let _ = client.wait(None);
+                let _ = client.delete();
+                let _ = client.shutdown();
+                if let Some(cur) = self.lock().containers.get_mut(&c.id) {
+                    cur.shim = false;
+                    let _ = self.persist(cur);
+                }
+            }
+            if restart {
+                return Ok(());
+            }
+            return Err(EngineError::Conflict(format!(
+                "container {} is being removed",
+                c.id
+            )));
+        }
         if let Err(e) = client.start() {
             self.network_detach_all(&mut c);
             return Err(EngineError::InvalidArgument(format!(
@@ -441,6 +487,7 @@ impl Engine {
             cur.state.started_at = now_rfc3339();
             cur.state.finished_at = ZERO_TIME.into();
             cur.network_settings = c.network_settings.clone();
+            cur.starting = false;
             self.persist(cur)?;
         }
         self.changed.notify_all();
@@ -673,6 +720,11 @@ impl Engine {
                     "removal of container {key} is already in progress"
                 )));
             }
+            // An in-flight (re)start sees this at its last check and gives
+            // up; one past that check finishes, and is killed below.
+            c.stopping = true;
+            t = self.wait_not_starting(t, &id);
+            let c = t.containers.get_mut(&id).ok_or_else(|| no_such(key))?;
             c.stopping = true;
             if c.state.restarting {
                 // In back-off: no process to kill, and no restart now.
@@ -709,6 +761,41 @@ impl Engine {
         }
         self.changed.notify_all();
         Ok(())
+    }
+}
+
+/// A policy restart still wanted: the container waits out its back-off
+/// and no stop or rm came meanwhile.
+fn restart_wanted(c: &Container) -> bool {
+    c.state.status == "restarting" && !c.stopping
+}
+
+struct StartingGuard<'a> {
+    engine: &'a Engine,
+    id: String,
+}
+
+impl Drop for StartingGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.engine.lock().containers.get_mut(&self.id) {
+            c.starting = false;
+        }
+        self.engine.changed.notify_all();
+    }
+}
+
+impl Engine {
+    /// Waits (the lock released meanwhile) until no start of `id` is in
+    /// flight, or the container is gone.
+    pub(crate) fn wait_not_starting<'a>(
+        &'a self,
+        mut t: std::sync::MutexGuard<'a, crate::Table>,
+        id: &str,
+    ) -> std::sync::MutexGuard<'a, crate::Table> {
+        while t.containers.get(id).is_some_and(|c| c.starting) {
+            t = self.changed.wait(t).unwrap_or_else(|p| p.into_inner());
+        }
+        t
     }
 }
 

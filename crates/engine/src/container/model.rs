@@ -313,6 +313,10 @@ pub struct Container {
     /// A stop (or removal) is under way: its exit is not restarted.
     #[serde(skip)]
     pub stopping: bool,
+    /// A start is between its checks and its shim's start: stop and rm
+    /// wait for it, so they act on the outcome instead of racing it.
+    #[serde(skip)]
+    pub starting: bool,
     /// The restart back-off now (Docker keeps it in memory too).
     #[serde(skip)]
     pub restart_backoff_ms: u64,

@@ -157,8 +157,14 @@ impl Engine {
         };
         c.has_been_manually_stopped = true;
         if cancel {
+            // A restart in flight gives up at its last check, or, past
+            // it, runs and the caller stops it as any running container.
             c.stopping = true;
+            t = self.wait_not_starting(t, id);
         }
+        let Some(c) = t.containers.get_mut(id) else {
+            return false;
+        };
         let was = c.state.restarting;
         if was && cancel {
             c.state.restarting = false;
