@@ -87,7 +87,10 @@ fn unix_nanos(k: &str, v: &str) -> Result<i64> {
     } else {
         format!("{frac:0<9}").parse().map_err(|_| bad())?
     };
-    Ok(secs * 1_000_000_000 + frac)
+    // Seconds past ±292 years do not fit in nanoseconds.
+    secs.checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(frac))
+        .ok_or_else(bad)
 }
 
 fn now_nanos() -> i64 {
@@ -200,5 +203,14 @@ mod tests {
         assert_eq!(unix_nanos("since", "12.000000001").unwrap(), 12_000_000_001);
         assert!(unix_nanos("since", "yesterday").is_err());
         assert!(unix_nanos("since", "1.x").is_err());
+        // Too far out for nanoseconds: a 400 naming the parameter, not a
+        // multiplication overflow.
+        let e = unix_nanos("until", "9223372036854775807").unwrap_err();
+        assert!(
+            matches!(&e, ApiError::BadRequest(m) if m.contains("until")),
+            "{e:?}"
+        );
+        assert!(unix_nanos("since", "-9300000000.5").is_err());
+        assert!(unix_nanos("since", "9223372036.999999999").is_err());
     }
 }

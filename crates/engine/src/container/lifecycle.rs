@@ -607,7 +607,8 @@ impl Engine {
 
     /// True once the container is not running (or gone) within `limit`.
     fn wait_stopped(&self, id: &str, limit: Duration) -> bool {
-        let end = Instant::now() + limit;
+        // A client's `t` may be past what an Instant holds: no deadline.
+        let end = Instant::now().checked_add(limit);
         let mut t = self.lock();
         loop {
             match t.containers.get(id) {
@@ -615,14 +616,16 @@ impl Engine {
                 _ => return true,
             }
             let now = Instant::now();
-            if now >= end {
-                return false;
-            }
-            t = self
-                .changed
-                .wait_timeout(t, end - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            t = match end {
+                Some(end) if now >= end => return false,
+                Some(end) => {
+                    self.changed
+                        .wait_timeout(t, end - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+                None => self.changed.wait(t).unwrap_or_else(|p| p.into_inner()),
+            };
         }
     }
 

@@ -249,7 +249,7 @@ impl Engine {
             let swap = match u.memory_swap.filter(|s| *s != 0) {
                 Some(s) => s,
                 None if hc.memory_swap == Some(-1) => -1,
-                None => m * 2,
+                None => super::spec::default_swap(m)?,
             };
             if swap != -1 && swap < m {
                 return Err(EngineError::InvalidArgument(
@@ -270,7 +270,7 @@ impl Engine {
             hc.nano_cpus = Some(n);
             args.extend([
                 "--cpu-period=100000".to_string(),
-                format!("--cpu-quota={}", n * 100_000 / 1_000_000_000),
+                format!("--cpu-quota={}", super::spec::nano_cpus_quota(n)?),
             ]);
         }
         if let Some(q) = u.cpu_quota.filter(|q| *q != 0) {
@@ -301,7 +301,7 @@ impl Engine {
         let cfg = self.paths.container_dir(&c.id).join("config.json");
         let mut spec: Value =
             serde_json::from_slice(&std::fs::read(&cfg).map_err(|e| io_err("read", &cfg, e))?)?;
-        super::spec::limits(&hc, &mut spec["linux"]["resources"]);
+        super::spec::limits(&hc, &mut spec["linux"]["resources"])?;
         crate::util::write_atomic(&cfg, &serde_json::to_vec_pretty(&spec)?)?;
         {
             let mut t = self.lock();

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::model::{Container, HostConfig};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 
 /// Docker's default capabilities.
 pub use berth_runtime::seccomp_profile::DOCKER_DEFAULT_CAPS as DEFAULT_CAPS;
@@ -154,13 +154,13 @@ pub fn capabilities(c: &Container) -> Vec<String> {
 
 /// Memory, CPU and pids limits from the HostConfig into the OCI
 /// `linux.resources` (at create, and again on `update`).
-pub(crate) fn limits(hc: &HostConfig, resources: &mut Value) {
+pub(crate) fn limits(hc: &HostConfig, resources: &mut Value) -> Result<()> {
     let mem = hc.memory.unwrap_or(0);
     if mem > 0 {
         let mut m = json!({"limit": mem});
         let swap = hc.memory_swap.unwrap_or(0);
         // Docker: unset swap means twice the memory; -1 unlimited.
-        m["swap"] = json!(if swap == 0 { mem * 2 } else { swap });
+        m["swap"] = json!(if swap == 0 { default_swap(mem)? } else { swap });
         resources["memory"] = m;
     }
     let mut cpu = serde_json::Map::new();
@@ -169,7 +169,7 @@ pub(crate) fn limits(hc: &HostConfig, resources: &mut Value) {
     }
     if let Some(n) = hc.nano_cpus.filter(|n| *n > 0) {
         cpu.insert("period".into(), json!(100_000));
-        cpu.insert("quota".into(), json!(n * 100_000 / 1_000_000_000));
+        cpu.insert("quota".into(), json!(nano_cpus_quota(n)?));
     }
     if let Some(s) = hc.cpuset_cpus.as_ref().filter(|s| !s.is_empty()) {
         cpu.insert("cpus".into(), json!(s));
@@ -180,6 +180,21 @@ pub(crate) fn limits(hc: &HostConfig, resources: &mut Value) {
     if let Some(p) = hc.pids_limit.filter(|p| *p != 0) {
         resources["pids"] = json!({"limit": p});
     }
+    Ok(())
+}
+
+/// Docker's swap limit when only memory is given: twice the memory.
+pub(crate) fn default_swap(memory: i64) -> Result<i64> {
+    memory
+        .checked_mul(2)
+        .ok_or_else(|| EngineError::InvalidArgument(format!("invalid value for Memory: {memory}")))
+}
+
+/// The CFS quota per 100 ms period for `NanoCpus` (10⁹ = one CPU).
+pub(crate) fn nano_cpus_quota(n: i64) -> Result<i64> {
+    n.checked_mul(100_000)
+        .map(|q| q / 1_000_000_000)
+        .ok_or_else(|| EngineError::InvalidArgument(format!("invalid value for NanoCpus: {n}")))
 }
 
 /// Everything the runtime needs: `args`, `env` and `(uid, gid)` are
@@ -266,7 +281,7 @@ pub fn generate(
             dev("c", 136, None), dev("c", 10, Some(200))
         ])
     };
-    limits(hc, &mut resources);
+    limits(hc, &mut resources)?;
 
     let mut linux = json!({
         "namespaces": namespaces,
@@ -308,6 +323,23 @@ mod tests {
         assert!(all_caps().len() > DEFAULT_CAPS.len());
         c.host_config.cap_add = Some(vec!["BOGUS".into()]);
         assert!(check_caps(&c).is_err());
+    }
+
+    #[test]
+    fn resource_overflow_is_an_error() {
+        let mut hc = HostConfig {
+            memory: Some(i64::MAX),
+            ..HostConfig::default()
+        };
+        let e = limits(&hc, &mut json!({})).unwrap_err();
+        assert!(e.to_string().contains("Memory"), "{e}");
+        // An explicit swap needs no doubling.
+        hc.memory_swap = Some(-1);
+        limits(&hc, &mut json!({})).unwrap();
+        hc.nano_cpus = Some(i64::MAX);
+        let e = limits(&hc, &mut json!({})).unwrap_err();
+        assert!(e.to_string().contains("NanoCpus"), "{e}");
+        assert_eq!(nano_cpus_quota(1_500_000_000).unwrap(), 150_000);
     }
 
     #[test]
