@@ -481,3 +481,51 @@ fn image_volumes_become_anonymous_volumes() {
     assert!(d.ok(&["volume", "ls", "-q"]).trim().is_empty());
     d.finish();
 }
+
+/// A volume a running container uses is never seeded: that container could
+/// plant links in it while the daemon copies (`foo -> /etc/cron.d/x`). Once
+/// nothing running uses it, the empty volume is seeded as before.
+#[test]
+fn volumes_in_use_by_a_running_container_are_not_seeded() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    let vol = unique("shared");
+    let holder = unique("holder");
+    // busybox's /mnt is empty: the holder leaves the volume empty.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &holder,
+        "-v",
+        &format!("{vol}:/mnt"),
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{vol}:/etc"),
+        IMAGE,
+        "ls",
+        "/etc",
+    ]);
+    assert_eq!(o.trim(), "", "seeded while {holder} runs: {o}");
+    d.ok(&["rm", "-f", &holder]);
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{vol}:/etc"),
+        IMAGE,
+        "grep",
+        "-c",
+        "root",
+        "/etc/passwd",
+    ]);
+    assert_eq!(o.trim(), "1", "{o}");
+    d.ok(&["volume", "rm", &vol]);
+    d.finish();
+}

@@ -4,7 +4,10 @@
 //! volumes empty at first use are seeded from the image (see [`seed`]).
 
 use std::collections::BTreeMap;
+use std::os::fd::AsFd;
 use std::path::Path;
+
+use nix::fcntl::OFlag;
 
 use super::model::{Container, MountPoint, MountSpec};
 use crate::Engine;
@@ -390,24 +393,44 @@ impl Engine {
             if m.typ != "volume" || m.no_copy {
                 continue;
             }
-            let dst = Path::new(&m.source);
-            let empty = std::fs::read_dir(dst)
-                .map(|mut rd| rd.next().is_none())
-                .unwrap_or(false);
-            if !empty {
+            // A running container may share the volume and change it under
+            // us; Docker only seeds a volume on its first use anyway.
+            let running = self
+                .volume_users(&m.name)
+                .into_iter()
+                .any(|id| id != c.id && self.inspect(&id).is_ok_and(|o| o.state.running));
+            if running {
                 continue;
             }
-            let Some(src) = super::seed::resolve_in(rootfs, &m.destination) else {
+            let failed = |e: std::io::Error| {
+                EngineError::Internal(format!(
+                    "seeding volume {} from the image's {}: {e}",
+                    m.name, m.destination
+                ))
+            };
+            let dst = nix::fcntl::open(
+                Path::new(&m.source),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| failed(std::io::Error::from_raw_os_error(e as i32)))?;
+            if !berth_image::fswalk::names(dst.as_fd())
+                .map_err(failed)?
+                .is_empty()
+            {
+                continue;
+            }
+            // The image's dir, resolved inside the rootfs; none, or not a
+            // directory, seeds nothing.
+            let root = berth_image::fswalk::open_root(rootfs).map_err(failed)?;
+            let Ok(src) = berth_image::fswalk::open_in_root(
+                root.as_fd(),
+                Path::new(&m.destination),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+            ) else {
                 continue;
             };
-            if src.is_dir() {
-                super::seed::copy_tree(&src, dst).map_err(|e| {
-                    EngineError::Internal(format!(
-                        "seeding volume {} from the image's {}: {e}",
-                        m.name, m.destination
-                    ))
-                })?;
-            }
+            super::seed::copy_tree(src.as_fd(), dst.as_fd()).map_err(failed)?;
         }
         Ok(())
     }

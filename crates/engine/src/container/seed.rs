@@ -5,9 +5,17 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use berth_image::fswalk;
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat};
+use nix::sys::stat::{
+    FchmodatFlags, Mode, SFlag, UtimensatFlags, fchmodat, mkdirat, mknodat, utimensat,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchownat, linkat, symlinkat};
 
 /// `path` inside `rootfs`, with symlinks resolved against the rootfs (not
 /// the host), or None when it does not exist.
@@ -87,102 +95,158 @@ pub(crate) fn mkdir_in(rootfs: &Path, path: &str) -> io::Result<()> {
     Ok(())
 }
 
-fn cstr(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other)
-}
-
-fn check(rc: libc::c_int) -> io::Result<()> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// Copies the contents of `src` into the existing dir `dst` and gives
-/// `dst` the owner, mode and xattrs of `src`.
-pub(crate) fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
+/// Copies the contents of the directory `src` into the existing directory
+/// `dst` (both fds open for reading) and gives `dst` the owner, mode,
+/// xattrs and times of `src`.
+///
+/// `dst` is a volume that another container may share, so everything is
+/// created relative to directory fds: mkdirat, `O_CREAT | O_EXCL |
+/// O_NOFOLLOW` files, symlinkat, mknodat; attributes are set through an fd
+/// of what was just made or with calls that never follow a link. A link
+/// planted in the volume while we copy (`foo -> /etc/cron.d/x`) makes the
+/// copy fail; it is never written through. `src` is read with
+/// [`berth_image::fswalk`], which never follows links either.
+pub(crate) fn copy_tree(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
     let mut links = HashMap::new();
-    copy_children(src, dst, &mut links)?;
-    copy_attrs(src, dst, &std::fs::symlink_metadata(src)?)
+    copy_children(src, dst, Path::new(""), &mut links)?;
+    let md = fswalk::fstat(src)?;
+    set_attrs(src, dst, &md)
 }
 
 fn copy_children(
-    src: &Path,
-    dst: &Path,
-    links: &mut HashMap<(u64, u64), PathBuf>,
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    rel: &Path,
+    links: &mut HashMap<(u64, u64), (OwnedFd, std::ffi::OsString)>,
 ) -> io::Result<()> {
-    for e in std::fs::read_dir(src)? {
-        let e = e?;
-        let (s, d) = (e.path(), dst.join(e.file_name()));
-        let md = std::fs::symlink_metadata(&s)?;
-        let ft = md.file_type();
-        if !ft.is_dir() && md.nlink() > 1 {
-            if let Some(first) = links.get(&(md.dev(), md.ino())) {
-                std::fs::hard_link(first, &d)?;
+    let at = |e: io::Error, n: &std::ffi::OsStr| {
+        io::Error::new(e.kind(), format!("{}: {e}", rel.join(n).display()))
+    };
+    for name in fswalk::names(src)? {
+        let (md, node) = fswalk::open_child(src, &name).map_err(|e| at(e, &name))?;
+        let name = name.as_os_str();
+        if !md.is_dir() && md.nlink() > 1 {
+            if let Some((dir, first)) = links.get(&(md.dev(), md.ino())) {
+                // linkat never follows `first`: at worst it links whatever
+                // the volume now holds under that name, inside the volume.
+                linkat(dir, first.as_os_str(), dst, name, AtFlags::empty())
+                    .map_err(|e| at(errno(e), name))?;
                 continue;
             }
-            links.insert((md.dev(), md.ino()), d.clone());
+            links.insert(
+                (md.dev(), md.ino()),
+                (dst.try_clone_to_owned()?, name.to_owned()),
+            );
         }
-        if ft.is_dir() {
-            std::fs::create_dir(&d)?;
-            copy_children(&s, &d, links)?;
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&s)?, &d)?;
-        } else if ft.is_file() {
-            std::fs::copy(&s, &d)?;
-        } else {
-            // Device nodes, fifos, sockets.
-            let c = cstr(&d)?;
-            // SAFETY: valid path; mode and rdev from the source's stat.
-            check(unsafe {
-                libc::mknod(
-                    c.as_ptr(),
-                    md.mode() as libc::mode_t,
-                    md.rdev() as libc::dev_t,
+        let r = match node {
+            fswalk::Node::Dir(sfd) => (|| {
+                mkdirat(dst, name, Mode::from_bits_truncate(0o700)).map_err(errno)?;
+                let dfd = openat(
+                    dst,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
                 )
-            })?;
-        }
-        copy_attrs(&s, &d, &md)?;
+                .map_err(errno)?;
+                copy_children(sfd.as_fd(), dfd.as_fd(), &rel.join(name), links)?;
+                set_attrs(sfd.as_fd(), dfd.as_fd(), &md)
+            })(),
+            fswalk::Node::File(mut f) => (|| {
+                let dfd = openat(
+                    dst,
+                    name,
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(errno)?;
+                let mut out = std::fs::File::from(dfd);
+                io::copy(&mut f, &mut out)?;
+                set_attrs(f.as_fd(), out.as_fd(), &md)
+            })(),
+            fswalk::Node::Symlink(target) => (|| {
+                symlinkat(target.as_path(), dst, name).map_err(errno)?;
+                fchownat(
+                    dst,
+                    name,
+                    Some(md.uid().into()),
+                    Some(md.gid().into()),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(errno)?;
+                set_times(dst, name, &md)
+            })(),
+            fswalk::Node::Other => (|| {
+                // Device nodes, fifos, sockets.
+                let kind = SFlag::from_bits_truncate(md.mode() & libc::S_IFMT);
+                let perm = Mode::from_bits_truncate(md.mode() & 0o7777);
+                mknodat(dst, name, kind, perm, md.rdev()).map_err(errno)?;
+                // Through an O_PATH fd of the node (not a link swapped in
+                // since): mknod applied the umask, and chown clears setuid.
+                let fd = openat(
+                    dst,
+                    name,
+                    OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(errno)?;
+                let now = fswalk::fstat(fd.as_fd())?;
+                if now.mode() & libc::S_IFMT != md.mode() & libc::S_IFMT {
+                    return Err(io::Error::other("replaced while being copied"));
+                }
+                fchownat(
+                    fd.as_fd(),
+                    "",
+                    Some(md.uid().into()),
+                    Some(md.gid().into()),
+                    AtFlags::AT_EMPTY_PATH,
+                )
+                .map_err(errno)?;
+                let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                fchmodat(AT_FDCWD, proc.as_str(), perm, FchmodatFlags::FollowSymlink)
+                    .map_err(errno)?;
+                set_times(dst, name, &md)
+            })(),
+        };
+        r.map_err(|e| at(e, name))?;
     }
     Ok(())
 }
 
-/// Owner, xattrs, mode (after chown, which clears setuid bits) and times.
-fn copy_attrs(src: &Path, dst: &Path, md: &std::fs::Metadata) -> io::Result<()> {
-    let d = cstr(dst)?;
-    // SAFETY: valid path; lchown never follows the link.
-    check(unsafe { libc::lchown(d.as_ptr(), md.uid(), md.gid()) })?;
-    copy_xattrs(src, dst)?;
-    if !md.file_type().is_symlink() {
-        std::fs::set_permissions(dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
-    }
-    let times = [
-        libc::timespec {
-            tv_sec: md.atime(),
-            tv_nsec: md.atime_nsec(),
-        },
-        libc::timespec {
-            tv_sec: md.mtime(),
-            tv_nsec: md.mtime_nsec(),
-        },
-    ];
-    // SAFETY: valid path and a two-element timespec array.
-    check(unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            d.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
+fn errno(e: nix::errno::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
 }
 
-fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
-    let (s, d) = (cstr(src)?, cstr(dst)?);
+/// Times of `md` on `dst`/`name`, never following a link.
+fn set_times(
+    dst: BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    md: &std::fs::Metadata,
+) -> io::Result<()> {
+    let at = TimeSpec::new(md.atime(), md.atime_nsec());
+    let mt = TimeSpec::new(md.mtime(), md.mtime_nsec());
+    utimensat(dst, name, &at, &mt, UtimensatFlags::NoFollowSymlink).map_err(errno)
+}
+
+/// Owner, xattrs, mode (after chown, which clears setuid bits) and times,
+/// all through the fd of what was made.
+fn set_attrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, md: &std::fs::Metadata) -> io::Result<()> {
+    nix::unistd::fchown(dst, Some(md.uid().into()), Some(md.gid().into())).map_err(errno)?;
+    copy_xattrs(src, dst)?;
+    nix::sys::stat::fchmod(dst, Mode::from_bits_truncate(md.mode() & 0o7777)).map_err(errno)?;
+    let at = TimeSpec::new(md.atime(), md.atime_nsec());
+    let mt = TimeSpec::new(md.mtime(), md.mtime_nsec());
+    nix::sys::stat::futimens(dst, &at, &mt).map_err(errno)
+}
+
+fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
+    let (s, d) = (src.as_raw_fd(), dst.as_raw_fd());
     let mut names = vec![0u8; 4096];
-    // SAFETY: the buffer is valid for its length.
-    let n = unsafe { libc::llistxattr(s.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    // SAFETY: a valid fd and a buffer valid for its length.
+    let n = unsafe { libc::flistxattr(s, names.as_mut_ptr().cast(), names.len()) };
     if n < 0 {
         let e = io::Error::last_os_error();
         // A filesystem without xattrs has nothing to copy.
@@ -195,28 +259,13 @@ fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
     for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let name = CString::new(name).map_err(io::Error::other)?;
         let mut val = vec![0u8; 65536];
-        // SAFETY: valid name and buffer.
-        let len = unsafe {
-            libc::lgetxattr(
-                s.as_ptr(),
-                name.as_ptr(),
-                val.as_mut_ptr().cast(),
-                val.len(),
-            )
-        };
+        // SAFETY: a valid fd, name and buffer.
+        let len = unsafe { libc::fgetxattr(s, name.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
         if len < 0 {
             continue;
         }
-        // SAFETY: valid name and value of `len` bytes.
-        let rc = unsafe {
-            libc::lsetxattr(
-                d.as_ptr(),
-                name.as_ptr(),
-                val.as_ptr().cast(),
-                len as usize,
-                0,
-            )
-        };
+        // SAFETY: a valid fd, name and value of `len` bytes.
+        let rc = unsafe { libc::fsetxattr(d, name.as_ptr(), val.as_ptr().cast(), len as usize, 0) };
         // overlayfs-private attributes cannot be set on the volume's
         // filesystem; everything else must arrive.
         if rc < 0 && !name.to_bytes().starts_with(b"trusted.overlay.") {
@@ -229,6 +278,11 @@ fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cstr(p: &Path) -> io::Result<CString> {
+        use std::os::unix::ffi::OsStrExt;
+        CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other)
+    }
 
     #[test]
     fn resolve_stays_in_rootfs() {
@@ -258,6 +312,39 @@ mod tests {
         assert!(mkdir_in(r, "/file").is_err());
     }
 
+    /// A container sharing the volume plants `foo -> /outside/x` between
+    /// the emptiness check and the copy: the copy fails on that name and
+    /// writes nothing through the link.
+    #[test]
+    fn copy_never_writes_through_planted_links() {
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst, out) = (t.path().join("s"), t.path().join("d"), t.path().join("out"));
+        for d in [&src, &dst, &out] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(src.join("foo"), "seeded").unwrap();
+        std::os::unix::fs::symlink(out.join("x"), dst.join("foo")).unwrap();
+        let open = |p: &Path| {
+            nix::fcntl::open(p, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).unwrap()
+        };
+        let e = copy_tree(open(&src).as_fd(), open(&dst).as_fd()).unwrap_err();
+        assert!(e.to_string().contains("foo"), "{e}");
+        assert!(!out.join("x").exists(), "wrote through the planted link");
+        // A link in the image is copied as a link, not followed.
+        std::fs::remove_file(dst.join("foo")).unwrap();
+        std::fs::remove_file(src.join("foo")).unwrap();
+        std::fs::write(out.join("secret"), "host").unwrap();
+        std::os::unix::fs::symlink(out.join("secret"), src.join("ln")).unwrap();
+        copy_tree(open(&src).as_fd(), open(&dst).as_fd()).unwrap();
+        assert!(
+            dst.join("ln")
+                .symlink_metadata()
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+
     #[test]
     fn copy_keeps_modes_links_and_owners() {
         let t = tempfile::tempdir().unwrap();
@@ -281,7 +368,10 @@ mod tests {
                 0,
             )
         } == 0;
-        copy_tree(&src, &dst).unwrap();
+        let open = |p: &Path| {
+            nix::fcntl::open(p, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).unwrap()
+        };
+        copy_tree(open(&src).as_fd(), open(&dst).as_fd()).unwrap();
         if xattr {
             let d = cstr(&dst.join("sub/f")).unwrap();
             let mut buf = [0u8; 8];
