@@ -18,7 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::sys::stat::{
     FchmodatFlags, Mode, SFlag, UtimensatFlags, fchmodat, mkdirat, mknodat, utimensat,
 };
@@ -313,8 +313,31 @@ impl Unpacker<'_> {
                     .map_err(|e| self.err("mknod", &raw_path, e))?;
                 fchownat(&pfd, name, owner.0, owner.1, AtFlags::AT_SYMLINK_NOFOLLOW)
                     .map_err(|e| self.err("chown", &raw_path, e))?;
-                // mknod applied the umask; the node was just made, so following is safe.
-                fchmodat(&pfd, name, mode, FchmodatFlags::FollowSymlink)
+                // mknod applied the umask. The target may be a running
+                // container's volume, where the new name can be swapped for
+                // a link to a host file before a chmod by name follows it:
+                // chmod through an O_PATH fd of the node instead.
+                let fd = openat(
+                    &pfd,
+                    name,
+                    OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| self.err("open", &raw_path, e))?;
+                let ft = crate::fswalk::fstat(fd.as_fd())
+                    .map_err(|e| {
+                        self.err(
+                            "stat",
+                            &raw_path,
+                            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                        )
+                    })?
+                    .file_type();
+                if ft.is_symlink() {
+                    return Err(self.err("chmod", &raw_path, Errno::ELOOP));
+                }
+                let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                fchmodat(AT_FDCWD, proc.as_str(), mode, FchmodatFlags::FollowSymlink)
                     .map_err(|e| self.err("chmod", &raw_path, e))?;
                 utimensat(&pfd, name, &mtime, &mtime, UtimensatFlags::NoFollowSymlink)
                     .map_err(|e| self.err("utimes", &raw_path, e))?;
