@@ -227,6 +227,12 @@ fn network_commands_and_cleanup() {
         IMAGE,
         "true",
     ]);
+    // A network made just now is younger than 24h: kept; an unknown
+    // filter key is refused rather than ignored.
+    let out = d.ok(&["network", "prune", "-f", "--filter", "until=24h"]);
+    assert!(!out.contains(&gone), "{out}");
+    let o = d.docker(&["network", "prune", "-f", "--filter", "driver=bridge"]);
+    assert!(o.code != 0 && o.stderr.contains("driver"), "{}", o.stderr);
     let out = d.ok(&["network", "prune", "-f"]);
     assert!(out.contains(&gone) && !out.contains(&keep), "{out}");
     d.ok(&["rm", "nc-c"]);

@@ -40,12 +40,17 @@ fn now() -> f64 {
 impl PruneFilter {
     /// From the `filters` JSON; `allowed` lists the keys the endpoint takes.
     pub fn parse(filters: &str, allowed: &[&str]) -> Result<PruneFilter> {
-        let mut f = PruneFilter::default();
         if filters.trim().is_empty() {
-            return Ok(f);
+            return Ok(PruneFilter::default());
         }
         let v: Value = serde_json::from_str(filters)
             .map_err(|e| EngineError::InvalidArgument(format!("invalid filters: {e}")))?;
+        Self::from_value(&v, allowed)
+    }
+
+    /// From `filters` already parsed as JSON (null: no filter).
+    pub fn from_value(v: &Value, allowed: &[&str]) -> Result<PruneFilter> {
+        let mut f = PruneFilter::default();
         for (k, vals) in v.as_object().into_iter().flatten() {
             if !allowed.contains(&k.as_str()) {
                 return Err(EngineError::InvalidArgument(format!(
@@ -80,7 +85,7 @@ impl PruneFilter {
         Ok(f)
     }
 
-    fn matches(&self, created: f64, labels: &BTreeMap<String, String>) -> bool {
+    pub(crate) fn matches(&self, created: f64, labels: &BTreeMap<String, String>) -> bool {
         self.until.is_none_or(|u| created < u)
             && self.labels.iter().all(|l| label_matches(labels, l))
             && !self.not_labels.iter().any(|l| label_matches(labels, l))

@@ -1,35 +1,18 @@
 //! Docker's filters for `network ls` and `network prune`.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use super::Network;
-
-fn filter_values(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(a) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect(),
-        Value::Object(o) => o.keys().cloned().collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn label_matches(labels: &BTreeMap<String, String>, want: &str) -> bool {
-    match want.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-        None => labels.contains_key(want),
-    }
-}
+use crate::error::Result;
+use crate::prune::PruneFilter;
+use crate::util::{filter_values, label_matches};
 
 pub(super) fn network_matches(n: &Network, filters: &Value) -> bool {
     let Some(obj) = filters.as_object() else {
         return true;
     };
     obj.iter().all(|(key, vals)| {
-        let vals = filter_values(vals);
+        let vals = filter_values(vals).unwrap_or_default();
         vals.is_empty()
             || vals.iter().any(|v| match key.as_str() {
                 "name" => n.name.contains(v.as_str()),
@@ -47,25 +30,14 @@ pub(super) fn network_matches(n: &Network, filters: &Value) -> bool {
     })
 }
 
-pub(super) fn prune_matches(n: &Network, filters: &Value) -> bool {
-    let Some(obj) = filters.as_object() else {
-        return true;
-    };
-    obj.iter().all(|(key, vals)| {
-        let vals = filter_values(vals);
-        match key.as_str() {
-            "label" => vals.iter().all(|v| label_matches(&n.labels, v)),
-            "label!" => !vals.iter().any(|v| label_matches(&n.labels, v)),
-            "until" => vals.iter().all(|v| {
-                let until = v
-                    .parse::<f64>()
-                    .ok()
-                    .or_else(|| crate::util::parse_rfc3339(v));
-                until.is_none_or(|u| (crate::util::unix_secs(&n.created) as f64) < u)
-            }),
-            _ => true,
-        }
-    })
+/// `network prune`'s filters: `until` (a time or a duration before now)
+/// and `label`/`label!`, as for containers; any other key is an error.
+pub(super) fn prune_filter(filters: &Value) -> Result<PruneFilter> {
+    PruneFilter::from_value(filters, &["until", "label", "label!"])
+}
+
+pub(super) fn prune_matches(n: &Network, f: &PruneFilter) -> bool {
+    f.matches(crate::util::unix_secs(&n.created) as f64, &n.labels)
 }
 
 #[cfg(test)]
@@ -90,7 +62,24 @@ mod tests {
         ));
         assert!(network_matches(&n, &f(r#"{"label":["team=a"]}"#)));
         assert!(!network_matches(&n, &f(r#"{"label":["team=b"]}"#)));
-        assert!(prune_matches(&n, &f(r#"{"label":["team"]}"#)));
-        assert!(!prune_matches(&n, &f(r#"{"label!":["team"]}"#)));
+        let p = |s: &str| prune_filter(&f(s)).unwrap();
+        assert!(prune_matches(&n, &p(r#"{"label":["team"]}"#)));
+        assert!(!prune_matches(&n, &p(r#"{"label!":["team"]}"#)));
+    }
+
+    #[test]
+    fn prune_until_takes_durations() {
+        let f = |s: &str| prune_filter(&serde_json::from_str::<Value>(s).unwrap());
+        let mut n = net("front", false);
+        // Created a minute ago: younger than 24h, so kept.
+        let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        n.created = crate::util::rfc3339_nano(minute_ago);
+        assert!(!prune_matches(&n, &f(r#"{"until":["24h"]}"#).unwrap()));
+        assert!(prune_matches(&n, &f(r#"{"until":["10s"]}"#).unwrap()));
+        assert!(prune_matches(&n, &f("null").unwrap()));
+        let e = f(r#"{"until":["someday"]}"#).unwrap_err();
+        assert!(e.to_string().contains("until"), "{e}");
+        let e = f(r#"{"driver":["bridge"]}"#).unwrap_err();
+        assert!(e.to_string().contains("driver"), "{e}");
     }
 }

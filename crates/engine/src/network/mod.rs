@@ -629,6 +629,7 @@ impl Engine {
 
     /// `POST /networks/prune`: user networks no container refers to.
     pub fn network_prune(&self, filters: &Value) -> Result<Vec<String>> {
+        let filter = filters::prune_filter(filters)?;
         let used: Vec<String> = self
             .lock()
             .containers
@@ -646,7 +647,7 @@ impl Engine {
             .networks
             .values()
             .filter(|n| !n.predefined && !used.contains(&n.id))
-            .filter(|n| filters::prune_matches(n, filters))
+            .filter(|n| filters::prune_matches(n, &filter))
             .cloned()
             .collect();
         let mut removed = Vec::new();
