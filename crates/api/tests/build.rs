@@ -99,8 +99,13 @@ fn docker_build_tags_args_labels_and_cache() {
         o.stderr
     );
 
-    // builder prune empties the cache: the next build runs the step again.
+    // builder prune keeps what images use (the build stays cached);
+    // with -a the cache empties: the next build runs the step again.
     let p = d.ok(&["builder", "prune", "-f"]);
+    assert!(p.contains("Total reclaimed space"), "{p}");
+    let cached = d.ok(&["build", "--build-arg", "X=given", dir]);
+    assert!(!cached.contains("ran-given"), "{cached}");
+    let p = d.ok(&["builder", "prune", "-a", "-f"]);
     assert!(p.contains("Total reclaimed space"), "{p}");
     let after = d.ok(&["build", "--build-arg", "X=given", dir]);
     assert!(after.contains("ran-given"), "{after}");
@@ -268,7 +273,7 @@ fn berth_build_goes_through_berthd() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("boom") && err.contains("exit code 4"), "{err}");
 
-    let (code, out, err) = run(&["builder", "prune", "-f"], b"");
+    let (code, out, err) = run(&["builder", "prune", "-a", "-f"], b"");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Deleted build cache objects: 2"), "{out}");
     d.finish();

@@ -2,9 +2,10 @@
 //! (plain or gzip) or as a bare Dockerfile; berth-builder does the work on
 //! the engine's image store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use berth_builder::build::{self, BuildOptions, DockerfileSource};
+use berth_image::Digest;
 use berth_image::formats::Platform;
 
 pub use berth_builder::build::{BuildResult, Sink};
@@ -32,6 +33,16 @@ pub struct BuildRequest {
 }
 
 /// What `builder prune` removed.
+/// What `POST /build/prune` asks for (see [`Engine::build_prune`]).
+#[derive(Clone, Debug, Default)]
+pub struct BuildPruneOptions {
+    pub all: bool,
+    /// `until` only: the cache records no labels.
+    pub filter: crate::prune::PruneFilter,
+    /// Bytes the cache may keep; 0: no limit.
+    pub keep_storage: u64,
+}
+
 #[derive(Debug, Default)]
 pub struct BuildPrune {
     pub deleted: Vec<String>,
@@ -108,11 +119,48 @@ impl Engine {
         Ok(build::build(&self.images, &o, out)?)
     }
 
-    /// Drops the whole build cache, then collects the layers only it kept.
-    pub fn build_prune(&self) -> Result<BuildPrune> {
-        let deleted = build::Cache::open(self.images.root())?.prune()?;
+    /// `POST /build/prune`: drops cache entries, then collects the layers
+    /// only they kept. As with Docker, without `all` only entries no image
+    /// uses go (an entry whose layer is in some image's chain stays);
+    /// `until` keeps newer entries; `keep_storage` stops once the cache's
+    /// layers fit in that many bytes, oldest entries going first.
+    pub fn build_prune(&self, opts: &BuildPruneOptions) -> Result<BuildPrune> {
+        let cache = build::Cache::open(self.images.root())?;
+        let used: BTreeSet<Digest> = if opts.all {
+            BTreeSet::new()
+        } else {
+            self.images
+                .list()?
+                .iter()
+                .flat_map(|r| r.layers.iter().map(|l| l.chain_id.clone()))
+                .collect()
+        };
+        let size = |e: &build::Entry| {
+            e.layer
+                .as_ref()
+                .and_then(|l| self.images.layers.meta(&l.chain_id).ok())
+                .map_or(0, |m| m.size)
+        };
+        let mut entries = cache.entries()?;
+        let mut total: u64 = entries.iter().map(|(_, e)| size(e)).sum();
+        entries.sort_by_key(|(_, e)| e.created);
+        let mut deleted = Vec::new();
+        for (key, e) in entries {
+            if opts.keep_storage > 0 && total <= opts.keep_storage {
+                break;
+            }
+            let in_use = e.layer.as_ref().is_some_and(|l| used.contains(&l.chain_id));
+            if in_use || !opts.filter.matches(e.created as f64, &BTreeMap::new()) {
+                continue;
+            }
+            cache.remove(&key)?;
+            total = total.saturating_sub(size(&e));
+            deleted.push(key);
+        }
+        // Kept build contexts are cache too, but carry no time or size the
+        // filters could weigh: they go only with an unfiltered prune.
         let kept = self.images.root().join("builder").join("contexts");
-        if kept.exists() {
+        if opts.filter.is_empty() && opts.keep_storage == 0 && kept.exists() {
             std::fs::remove_dir_all(&kept).map_err(|e| crate::error::io_err("remove", &kept, e))?;
         }
         let gc = self.images.collect(None)?;

@@ -19,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use berth_image::ImageStore;
 
-pub use build::{BuildPrune, BuildRequest, BuildResult, Sink};
+pub use build::{BuildPrune, BuildPruneOptions, BuildRequest, BuildResult, Sink};
 pub use container::exec::Exec;
 pub use container::model::*;
 pub use error::{EngineError, ErrorKind, Result};

@@ -85,6 +85,14 @@ impl PruneFilter {
         Ok(f)
     }
 
+    /// No filter given (everything matches).
+    pub fn is_empty(&self) -> bool {
+        self.until.is_none()
+            && self.labels.is_empty()
+            && self.not_labels.is_empty()
+            && self.dangling.is_none()
+    }
+
     pub(crate) fn matches(&self, created: f64, labels: &BTreeMap<String, String>) -> bool {
         self.until.is_none_or(|u| created < u)
             && self.labels.iter().all(|l| label_matches(labels, l))

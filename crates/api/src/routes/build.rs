@@ -1,11 +1,12 @@
 //! `POST /build` (legacy builder protocol: the context as a tar body, the
 //! progress as a stream of JSON messages) and `POST /build/prune`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use berth_engine::{BuildRequest, Engine};
+use berth_engine::prune::PruneFilter;
+use berth_engine::{BuildPruneOptions, BuildRequest, Engine};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, Result};
-use crate::http::{Resp, blocking, json, json_lines};
+use crate::http::{self, Resp, blocking, json, json_lines, num, query};
 
 /// Every value of every query key (`t` repeats).
 fn query_all(req: &Request<Incoming>) -> BTreeMap<String, Vec<String>> {
@@ -152,14 +153,37 @@ pub async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> 
     Ok(resp)
 }
 
-/// `POST /build/prune`: the whole cache goes (`all`, `filters` and
-/// `keep-storage` are accepted; Berth's cache has no finer grain yet).
-pub async fn prune(engine: Arc<Engine>) -> Result<Resp> {
-    let p = blocking(move || engine.build_prune()).await?;
+/// `POST /build/prune`: `all`, `filters` (`until`; the cache records
+/// nothing else a filter could test) and `keep-storage`; the newer space
+/// options are refused rather than ignored.
+pub async fn prune(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
+    let opts = prune_options(&query(&req))?;
+    let p = blocking(move || engine.build_prune(&opts)).await?;
     Ok(json(
         StatusCode::OK,
         &json!({"CachesDeleted": p.deleted, "SpaceReclaimed": p.reclaimed}),
     ))
+}
+
+fn prune_options(q: &HashMap<String, String>) -> Result<BuildPruneOptions> {
+    for k in ["reserved-space", "max-used-space", "min-free-space"] {
+        if num(q, k)?.is_some_and(|v| v != 0) {
+            return Err(ApiError::BadRequest(format!(
+                "{k} is not supported by this daemon's build cache (use keep-storage)"
+            )));
+        }
+    }
+    let keep_storage = match num(q, "keep-storage")? {
+        Some(v) => u64::try_from(v)
+            .map_err(|_| ApiError::BadRequest(format!("invalid value for keep-storage: {v}")))?,
+        None => 0,
+    };
+    let filter = PruneFilter::parse(q.get("filters").map_or("", String::as_str), &["until"])?;
+    Ok(BuildPruneOptions {
+        all: http::flag(q, "all"),
+        filter,
+        keep_storage,
+    })
 }
 
 #[cfg(test)]
@@ -172,6 +196,36 @@ mod tests {
             m.entry(k.to_string()).or_default().push(v.to_string());
         }
         m
+    }
+
+    #[test]
+    fn prune_query() {
+        let h = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let o = prune_options(&h(&[
+            ("all", "1"),
+            ("keep-storage", "1000"),
+            ("filters", r#"{"until":{"24h":true}}"#),
+        ]))
+        .unwrap();
+        assert!(o.all && o.keep_storage == 1000 && !o.filter.is_empty());
+        let o = prune_options(&h(&[])).unwrap();
+        assert!(!o.all && o.keep_storage == 0 && o.filter.is_empty());
+        // Never silently ignored: a filter the cache cannot test, a space
+        // option it does not implement, a negative size.
+        for bad in [
+            ("filters", r#"{"label":["a"]}"#),
+            ("filters", r#"{"until":["soon"]}"#),
+            ("max-used-space", "10"),
+            ("keep-storage", "-1"),
+        ] {
+            let e = prune_options(&h(&[bad]));
+            assert!(e.is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

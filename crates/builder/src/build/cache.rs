@@ -82,6 +82,16 @@ impl Cache {
         Ok(out)
     }
 
+    /// Drops one entry (by the key [`Cache::entries`] gives); one already
+    /// gone is fine.
+    pub fn remove(&self, key: &str) -> Result<()> {
+        let p = self.dir.join(format!("{key}.json"));
+        match fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).ctx("remove", &p),
+            _ => Ok(()),
+        }
+    }
+
     /// `builder prune`: drops every entry; returns their keys. Layers only
     /// the cache kept are then unreferenced and go with the next collect.
     pub fn prune(&self) -> Result<Vec<String>> {

@@ -17,7 +17,7 @@ pub use berth_image::changeset as layer;
 pub mod run;
 mod steps;
 
-pub use cache::Cache;
+pub use cache::{Cache, Entry};
 pub use cleanup::{Cleaned, cleanup_stale};
 pub use engine::{build, stderr_sink};
 pub use run::Sink;

@@ -63,7 +63,8 @@ pub enum BuilderCmd {
         /// Don't ask for confirmation.
         #[arg(short, long)]
         force: bool,
-        /// Accepted for docker compatibility (all cache is removed).
+        /// Remove all build cache, not just what no image uses (without a
+        /// daemon, all of it goes either way).
         #[arg(short, long)]
         all: bool,
     },
@@ -317,7 +318,7 @@ fn build_local(store: &Arc<ImageStore>, a: &BuildArgs, mode: progress::Mode) -> 
 
 pub fn builder(store: &ImageStore, c: BuilderCmd) -> Result<()> {
     match c {
-        BuilderCmd::Prune { force, all: _ } => {
+        BuilderCmd::Prune { force, all } => {
             if !force {
                 eprint!(
                     "WARNING! This will remove all build cache. Are you sure you want to continue? [y/N] "
@@ -332,7 +333,11 @@ pub fn builder(store: &ImageStore, c: BuilderCmd) -> Result<()> {
                 Some(sock) => {
                     let r = client::check(client::post(
                         &sock,
-                        "/build/prune",
+                        if all {
+                            "/build/prune?all=1"
+                        } else {
+                            "/build/prune"
+                        },
                         "",
                         "application/json",
                         b"",
