@@ -199,6 +199,68 @@ fn rename_and_update_live() {
     d.finish();
 }
 
+/// `--cpu-quota`, `--cpu-period` and `--memory-reservation`: set at
+/// create, changed live by `update`, kept in HostConfig and over a restart
+/// (read from inside the container, cgroup v1 or v2).
+#[test]
+fn cpu_quota_period_and_memory_reservation() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    let c = unique("quota");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &c,
+        "--cpu-quota",
+        "25000",
+        "--cpu-period",
+        "50000",
+        "--memory-reservation",
+        "32m",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    let read = || {
+        d.ok(&[
+            "exec",
+            &c,
+            "sh",
+            "-c",
+            "cd /sys/fs/cgroup; if [ -f cpu.max ]; then cat cpu.max memory.low; \
+             else echo $(cat cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us); \
+             cat memory/memory.soft_limit_in_bytes; fi",
+        ])
+    };
+    assert_eq!(read(), "25000 50000\n33554432\n");
+    d.ok(&[
+        "update",
+        "--cpu-quota",
+        "40000",
+        "--cpu-period",
+        "80000",
+        "--memory-reservation",
+        "48m",
+        &c,
+    ]);
+    assert_eq!(read(), "40000 80000\n50331648\n");
+    let hc = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}} {{.HostConfig.MemoryReservation}}",
+        &c,
+    ]);
+    assert_eq!(hc.trim(), "40000 80000 50331648");
+    d.ok(&["restart", "-t", "0", &c]);
+    assert_eq!(read(), "40000 80000\n50331648\n");
+    // --cpus excludes them, as in Docker.
+    let o = d.docker(&["update", "--cpus", "0.5", &c]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("Conflicting options"), "{}", o.stderr);
+    d.finish();
+}
+
 #[test]
 fn events_since_until_filters_and_live() {
     let mut d = Daemon::start();

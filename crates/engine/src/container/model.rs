@@ -39,8 +39,14 @@ pub struct HostConfig {
     pub binds: Option<Vec<String>>,
     pub memory: Option<i64>,
     pub memory_swap: Option<i64>,
+    /// `--memory-reservation`: the soft limit (memory.low on v2).
+    pub memory_reservation: Option<i64>,
     pub nano_cpus: Option<i64>,
     pub cpu_shares: Option<i64>,
+    /// `--cpu-quota`/`--cpu-period`: CFS bandwidth in µs (the older
+    /// spelling of `--cpus`, which excludes them).
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<i64>,
     pub cpuset_cpus: Option<String>,
     pub pids_limit: Option<i64>,
     pub privileged: Option<bool>,

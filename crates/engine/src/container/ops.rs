@@ -8,7 +8,7 @@ use std::process::Command;
 
 use berth_cgroups::{Cgroup, CgroupManager};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::lifecycle::{check_name_in, valid_name};
 use super::model::Container;
@@ -264,6 +264,7 @@ impl Engine {
             args.push(format!("--memory-swap={s}"));
         }
         if let Some(r) = u.memory_reservation.filter(|r| *r > 0) {
+            hc.memory_reservation = Some(r);
             args.push(format!("--memory-reservation={r}"));
         }
         if let Some(n) = u.nano_cpus.filter(|n| *n > 0) {
@@ -274,9 +275,11 @@ impl Engine {
             ]);
         }
         if let Some(q) = u.cpu_quota.filter(|q| *q != 0) {
+            hc.cpu_quota = Some(q);
             args.push(format!("--cpu-quota={q}"));
         }
         if let Some(p) = u.cpu_period.filter(|p| *p > 0) {
+            hc.cpu_period = Some(p);
             args.push(format!("--cpu-period={p}"));
         }
         if let Some(s) = u.cpu_shares.filter(|s| *s > 0) {
@@ -291,6 +294,10 @@ impl Engine {
             hc.pids_limit = Some(p);
             args.push(format!("--pids-limit={p}"));
         }
+        // The limits as a whole (conflicts, reservation above the limit)
+        // before anything changes.
+        let mut resources = json!({});
+        super::spec::limits(&hc, &mut resources)?;
         if c.state.running && args.len() > 1 {
             args.push(c.id.clone());
             self.run_runtime(&args).map_err(|e| {

@@ -156,6 +156,12 @@ pub fn capabilities(c: &Container) -> Vec<String> {
 /// `linux.resources` (at create, and again on `update`).
 pub(crate) fn limits(hc: &HostConfig, resources: &mut Value) -> Result<()> {
     let mem = hc.memory.unwrap_or(0);
+    let reservation = hc.memory_reservation.unwrap_or(0);
+    if mem > 0 && reservation > mem {
+        return Err(EngineError::InvalidArgument(
+            "Minimum memory limit can not be less than memory reservation limit, see usage".into(),
+        ));
+    }
     if mem > 0 {
         let mut m = json!({"limit": mem});
         let swap = hc.memory_swap.unwrap_or(0);
@@ -163,13 +169,32 @@ pub(crate) fn limits(hc: &HostConfig, resources: &mut Value) -> Result<()> {
         m["swap"] = json!(if swap == 0 { default_swap(mem)? } else { swap });
         resources["memory"] = m;
     }
+    if reservation > 0 {
+        if !resources["memory"].is_object() {
+            resources["memory"] = json!({});
+        }
+        resources["memory"]["reservation"] = json!(reservation);
+    }
     let mut cpu = serde_json::Map::new();
     if let Some(s) = hc.cpu_shares.filter(|s| *s > 0) {
         cpu.insert("shares".into(), json!(s));
     }
+    let quota = hc.cpu_quota.filter(|q| *q != 0);
+    let period = hc.cpu_period.filter(|p| *p > 0);
     if let Some(n) = hc.nano_cpus.filter(|n| *n > 0) {
+        if quota.is_some() || period.is_some() {
+            return Err(EngineError::InvalidArgument(
+                "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set".into(),
+            ));
+        }
         cpu.insert("period".into(), json!(100_000));
         cpu.insert("quota".into(), json!(nano_cpus_quota(n)?));
+    }
+    if let Some(q) = quota {
+        cpu.insert("quota".into(), json!(q));
+    }
+    if let Some(p) = period {
+        cpu.insert("period".into(), json!(p));
     }
     if let Some(s) = hc.cpuset_cpus.as_ref().filter(|s| !s.is_empty()) {
         cpu.insert("cpus".into(), json!(s));
@@ -340,6 +365,26 @@ mod tests {
         let e = limits(&hc, &mut json!({})).unwrap_err();
         assert!(e.to_string().contains("NanoCpus"), "{e}");
         assert_eq!(nano_cpus_quota(1_500_000_000).unwrap(), 150_000);
+    }
+
+    #[test]
+    fn quota_period_reservation() {
+        let mut hc = HostConfig {
+            cpu_quota: Some(25_000),
+            cpu_period: Some(50_000),
+            memory_reservation: Some(32 << 20),
+            ..HostConfig::default()
+        };
+        let mut r = json!({});
+        limits(&hc, &mut r).unwrap();
+        assert_eq!(r["cpu"], json!({"quota": 25_000, "period": 50_000}));
+        assert_eq!(r["memory"], json!({"reservation": 32 << 20}));
+        hc.memory = Some(16 << 20);
+        assert!(limits(&hc, &mut json!({})).is_err());
+        hc.memory = None;
+        hc.nano_cpus = Some(500_000_000);
+        let e = limits(&hc, &mut json!({})).unwrap_err();
+        assert!(e.to_string().contains("Conflicting"), "{e}");
     }
 
     #[test]
