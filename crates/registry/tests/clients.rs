@@ -151,18 +151,31 @@ async fn berth_push_pull_and_run_busybox() {
         c
     };
     let src = format!("{}/library/busybox:latest", r.addr);
-    run(&mut b(&["pull", "-q", &src]));
+    // `--root` without `-H` starts that store's own berthd: stopped (with
+    // its bridge and packet rules) when the test ends, whatever happens.
+    let started = Command::new(&berth)
+        .arg("--root")
+        .arg(&root)
+        .args(["pull", "-q", &src])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&started.stderr).into_owned();
+    let pid = stderr
+        .split("Started berthd (pid ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|p| p.parse::<i32>().ok());
+    let _daemon = pid.map(|pid| RootDaemon::new(pid, &berth, &root));
+    assert!(started.status.success(), "pull: {stderr}");
     let dst = format!("{}/berth/copy:v1", r.addr);
     run(&mut b(&["tag", &src, &dst]));
-    run(&mut b(&["push", "-q", "--chunk-size", "300000", &dst]));
+    run(&mut b(&["push", "-q", &dst]));
     let want = fixture_manifest("busybox");
     assert_eq!(manifest_digest(&r, "berth/copy", "v1").await, want);
-    // Pull it back into a fresh store and run it.
-    let root2 = t.path().join("berth2");
-    run(Command::new(&berth)
-        .arg("--root")
-        .arg(&root2)
-        .args(["pull", "-q", &dst]));
+    // Pull it back after removing every local copy, and run it.
+    run(&mut b(&["rmi", &src, &dst]));
+    run(&mut b(&["pull", "-q", &dst]));
+    let root2 = root.clone();
     let bundle = t.path().join("bundle");
     run(Command::new(&berth)
         .arg("--root")
@@ -237,4 +250,52 @@ async fn podman_push_pull() {
             "--tls-verify=false",
             &dst,
         ]));
+}
+
+/// The berthd a `berth --root` command started: killed on drop, with the
+/// bridge and nftables table of its default network (named after its root).
+struct RootDaemon {
+    pid: i32,
+    bridge: Option<String>,
+}
+
+impl RootDaemon {
+    fn new(pid: i32, berth: &std::path::Path, root: &std::path::Path) -> Self {
+        let o = Command::new(berth)
+            .arg("--root")
+            .arg(root)
+            .args([
+                "network",
+                "inspect",
+                "-f",
+                "{{index .Options \"com.docker.network.bridge.name\"}}",
+                "bridge",
+            ])
+            .output()
+            .ok();
+        let bridge = o
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|b| b.starts_with("berth") && b != "berth0");
+        RootDaemon { pid, bridge }
+    }
+}
+
+impl Drop for RootDaemon {
+    fn drop(&mut self) {
+        // SAFETY: a plain kill of the daemon this test started.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        for _ in 0..250 {
+            if !std::path::Path::new(&format!("/proc/{}", self.pid)).exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if let Some(b) = &self.bridge {
+            let _ = Command::new("ip").args(["link", "del", b]).output();
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", b])
+                .output();
+        }
+    }
 }

@@ -353,9 +353,53 @@ impl ExecArgs {
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = self.envp.iter().map(|a| a.as_ptr()).collect();
         envp.push(std::ptr::null());
+        reset_signals();
         // SAFETY: NUL-terminated arrays of valid C strings.
         unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         std::io::Error::last_os_error()
+    }
+}
+
+/// execve keeps ignored signals ignored and the blocked mask blocked, so a
+/// runtime started from a shell's background job (SIGINT and SIGQUIT
+/// ignored) or by a caller that blocks signals would pass that on to the
+/// container's processes, which then could not be interrupted. Like runc and
+/// crun, the process starts with every disposition at its default and
+/// nothing blocked.
+fn reset_signals() {
+    // The kernel's struct sigaction (x86_64 and aarch64 layout): glibc's
+    // signal() refuses 32 and 33, which it keeps for itself, but a caller
+    // may still have left them ignored.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: plain syscalls on this thread's own state, right before exec;
+    // `default` outlives each call and its size is the kernel's sigset size.
+    unsafe {
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &default as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                );
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
     }
 }
 

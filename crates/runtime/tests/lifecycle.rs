@@ -521,3 +521,97 @@ fn ambient_capabilities_reach_a_non_root_process() {
     assert_eq!(bit("CapEff:"), 1 << 10, "{out}");
     assert_eq!(bit("CapInh:"), (1 << 10) | (1 << 5), "{out}");
 }
+
+/// A runtime started with SIGINT/SIGQUIT ignored and SIGTERM blocked (a
+/// shell's background job, a careless caller) must not pass either on to
+/// the container: its processes start with default dispositions and
+/// nothing blocked, for run and for exec.
+#[test]
+fn container_processes_start_with_default_signal_state() {
+    use std::os::unix::process::CommandExt;
+    let rt = Runtime::new();
+    let b = Bundle::busybox(&["sleep", "1000"]);
+    b.write();
+    let id = unique_id("sigreset");
+    let spawn_hostile = |args: &[&str]| {
+        let mut c = rt.cmd(args);
+        // SAFETY: only async-signal-safe libc calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGTERM);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        // Files, not pipes: a detached container keeps the runtime's stdio.
+        let (mut out, mut err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
+        let status = c
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(err.try_clone().unwrap())
+            .status()
+            .expect("run the runtime");
+        let read = |f: &mut std::fs::File| {
+            use std::io::{Read, Seek};
+            let mut v = Vec::new();
+            f.seek(std::io::SeekFrom::Start(0)).unwrap();
+            f.read_to_end(&mut v).unwrap();
+            v
+        };
+        std::process::Output {
+            status,
+            stdout: read(&mut out),
+            stderr: read(&mut err),
+        }
+    };
+    let out = spawn_hostile(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(field("SigIgn:"), "0000000000000000", "{status}");
+    assert_eq!(field("SigBlk:"), "0000000000000000", "{status}");
+    let out = spawn_hostile(&[
+        "exec",
+        &id,
+        "grep",
+        "-E",
+        "^Sig(Ign|Blk):",
+        "/proc/self/status",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.ends_with("0000000000000000"))
+            .count(),
+        2,
+        "{text}"
+    );
+    rt.ok(&["delete", "--force", &id]);
+}
