@@ -663,7 +663,11 @@ fn image_commands_through_the_daemon() {
         &["import", "-c", "RUN true", rootfs_tar.to_str().unwrap()],
     );
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("RUN is not supported"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("RUN is not a valid change command"),
+        "{}",
+        o.stderr
+    );
     berth_ok(&d, &["rmi", &format!("{imported}:x")]);
 
     // push to the registry under a fresh name and pull it back.

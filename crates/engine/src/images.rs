@@ -439,9 +439,9 @@ impl Engine {
         } else {
             tagged(repo, tag)?.tagged()
         };
-        let mut config = serde_json::Map::new();
+        let mut config = json!({});
         for c in changes {
-            apply_change(&mut config, c)?;
+            crate::change::apply_change(&mut config, c)?;
         }
         let comment = if message.is_empty() {
             "Imported from -".to_string()
@@ -450,7 +450,7 @@ impl Engine {
         };
         let l = self
             .images
-            .import(path, name.as_deref(), &comment, Value::Object(config))?;
+            .import(path, name.as_deref(), &comment, config)?;
         Ok(l.id.to_string())
     }
 
@@ -476,137 +476,5 @@ impl Engine {
                 comment: e.comment,
             })
             .collect())
-    }
-}
-
-/// One `--change` instruction applied to an image config's `config`.
-pub fn apply_change(cfg: &mut serde_json::Map<String, Value>, change: &str) -> Result<()> {
-    let change = change.trim();
-    let (word, rest) = change
-        .split_once(char::is_whitespace)
-        .map_or((change, ""), |(w, r)| (w, r.trim()));
-    let bad = |why: &str| EngineError::InvalidArgument(format!("invalid change {change:?}: {why}"));
-    // JSON array form, else the shell form (for CMD/ENTRYPOINT).
-    let exec_form = |shell: bool| -> Result<Value> {
-        if rest.starts_with('[') {
-            let v: Vec<String> =
-                serde_json::from_str(rest).map_err(|e| bad(&format!("not a JSON array: {e}")))?;
-            Ok(json!(v))
-        } else if shell {
-            Ok(json!(["/bin/sh", "-c", rest]))
-        } else {
-            Ok(json!(rest.split_whitespace().collect::<Vec<_>>()))
-        }
-    };
-    // `K=V K2=V2`, or the legacy `K V`.
-    let pairs = || -> Result<Vec<(String, String)>> {
-        if !rest.contains('=') {
-            let (k, v) = rest
-                .split_once(char::is_whitespace)
-                .ok_or_else(|| bad("needs KEY=VALUE"))?;
-            return Ok(vec![(k.to_string(), v.trim().to_string())]);
-        }
-        rest.split_whitespace()
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').ok_or_else(|| bad("needs KEY=VALUE"))?;
-                Ok((k.to_string(), v.trim_matches('"').to_string()))
-            })
-            .collect()
-    };
-    match word.to_ascii_uppercase().as_str() {
-        "CMD" => {
-            cfg.insert("Cmd".into(), exec_form(true)?);
-        }
-        "ENTRYPOINT" => {
-            cfg.insert("Entrypoint".into(), exec_form(true)?);
-        }
-        "ENV" => {
-            let env = cfg.entry("Env").or_insert_with(|| json!([]));
-            for (k, v) in pairs()? {
-                let list = env.as_array_mut().ok_or_else(|| bad("Env is not a list"))?;
-                list.retain(|e| {
-                    e.as_str().and_then(|s| s.split_once('=')).map(|x| x.0) != Some(&k)
-                });
-                list.push(json!(format!("{k}={v}")));
-            }
-        }
-        "LABEL" => {
-            let labels = cfg.entry("Labels").or_insert_with(|| json!({}));
-            for (k, v) in pairs()? {
-                labels[k] = json!(v);
-            }
-        }
-        "EXPOSE" => {
-            let ports = cfg.entry("ExposedPorts").or_insert_with(|| json!({}));
-            for p in rest.split_whitespace() {
-                let p = if p.contains('/') {
-                    p.to_string()
-                } else {
-                    format!("{p}/tcp")
-                };
-                ports[p] = json!({});
-            }
-        }
-        "VOLUME" => {
-            let vols = cfg.entry("Volumes").or_insert_with(|| json!({}));
-            let list: Vec<String> = if rest.starts_with('[') {
-                serde_json::from_str(rest).map_err(|e| bad(&e.to_string()))?
-            } else {
-                rest.split_whitespace().map(String::from).collect()
-            };
-            for v in list {
-                vols[v] = json!({});
-            }
-        }
-        "USER" => {
-            cfg.insert("User".into(), json!(rest));
-        }
-        "WORKDIR" => {
-            cfg.insert("WorkingDir".into(), json!(rest));
-        }
-        "STOPSIGNAL" => {
-            cfg.insert("StopSignal".into(), json!(rest));
-        }
-        other => {
-            return Err(bad(&format!(
-                "{other} is not supported (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL)"
-            )));
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod change_tests {
-    use super::*;
-
-    #[test]
-    fn changes() {
-        let mut c = serde_json::Map::new();
-        for ch in [
-            "CMD [\"/bin/sh\", \"-c\", \"echo hi\"]",
-            "ENTRYPOINT run me",
-            "ENV A=1 B=2",
-            "ENV A=3",
-            "LABEL k=v",
-            "EXPOSE 80 53/udp",
-            "WORKDIR /srv",
-            "USER nobody",
-        ] {
-            apply_change(&mut c, ch).unwrap();
-        }
-        let c = Value::Object(c);
-        assert_eq!(c["Cmd"], json!(["/bin/sh", "-c", "echo hi"]));
-        assert_eq!(c["Entrypoint"], json!(["/bin/sh", "-c", "run me"]));
-        assert_eq!(c["Env"], json!(["B=2", "A=3"]));
-        assert_eq!(c["Labels"]["k"], "v");
-        assert_eq!(c["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
-        assert_eq!(c["WorkingDir"], "/srv");
-        let mut c = serde_json::Map::new();
-        let e = apply_change(&mut c, "RUN rm -rf /")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("RUN is not supported"), "{e}");
-        assert!(apply_change(&mut c, "CMD [oops").is_err());
     }
 }

@@ -4,6 +4,7 @@
 //! (see [`Engine::open`]) without touching them.
 
 pub mod build;
+mod change;
 pub mod container;
 pub mod error;
 pub mod events;
