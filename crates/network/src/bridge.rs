@@ -11,7 +11,8 @@ use std::fs::File;
 use std::net::Ipv4Addr;
 
 use crate::error::{NetworkError, Result};
-use crate::netlink::{Netlink, VethOptions, format_mac, in_netns};
+use crate::ipam::Subnet;
+use crate::netlink::{LinkInfo, Netlink, VethOptions, format_mac, in_netns};
 
 /// A bridge as a network wants it.
 #[derive(Clone, Debug)]
@@ -20,19 +21,57 @@ pub struct BridgeSpec {
     pub gateway: Ipv4Addr,
     pub prefix: u8,
     pub mtu: Option<u32>,
-    /// Marks the bridge as its owner's (see [`remove_orphans`]).
-    pub alias: Option<String>,
+    /// Berth's ownership marker, set as the link's alias when Berth creates
+    /// the bridge: only a bridge carrying it is configured or deleted (see
+    /// also [`remove_orphans`]).
+    pub alias: String,
+}
+
+/// Fails unless `link` is a bridge carrying our `alias`. A name is not
+/// proof of ownership: Docker's docker0 or an admin's br0 may have it, and
+/// adopting one would re-address, bring up and later delete it.
+fn check_owned(link: &LinkInfo, alias: &str) -> Result<()> {
+    if link.kind.as_deref() != Some("bridge") {
+        return Err(NetworkError::Conflict(format!(
+            "link {} exists on the host and is not a bridge (kind {}): Berth will not use or delete it",
+            link.name,
+            link.kind.as_deref().unwrap_or("none")
+        )));
+    }
+    if link.alias.as_deref() != Some(alias) {
+        return Err(NetworkError::Conflict(format!(
+            "bridge {} exists on the host but is not this Berth daemon's (alias {:?}, expected {alias:?}): Berth will not use or delete it",
+            link.name,
+            link.alias.as_deref().unwrap_or("")
+        )));
+    }
+    Ok(())
 }
 
 /// Creates the bridge if missing, gives it its MTU and gateway address,
-/// and brings it up. Idempotent: a daemon restart finds it as it was.
+/// and brings it up. Idempotent: a daemon restart finds it as it was. A
+/// link of that name that is not our bridge is refused, untouched.
 pub fn ensure(nl: &mut Netlink, spec: &BridgeSpec) -> Result<()> {
     let link = match nl.link(&spec.name)? {
         Some(l) => l,
         None => {
             match nl.create_bridge(&spec.name, spec.mtu) {
-                // Another thread of ours got there first.
-                Ok(()) | Err(NetworkError::Conflict(_)) => {}
+                Ok(()) => {
+                    // Marked at once: the kernel takes no alias at creation.
+                    nl.set_alias(&spec.name, &spec.alias)?;
+                }
+                // Someone got there first: ours if it gets our mark soon
+                // (another thread of this daemon between create and alias).
+                Err(NetworkError::Conflict(_)) => {
+                    for _ in 0..50 {
+                        if nl.link(&spec.name)?.is_none_or(|l| {
+                            l.alias.is_some() || l.kind.as_deref() != Some("bridge")
+                        }) {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                }
                 Err(e) => return Err(e),
             }
             nl.link(&spec.name)?.ok_or_else(|| {
@@ -40,15 +79,9 @@ pub fn ensure(nl: &mut Netlink, spec: &BridgeSpec) -> Result<()> {
             })?
         }
     };
+    check_owned(&link, &spec.alias)?;
     if let Some(mtu) = spec.mtu.filter(|m| *m != link.mtu) {
         nl.set_mtu(&spec.name, mtu)?;
-    }
-    if let Some(a) = spec
-        .alias
-        .as_ref()
-        .filter(|a| link.alias.as_ref() != Some(*a))
-    {
-        nl.set_alias(&spec.name, a)?;
     }
     let addrs = nl.addresses(&spec.name)?;
     // Our bridge holds the gateway and nothing else: an address left from
@@ -68,8 +101,10 @@ pub fn ensure(nl: &mut Netlink, spec: &BridgeSpec) -> Result<()> {
     Ok(())
 }
 
-/// Fails loudly unless `bridge` exists, is up and holds `gateway`: only
-/// then does traffic for the subnet stay on the bridge.
+/// Fails loudly unless `bridge` exists, is up, holds `gateway`, and the
+/// kernel actually routes the subnet through it: only then does traffic
+/// for the subnet stay on the bridge. A policy rule or a more specific
+/// route elsewhere would send container-bound packets out of the uplink.
 pub fn check_ready(nl: &mut Netlink, bridge: &str, gateway: Ipv4Addr) -> Result<()> {
     let link = nl.link(bridge)?.ok_or_else(|| {
         NetworkError::NotFound(format!(
@@ -81,12 +116,59 @@ pub fn check_ready(nl: &mut Netlink, bridge: &str, gateway: Ipv4Addr) -> Result<
             "bridge {bridge} is down: container traffic would leave through the host's default route"
         )));
     }
-    if !nl.addresses(bridge)?.iter().any(|(a, _)| *a == gateway) {
+    let Some(prefix) = nl
+        .addresses(bridge)?
+        .iter()
+        .find(|(a, _)| *a == gateway)
+        .map(|(_, p)| *p)
+    else {
         return Err(NetworkError::Conflict(format!(
             "bridge {bridge} does not hold the gateway address {gateway}"
         )));
+    };
+    let subnet = Subnet::new(gateway, prefix);
+    for probe in route_probes(&subnet, gateway) {
+        // Blackhole, unreachable and prohibit routes fail the lookup.
+        let r = nl.route_get(probe).map_err(|e| {
+            NetworkError::Conflict(format!(
+                "the host has no route for {probe} (subnet {subnet} of bridge {bridge}) through the bridge: {e}"
+            ))
+        })?;
+        if r.oif != Some(link.index) || r.kind != RTN_UNICAST {
+            let dev = match r.oif {
+                Some(i) => nl
+                    .links()?
+                    .into_iter()
+                    .find(|l| l.index == i)
+                    .map_or(format!("ifindex {i}"), |l| l.name),
+                None => "no device".into(),
+            };
+            let via = r.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
+            return Err(NetworkError::Conflict(format!(
+                "the host routes {probe} (subnet {subnet} of bridge {bridge}) to {dev}{via} (table {}, route type {}), not to the bridge: container traffic would leave the host; remove the policy rule or more specific route",
+                r.table, r.kind
+            )));
+        }
     }
     Ok(())
+}
+
+const RTN_UNICAST: u8 = 1;
+
+/// Container addresses to look routes up for: the first and last ones of
+/// the subnet (a more specific route usually covers one end), never the
+/// gateway (a local address routes to lo).
+fn route_probes(subnet: &Subnet, gateway: Ipv4Addr) -> Vec<Ipv4Addr> {
+    let (lo, hi) = (subnet.first() + 1, subnet.last().saturating_sub(1));
+    let mut v: Vec<Ipv4Addr> = [lo, lo + 1, hi, hi.saturating_sub(1)]
+        .into_iter()
+        .filter(|a| (lo..=hi).contains(a))
+        .map(Ipv4Addr::from)
+        .filter(|a| *a != gateway)
+        .collect();
+    v.dedup();
+    v.truncate(2);
+    v
 }
 
 /// Deletes the bridges whose alias starts with `prefix` and whose owner
@@ -101,19 +183,27 @@ pub fn remove_orphans(
 ) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for l in nl.links()? {
+        if l.kind.as_deref() != Some("bridge") {
+            continue;
+        }
         let Some(owner) = l.alias.as_deref().and_then(|a| a.strip_prefix(prefix)) else {
             continue;
         };
         if gone(owner) {
-            remove(nl, &l.name)?;
+            remove(nl, &l.name, l.alias.as_deref().unwrap_or_default())?;
             removed.push(l.name);
         }
     }
     Ok(removed)
 }
 
-/// Deletes the bridge; a missing one is fine.
-pub fn remove(nl: &mut Netlink, name: &str) -> Result<()> {
+/// Deletes our bridge `name` (marked with `alias`); a missing one is fine,
+/// a link that is not ours is refused and left alone.
+pub fn remove(nl: &mut Netlink, name: &str, alias: &str) -> Result<()> {
+    let Some(link) = nl.link(name)? else {
+        return Ok(());
+    };
+    check_owned(&link, alias)?;
     match nl.delete_link(name) {
         Ok(()) | Err(NetworkError::NotFound(_)) => Ok(()),
         Err(e) => Err(e),
@@ -199,7 +289,7 @@ pub fn attach(nl: &mut Netlink, netns: &File, spec: &AttachSpec) -> Result<()> {
         Ok(())
     });
     if let Err(e) = inside {
-        let _ = nl.delete_link(&spec.host_veth);
+        let _ = detach(nl, &spec.host_veth, &spec.bridge);
         return Err(e);
     }
     Ok(())
@@ -207,7 +297,18 @@ pub fn attach(nl: &mut Netlink, netns: &File, spec: &AttachSpec) -> Result<()> {
 
 /// Unplugs an endpoint: deleting the host end removes its peer too. A veth
 /// that is already gone (the namespace died and took the pair) is fine.
-pub fn detach(nl: &mut Netlink, host_veth: &str) -> Result<()> {
+/// Only a veth enslaved to `bridge` is deleted: Docker names its veths
+/// the same way (`veth` + 7 hex digits), so the name alone proves nothing.
+pub fn detach(nl: &mut Netlink, host_veth: &str, bridge: &str) -> Result<()> {
+    let Some(link) = nl.link(host_veth)? else {
+        return Ok(());
+    };
+    let master = nl.link(bridge)?.map(|b| b.index);
+    if link.master.is_none() || link.master != master {
+        return Err(NetworkError::Conflict(format!(
+            "link {host_veth} is not on bridge {bridge}: left alone (not this endpoint's)"
+        )));
+    }
     match nl.delete_link(host_veth) {
         Ok(()) | Err(NetworkError::NotFound(_)) => Ok(()),
         Err(e) => Err(e),
@@ -222,6 +323,20 @@ pub fn mac_string(ip: Ipv4Addr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_probes_skip_gateway_and_edges() {
+        let s = Subnet::new(Ipv4Addr::new(10, 0, 0, 0), 24);
+        assert_eq!(
+            route_probes(&s, Ipv4Addr::new(10, 0, 0, 1)),
+            [Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 254)]
+        );
+        let s = Subnet::new(Ipv4Addr::new(10, 0, 0, 0), 30);
+        assert_eq!(
+            route_probes(&s, Ipv4Addr::new(10, 0, 0, 1)),
+            [Ipv4Addr::new(10, 0, 0, 2)]
+        );
+    }
 
     #[test]
     fn names_and_macs() {

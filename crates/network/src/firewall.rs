@@ -468,18 +468,11 @@ fn set_of(names: &[&str]) -> String {
 /// Interface names go into an nft script and iptables argv: the kernel's rules
 /// (at most 15 bytes, no '/', whitespace or quotes) keep both safe.
 fn validate(state: &DesiredState) -> Result<()> {
+    // The same check network create applies (one rule, so a name that
+    // passed there cannot fail every later sync here).
     let check_if = |name: &str| -> Result<()> {
-        if name.is_empty()
-            || name.len() > 15
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            return Err(NetworkError::InvalidArgument(format!(
-                "bridge name {name:?}: 1-15 characters of letters, digits, '-', '_', '.'"
-            )));
-        }
-        Ok(())
+        crate::netlink::check_ifname(name)
+            .map_err(|e| NetworkError::InvalidArgument(format!("bridge name: {e}")))
     };
     for n in &state.networks {
         check_if(&n.bridge)?;

@@ -106,6 +106,19 @@ impl<'de> Deserialize<'de> for Subnet {
     }
 }
 
+/// Prefixes that never work as a bridge subnet: the kernel treats them
+/// specially (loopback, multicast, "this network") or they are link-local.
+const RESERVED: [(&str, &str); 5] = [
+    ("0.0.0.0/8", "\"this network\""),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast"),
+    (
+        "240.0.0.0/4",
+        "reserved, with the limited broadcast address",
+    ),
+];
+
 /// A network's address plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pool {
@@ -122,7 +135,15 @@ impl Pool {
         let subnet: Subnet = subnet.parse()?;
         if subnet.prefix > 30 {
             return Err(NetworkError::InvalidArgument(format!(
-                "subnet {subnet} is too small: a bridge network needs at least a /30"
+                "subnet {subnet} is too small: a bridge network needs at least a /30 (a /31 or /32 has no address besides the gateway and broadcast)"
+            )));
+        }
+        if let Some((r, what)) = RESERVED
+            .iter()
+            .find(|(r, _)| subnet.overlaps(&r.parse().expect("valid reserved prefix")))
+        {
+            return Err(NetworkError::InvalidArgument(format!(
+                "subnet {subnet} overlaps {r} ({what}): it cannot be a bridge network's"
             )));
         }
         let gateway = match gateway.filter(|g| !g.is_empty()) {
@@ -152,6 +173,16 @@ impl Pool {
                 if r.prefix < subnet.prefix || !subnet.contains(r.addr) {
                     return Err(NetworkError::InvalidArgument(format!(
                         "ip-range {r} is not within subnet {subnet}"
+                    )));
+                }
+                let probe = Pool {
+                    subnet,
+                    gateway,
+                    range: None,
+                };
+                if !(r.first()..=r.last()).any(|a| probe.assignable(Ipv4Addr::from(a))) {
+                    return Err(NetworkError::InvalidArgument(format!(
+                        "ip-range {r} holds no address a container can have in {subnet} (only the network, broadcast or gateway address {gateway})"
                     )));
                 }
                 Some(r)
@@ -244,15 +275,29 @@ pub struct Allocator {
 }
 
 impl Allocator {
-    /// Opens (or starts) the table at `path`.
+    /// Opens (or starts) the table at `path`. An empty or unparsable
+    /// table (the table is not fsynced, so a power cut can leave one) means
+    /// "no allocations": it is renamed aside and logged, and the engine
+    /// registers the addresses of running containers again ([`claim`]) —
+    /// refusing to start would keep every container down instead.
+    ///
+    /// [`claim`]: Allocator::claim
     pub fn open(path: &Path, pool: Pool) -> Result<Allocator> {
         let table = match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                NetworkError::InvalidArgument(format!(
-                    "corrupt address table {}: {e}",
-                    path.display()
-                ))
-            })?,
+            Ok(b) => match serde_json::from_slice(&b) {
+                Ok(t) => t,
+                Err(e) => {
+                    let aside = path.with_extension("json.corrupt");
+                    let moved = std::fs::rename(path, &aside)
+                        .map(|()| format!("moved to {}", aside.display()))
+                        .unwrap_or_else(|e| format!("could not move it aside: {e}"));
+                    eprintln!(
+                        "berth: address table {} is unreadable ({e}); starting it empty, {moved}",
+                        path.display()
+                    );
+                    Table::default()
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Table::default(),
             Err(e) => return Err(NetworkError::os(format!("read {}", path.display()), e)),
         };
@@ -261,6 +306,25 @@ impl Allocator {
             pool,
             table,
         })
+    }
+
+    /// Records that `owner` holds `ip` (a running container found at
+    /// startup); a no-op when the table already says so.
+    pub fn claim(&mut self, owner: &str, ip: Ipv4Addr) -> Result<()> {
+        if self.table.allocated.get(&ip).map(String::as_str) == Some(owner) {
+            return Ok(());
+        }
+        if let Some(o) = self.table.allocated.get(&ip) {
+            return Err(NetworkError::Conflict(format!(
+                "address {ip} is recorded for {o}, not {owner}"
+            )));
+        }
+        self.table.allocated.insert(ip, owner.to_string());
+        if let Err(e) = self.save() {
+            self.table.allocated.remove(&ip);
+            return Err(e);
+        }
+        Ok(())
     }
 
     pub fn pool(&self) -> &Pool {
@@ -476,14 +540,54 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_table_is_named() {
+    fn empty_or_corrupt_table_starts_empty_and_is_kept_aside() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("bad.json");
-        std::fs::write(&p, b"{not json").unwrap();
-        let e = Allocator::open(&p, Pool::new("10.1.0.0/24", None, None).unwrap())
-            .err()
-            .unwrap()
+        let pool = Pool::new("10.1.0.0/24", None, None).unwrap();
+        for (name, data) in [("bad.json", &b"{not json"[..]), ("empty.json", b"")] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, data).unwrap();
+            let mut a = Allocator::open(&p, pool.clone()).unwrap();
+            assert_eq!(a.allocated().count(), 0);
+            let aside = p.with_extension("json.corrupt");
+            assert_eq!(std::fs::read(&aside).unwrap(), data, "{name}");
+            // A running container's address is registered again, and not
+            // handed to anyone else.
+            a.claim("c1", Ipv4Addr::new(10, 1, 0, 2)).unwrap();
+            a.claim("c1", Ipv4Addr::new(10, 1, 0, 2)).unwrap();
+            assert!(a.claim("c2", Ipv4Addr::new(10, 1, 0, 2)).is_err());
+            assert_eq!(a.allocate("c2", None).unwrap(), Ipv4Addr::new(10, 1, 0, 3));
+            let again = Allocator::open(&p, pool.clone()).unwrap();
+            assert_eq!(again.allocated().count(), 2);
+        }
+    }
+
+    #[test]
+    fn special_purpose_subnets_are_refused() {
+        for (s, why) in [
+            ("127.0.0.0/16", "loopback"),
+            ("169.254.0.0/24", "link-local"),
+            ("224.1.0.0/24", "multicast"),
+            ("0.0.0.0/24", "this network"),
+            ("0.0.0.0/0", "this network"),
+            ("250.0.0.0/24", "reserved"),
+        ] {
+            let e = Pool::new(s, None, None).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains(s), "{s}: {e}");
+        }
+        let e = Pool::new("10.1.0.0/32", None, None)
+            .unwrap_err()
             .to_string();
-        assert!(e.contains("bad.json"), "{e}");
+        assert!(e.contains("too small"), "{e}");
+        // A range with nothing but the gateway (or broadcast) in it.
+        let e = Pool::new("10.1.0.0/24", None, Some("10.1.0.1/32"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no address"), "{e}");
+        let e = Pool::new("10.1.0.0/24", None, Some("10.1.0.255/32"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no address"), "{e}");
+        assert!(Pool::new("10.1.0.0/24", None, Some("10.1.0.7/32")).is_ok());
+        assert!(Pool::new("10.1.0.0/30", None, None).is_ok());
     }
 }

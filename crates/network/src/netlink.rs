@@ -50,6 +50,7 @@ const IFA_BROADCAST: u16 = 4;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
+const RTA_TABLE: u16 = 15;
 const RT_TABLE_MAIN: u8 = 254;
 const RTPROT_BOOT: u8 = 3;
 const RTN_UNICAST: u8 = 1;
@@ -70,6 +71,9 @@ pub struct LinkInfo {
     pub mac: Option<[u8; 6]>,
     /// The link's alias (`ip link set X alias Y`), if set.
     pub alias: Option<String>,
+    /// Its type (IFLA_INFO_KIND: `bridge`, `veth`, `dummy`…); None for
+    /// plain devices such as lo or a physical NIC.
+    pub kind: Option<String>,
 }
 
 /// An IPv4 route from the main table: `dst/prefix` (0.0.0.0/0 for default).
@@ -79,6 +83,16 @@ pub struct Route {
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
     pub oif: Option<i32>,
+}
+
+/// What [`Netlink::route_get`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteLookup {
+    pub oif: Option<i32>,
+    pub gateway: Option<Ipv4Addr>,
+    pub table: u32,
+    /// rtm_type: 1 unicast, 2 local, 6 blackhole, 7 unreachable…
+    pub kind: u8,
 }
 
 /// Builds one request: header, fixed part, then attributes (with nesting).
@@ -178,18 +192,22 @@ fn ipv4_of(b: &[u8]) -> Option<Ipv4Addr> {
     (b.len() >= 4).then(|| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
 }
 
-/// Linux interface names: 1-15 bytes, no '/', no whitespace, not "." / "..".
+/// The one interface-name check for names Berth creates or is given (a
+/// network's bridge, a container's ifname): 1-15 bytes of ASCII letters,
+/// digits, '-', '_' and '.', not "." or "..". The kernel accepts more
+/// (quotes, braces, ';'), but such a name would break the nftables ruleset
+/// that names the bridge, so the firewall uses this same check.
 pub fn check_ifname(name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() > 15
         || name == "."
         || name == ".."
-        || name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     {
         return Err(NetworkError::InvalidArgument(format!(
-            "invalid interface name {name:?}: 1-15 characters, no '/', ':' or whitespace"
+            "invalid interface name {name:?}: 1-15 characters of letters, digits, '-', '_', '.'"
         )));
     }
     Ok(())
@@ -539,6 +557,32 @@ impl Netlink {
         })
     }
 
+    /// The route the kernel would use for traffic to `dst` from this host
+    /// (`ip route get`): a real lookup, so policy rules and more specific
+    /// routes count. `table` is the table it came from.
+    pub fn route_get(&mut self, dst: Ipv4Addr) -> Result<RouteLookup> {
+        // The ack ends the answer (a single reply has no NLMSG_DONE).
+        let mut m = Msg::new(RTM_GETROUTE, NLM_F_ACK);
+        m.bytes(&rtmsg(32)).attr(RTA_DST, &dst.octets());
+        let what = format!("look up the route to {dst}");
+        let msgs = self
+            .send(&mut m)
+            .and_then(|seq| self.recv(seq))
+            .map_err(|e| NetworkError::os(what.clone(), e))?;
+        let (_, b) = msgs
+            .iter()
+            .find(|(k, b)| *k == RTM_NEWROUTE && b.len() >= 12)
+            .ok_or_else(|| NetworkError::os(what, io::Error::other("no route in the answer")))?;
+        let a = attrs(&b[12..]);
+        let get = |k| a.iter().find(|(t, _)| *t == k).map(|(_, v)| *v);
+        Ok(RouteLookup {
+            oif: get(RTA_OIF).map(|v| u32_of(v) as i32),
+            gateway: get(RTA_GATEWAY).and_then(ipv4_of),
+            table: get(RTA_TABLE).map_or(b[4] as u32, u32_of),
+            kind: b[7],
+        })
+    }
+
     /// The main table's IPv4 routes (for overlap checks).
     pub fn routes(&mut self) -> Result<Vec<Route>> {
         let mut m = Msg::new(RTM_GETROUTE, NLM_F_DUMP);
@@ -614,6 +658,7 @@ fn parse_link(b: &[u8]) -> Option<LinkInfo> {
         master: None,
         mac: None,
         alias: None,
+        kind: None,
     };
     for (k, v) in attrs(&b[IFINFOMSG_LEN..]) {
         match k {
@@ -622,6 +667,12 @@ fn parse_link(b: &[u8]) -> Option<LinkInfo> {
             IFLA_MASTER => l.master = Some(u32_of(v) as i32).filter(|i| *i != 0),
             IFLA_ADDRESS if v.len() == 6 => l.mac = Some(v.try_into().ok()?),
             IFLA_IFALIAS => l.alias = Some(cstr(v)).filter(|a| !a.is_empty()),
+            IFLA_LINKINFO => {
+                l.kind = attrs(v)
+                    .iter()
+                    .find(|(k, _)| *k == IFLA_INFO_KIND)
+                    .map(|(_, v)| cstr(v));
+            }
             _ => {}
         }
     }
@@ -702,6 +753,11 @@ mod tests {
         assert!(check_ifname("").is_err());
         assert!(check_ifname("a-very-long-name0").is_err());
         assert!(check_ifname("a/b").is_err());
+        // The kernel takes these; an nftables ruleset naming them breaks.
+        for bad in ["br\"x", "br{x", "br;x", "br x", "..", "é"] {
+            assert!(check_ifname(bad).is_err(), "{bad}");
+        }
+        assert!(check_ifname("br-0.a_b").is_ok());
         assert_eq!(format_mac(&[2, 0x42, 10, 0, 0, 2]), "02:42:0a:00:00:02");
     }
 }

@@ -159,7 +159,7 @@ fn bridge_attach_ping_detach() {
             gateway: Ipv4Addr::new(10, 251, 0, 1),
             prefix: 24,
             mtu: Some(1450),
-            alias: Some("owner:/nonexistent/root".into()),
+            alias: "owner:/nonexistent/root".into(),
         };
         let e = bridge::check_ready(nl, "tbr1", spec.gateway).unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
@@ -213,8 +213,8 @@ fn bridge_attach_ping_detach() {
             String::from_utf8_lossy(&ping.stdout)
         );
 
-        bridge::detach(nl, &sa.host_veth).unwrap();
-        bridge::detach(nl, &sa.host_veth).unwrap();
+        bridge::detach(nl, &sa.host_veth, "tbr1").unwrap();
+        bridge::detach(nl, &sa.host_veth, "tbr1").unwrap();
         assert!(nl.link(&sa.host_veth).unwrap().is_none());
         let out = a.run(&["ip", "-br", "link"]);
         assert!(!String::from_utf8_lossy(&out.stdout).contains("eth0"));
@@ -237,6 +237,170 @@ fn bridge_attach_ping_detach() {
         let gone = bridge::remove_orphans(nl, "owner:", |o| o == "/nonexistent/root").unwrap();
         assert_eq!(gone, ["tbr1"]);
         assert!(nl.link("tbr1").unwrap().is_none());
-        bridge::remove(nl, "tbr1").unwrap();
+        bridge::remove(nl, "tbr1", "owner:/nonexistent/root").unwrap();
+    });
+}
+
+/// `ip …` inside the test's private host namespace (a child inherits the
+/// spawning thread's namespace).
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A link that merely has the name (Docker's docker0, an admin's br0, a
+/// veth) is never configured or deleted: only a bridge with our mark.
+#[test]
+fn foreign_links_are_not_adopted_or_deleted() {
+    in_private_host(|nl| {
+        let spec = |name: &str| BridgeSpec {
+            name: name.into(),
+            gateway: Ipv4Addr::new(10, 254, 0, 1),
+            prefix: 24,
+            mtu: Some(1400),
+            alias: "owner:/me".into(),
+        };
+        // Not a bridge at all.
+        nl.create_veth("tfor0", "tfor1", &VethOptions::default())
+            .unwrap();
+        let e = bridge::ensure(nl, &spec("tfor0")).unwrap_err();
+        assert!(
+            matches!(e, NetworkError::Conflict(_))
+                && e.to_string().contains("tfor0")
+                && e.to_string().contains("not a bridge (kind veth)"),
+            "{e}"
+        );
+        assert!(bridge::remove(nl, "tfor0", "owner:/me").is_err());
+        let l = nl.link("tfor0").unwrap().unwrap();
+        assert_eq!(l.kind.as_deref(), Some("veth"));
+        assert!(!l.up && l.mtu == 1500 && nl.addresses("tfor0").unwrap().is_empty());
+
+        // Someone else's bridge (no mark, or another owner's).
+        nl.create_bridge("tdock0", None).unwrap();
+        for alias in [None, Some("owner:/someone-else")] {
+            if let Some(a) = alias {
+                nl.set_alias("tdock0", a).unwrap();
+            }
+            let e = bridge::ensure(nl, &spec("tdock0")).unwrap_err();
+            assert!(e.to_string().contains("not this Berth daemon's"), "{e}");
+            let e = bridge::remove(nl, "tdock0", "owner:/me").unwrap_err();
+            assert!(e.to_string().contains("tdock0"), "{e}");
+            let l = nl.link("tdock0").unwrap().unwrap();
+            assert!(!l.up && l.mtu == 1500 && nl.addresses("tdock0").unwrap().is_empty());
+        }
+        // Orphan collection skips non-bridges carrying a matching alias.
+        nl.set_alias("tfor0", "owner:/gone").unwrap();
+        assert!(bridge::remove_orphans(nl, "owner:", |_| true).unwrap() == ["tdock0"]);
+        assert!(nl.link("tfor0").unwrap().is_some());
+
+        // Ours: created with the mark, configured, removable.
+        bridge::ensure(nl, &spec("tmine0")).unwrap();
+        let l = nl.link("tmine0").unwrap().unwrap();
+        assert_eq!(
+            (l.kind.as_deref(), l.alias.as_deref()),
+            (Some("bridge"), Some("owner:/me"))
+        );
+        bridge::ensure(nl, &spec("tmine0")).unwrap();
+
+        // A veth of Docker's naming on another bridge is left alone; a
+        // detached one too; ours goes.
+        nl.create_bridge("tdock1", None).unwrap();
+        for (veth, master) in [("veth0aaaaaa", Some("tdock1")), ("veth0bbbbbb", None)] {
+            nl.create_veth(
+                veth,
+                &format!("p{}", &veth[4..]),
+                &VethOptions {
+                    master: master.map(str::to_string),
+                    ..VethOptions::default()
+                },
+            )
+            .unwrap();
+            let e = bridge::detach(nl, veth, "tmine0").unwrap_err();
+            assert!(e.to_string().contains(veth), "{e}");
+            assert!(nl.link(veth).unwrap().is_some());
+        }
+        nl.create_veth(
+            "veth0cccccc",
+            "p0cccccc",
+            &VethOptions {
+                master: Some("tmine0".into()),
+                ..VethOptions::default()
+            },
+        )
+        .unwrap();
+        bridge::detach(nl, "veth0cccccc", "tmine0").unwrap();
+        assert!(nl.link("veth0cccccc").unwrap().is_none());
+        bridge::remove(nl, "tmine0", "owner:/me").unwrap();
+        assert!(nl.link("tmine0").unwrap().is_none());
+    });
+}
+
+/// check_ready asks the kernel where the subnet's traffic goes: a more
+/// specific route or a policy rule sending it elsewhere is an error that
+/// names the route.
+#[test]
+fn check_ready_refuses_subnets_routed_elsewhere() {
+    in_private_host(|nl| {
+        let spec = BridgeSpec {
+            name: "trt0".into(),
+            gateway: Ipv4Addr::new(10, 253, 0, 1),
+            prefix: 24,
+            mtu: None,
+            alias: "owner:/me".into(),
+        };
+        bridge::ensure(nl, &spec).unwrap();
+        bridge::check_ready(nl, "trt0", spec.gateway).unwrap();
+        nl.create_bridge("tup0", None).unwrap();
+        nl.set_up("tup0", true).unwrap();
+        nl.add_address("tup0", Ipv4Addr::new(10, 99, 0, 1), 24)
+            .unwrap();
+
+        ip(&["route", "add", "10.253.0.0/25", "dev", "tup0"]);
+        let e = bridge::check_ready(nl, "trt0", spec.gateway)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("10.253.0.2") && e.contains("to tup0") && e.contains("table 254"),
+            "{e}"
+        );
+        ip(&["route", "del", "10.253.0.0/25", "dev", "tup0"]);
+        bridge::check_ready(nl, "trt0", spec.gateway).unwrap();
+
+        ip(&[
+            "route",
+            "add",
+            "10.253.0.0/24",
+            "dev",
+            "tup0",
+            "table",
+            "77",
+        ]);
+        ip(&[
+            "rule",
+            "add",
+            "to",
+            "10.253.0.0/24",
+            "lookup",
+            "77",
+            "pref",
+            "100",
+        ]);
+        let e = bridge::check_ready(nl, "trt0", spec.gateway)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("10.253.0.2") && e.contains("to tup0"), "{e}");
+        ip(&["rule", "del", "pref", "100"]);
+        bridge::check_ready(nl, "trt0", spec.gateway).unwrap();
+
+        // A blackhole route for part of the subnet is no better.
+        ip(&["route", "add", "blackhole", "10.253.0.254/32"]);
+        let e = bridge::check_ready(nl, "trt0", spec.gateway)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("10.253.0.254") && e.contains("trt0"), "{e}");
     });
 }

@@ -224,7 +224,8 @@ impl Engine {
         match self.endpoint_up_hook(&info) {
             Ok(ports) => Ok(ports),
             Err(e) => {
-                let _ = Netlink::open().map(|mut nl| bridge::detach(&mut nl, &spec.host_veth));
+                let _ = Netlink::open()
+                    .map(|mut nl| bridge::detach(&mut nl, &spec.host_veth, &spec.bridge));
                 release();
                 clear_address(ep);
                 Err(e)
@@ -266,8 +267,15 @@ impl Engine {
         if let (Some(net), Ok(ip)) = (&net, ep.ip_address.parse::<Ipv4Addr>()) {
             self.endpoint_down_hook(&endpoint_info(c, net, ep, ip));
         }
-        if let Ok(mut nl) = Netlink::open() {
-            let _ = bridge::detach(&mut nl, &bridge::host_veth_name(&ep.endpoint_id));
+        // Only a veth on this network's bridge is ours to delete: Docker
+        // names its veths the same way. Without the network there is no
+        // bridge left that the veth could be on.
+        if let (Some(net), Ok(mut nl)) = (&net, Netlink::open()) {
+            let _ = bridge::detach(
+                &mut nl,
+                &bridge::host_veth_name(&ep.endpoint_id),
+                &net.bridge,
+            );
         }
         if let Some(a) = self.nets().ipam.get_mut(&ep.network_id)
             && let Ok(ip) = ep.ip_address.parse::<Ipv4Addr>()

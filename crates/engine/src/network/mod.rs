@@ -65,13 +65,7 @@ impl Network {
             gateway: pool.gateway,
             prefix: pool.prefix(),
             mtu: self.mtu,
-            // Absolute, so another daemon's existence check means the same dir.
-            alias: Some(format!(
-                "{BRIDGE_ALIAS}{}",
-                root.canonicalize()
-                    .unwrap_or_else(|_| root.to_path_buf())
-                    .display()
-            )),
+            alias: bridge_alias(root),
         })
     }
 
@@ -239,6 +233,17 @@ pub fn default_bridge_name(root: &Path) -> String {
     format!("berth{:08x}", h as u32)
 }
 
+/// The ownership mark on this daemon's bridges. Absolute, so another
+/// daemon's existence check means the same dir.
+fn bridge_alias(root: &Path) -> String {
+    format!(
+        "{BRIDGE_ALIAS}{}",
+        root.canonicalize()
+            .unwrap_or_else(|_| root.to_path_buf())
+            .display()
+    )
+}
+
 fn valid_name(n: &str) -> bool {
     let mut chars = n.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -383,16 +388,27 @@ impl Engine {
         }
         let mut nl = Netlink::open()?;
         let nets: Vec<Network> = t.networks.values().cloned().collect();
+        let mut usable = Vec::new();
         for n in nets.iter().filter(|n| n.is_bridge()) {
             let (Some(spec), Some(pool)) = (n.bridge_spec(&self.paths.root), n.pool.clone()) else {
                 continue;
             };
-            bridge::ensure(&mut nl, &spec)?;
+            match bridge::ensure(&mut nl, &spec) {
+                Ok(()) => usable.push(n),
+                // Someone else's link took the name while we were down (a
+                // user network named its bridge docker0, then Docker came
+                // up): leave it alone and keep the daemon up; containers on
+                // this network fail to start with this same error.
+                Err(e @ berth_network::NetworkError::Conflict(_)) if !n.predefined => {
+                    eprintln!("berthd: network {} is unusable: {e}", n.name);
+                }
+                Err(e) => return Err(e.into()),
+            }
             let a = Allocator::open(&self.paths.ipam_table(&n.id), pool)?;
             t.ipam.insert(n.id.clone(), a);
         }
         drop(t);
-        for n in nets.iter().filter(|n| n.is_bridge()) {
+        for n in usable {
             self.network_up_hook(n)?;
         }
         Ok(())
@@ -499,9 +515,10 @@ impl Engine {
         };
         // The bridge device must not belong to anything else on the host.
         let mut nl = Netlink::open()?;
-        if nl.link(&bridge)?.is_some() {
+        if let Some(l) = nl.link(&bridge)? {
             return Err(EngineError::Conflict(format!(
-                "a link named {bridge} already exists on the host"
+                "a link named {bridge} already exists on the host (kind {}); Berth creates its own bridge",
+                l.kind.as_deref().unwrap_or("none")
             )));
         }
         let n = Network {
@@ -522,7 +539,7 @@ impl Engine {
             .bridge_spec(&self.paths.root)
             .expect("bridge network has a pool");
         if let Err(e) = bridge::ensure(&mut nl, &spec) {
-            let _ = bridge::remove(&mut nl, &spec.name);
+            let _ = bridge::remove(&mut nl, &spec.name, &spec.alias);
             return Err(e.into());
         }
         let res = Allocator::open(&self.paths.ipam_table(&id), pool)
@@ -534,7 +551,7 @@ impl Engine {
         let a = match res {
             Ok(a) => a,
             Err(e) => {
-                let _ = bridge::remove(&mut nl, &spec.name);
+                let _ = bridge::remove(&mut nl, &spec.name, &spec.alias);
                 return Err(e);
             }
         };
@@ -615,7 +632,16 @@ impl Engine {
         }
         self.network_down_hook(&n);
         if n.is_bridge() {
-            bridge::remove(&mut Netlink::open()?, &n.bridge)?;
+            let alias = bridge_alias(&self.paths.root);
+            match bridge::remove(&mut Netlink::open()?, &n.bridge, &alias) {
+                Ok(()) => {}
+                // Not our link (Docker's bridge took the name while we were
+                // down): the network goes, the link stays untouched.
+                Err(berth_network::NetworkError::Conflict(e)) => {
+                    eprintln!("berthd: removing network {}: {e}", n.name);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let p = self.paths.network_record(&n.id);
         std::fs::remove_file(&p).map_err(|e| io_err("remove", &p, e))?;
@@ -685,6 +711,19 @@ impl Engine {
             .map(|e| bridge::host_veth_name(&e.endpoint_id))
             .collect();
         let mut t = self.nets();
+        // A table that was lost (empty or corrupt after a power cut) starts
+        // empty: the addresses running containers hold go back in first.
+        for c in &live {
+            for ep in c.network_settings.networks.values() {
+                if let (Some(a), Ok(ip)) = (
+                    t.ipam.get_mut(&ep.network_id),
+                    ep.ip_address.parse::<std::net::Ipv4Addr>(),
+                ) && let Err(e) = a.claim(&c.id, ip)
+                {
+                    eprintln!("berthd: container {}: {e}", c.id);
+                }
+            }
+        }
         for a in t.ipam.values_mut() {
             let stale: Vec<std::net::Ipv4Addr> = a
                 .allocated()
@@ -696,19 +735,22 @@ impl Engine {
             }
         }
         let mut nl = Netlink::open()?;
-        let bridges: Vec<i32> = t
+        let bridges: Vec<(i32, String)> = t
             .networks
             .values()
             .filter(|n| n.is_bridge())
-            .filter_map(|n| nl.link(&n.bridge).ok().flatten().map(|l| l.index))
+            .filter_map(|n| {
+                let l = nl.link(&n.bridge).ok().flatten()?;
+                Some((l.index, n.bridge.clone()))
+            })
             .collect();
         drop(t);
         for l in nl.links()? {
-            if l.master.is_some_and(|m| bridges.contains(&m))
-                && l.name.starts_with("veth")
-                && !live_veths.contains(&l.name)
-            {
-                bridge::detach(&mut nl, &l.name)?;
+            let Some((_, br)) = bridges.iter().find(|(i, _)| Some(*i) == l.master) else {
+                continue;
+            };
+            if l.name.starts_with("veth") && !live_veths.contains(&l.name) {
+                bridge::detach(&mut nl, &l.name, br)?;
             }
         }
         Ok(())
