@@ -423,3 +423,98 @@ fn bridges_of_deleted_roots_are_collected() {
     assert!(link_exists(&bridge_of(&network(&b, "bridge"))));
     b.finish();
 }
+
+/// `ip …` on the host (names are unique to this test process).
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A link Berth did not create is never taken over: not at network create,
+/// not at startup (the bridge was replaced by someone else's link while the
+/// daemon was down, as docker0 would be), not by network rm. And a lost
+/// address table (empty after a power cut) does not stop the daemon nor
+/// hand out a running container's address again.
+#[test]
+fn foreign_links_and_lost_address_tables() {
+    let mut d = Daemon::start();
+    let foreign = format!("nfx{:x}", std::process::id());
+    let peer = format!("{foreign}p");
+    // Deleted however the test ends (a panic included).
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &self.0])
+                .output();
+        }
+    }
+    let _gone = Gone(foreign.clone());
+    // A veth pair: the dummy module may be missing.
+    ip(&[
+        "link", "add", &foreign, "type", "veth", "peer", "name", &peer,
+    ]);
+    let opt = format!("com.docker.network.bridge.name={foreign}");
+    let o = d.docker(&["network", "create", "-o", &opt, &unique("nf-a")]);
+    assert!(
+        o.code != 0 && o.stderr.contains(&foreign) && o.stderr.contains("already exists"),
+        "{}",
+        o.stderr
+    );
+    ip(&["link", "del", &foreign]);
+
+    let (cidr, _) = subnet(3);
+    let net = unique("nf-b");
+    d.ok(&["network", "create", "-o", &opt, "--subnet", &cidr, &net]);
+    let id = network(&d, &net)["Id"].as_str().unwrap().to_string();
+    run_on(&d, "nf-x", &net, "60");
+    let x_ip = ip_of(&d, "nf-x", &net);
+    d.kill9();
+    // While the daemon is down: its table is lost, and its (now empty)
+    // bridge is deleted and the name taken by another program's link.
+    let table = d.root.path().join(format!("networks/ipam/{id}.json"));
+    std::fs::write(&table, b"").unwrap();
+    ip(&["link", "del", &foreign]);
+    ip(&[
+        "link", "add", &foreign, "type", "veth", "peer", "name", &peer,
+    ]);
+    d.spawn();
+    assert!(table.with_extension("json.corrupt").exists());
+    // The network is unusable (its bridge is not ours) and says why.
+    let o = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "nf-y",
+        "--network",
+        &net,
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    assert!(
+        o.code != 0 && o.stderr.contains(&foreign) && o.stderr.contains("not a bridge"),
+        "{}",
+        o.stderr
+    );
+    let link = std::fs::read_to_string(format!("/sys/class/net/{foreign}/operstate")).unwrap();
+    assert_eq!(link.trim(), "down", "the foreign link was brought up");
+    // The running container's address was registered again.
+    let t: serde_json::Value = serde_json::from_slice(&std::fs::read(&table).unwrap()).unwrap();
+    assert!(t["allocated"][&x_ip].is_string(), "{t}");
+    d.ok(&["rm", "-f", "nf-x", "nf-y"]);
+    d.ok(&["network", "rm", &net]);
+    assert!(
+        link_exists(&foreign),
+        "network rm deleted a link it does not own"
+    );
+    ip(&["link", "del", &foreign]);
+    d.finish();
+}
