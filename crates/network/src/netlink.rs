@@ -51,6 +51,7 @@ const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_TABLE: u16 = 15;
+const RTM_F_LOOKUP_TABLE: u32 = 0x1000;
 const RT_TABLE_MAIN: u8 = 254;
 const RTPROT_BOOT: u8 = 3;
 const RTN_UNICAST: u8 = 1;
@@ -563,7 +564,11 @@ impl Netlink {
     pub fn route_get(&mut self, dst: Ipv4Addr) -> Result<RouteLookup> {
         // The ack ends the answer (a single reply has no NLMSG_DONE).
         let mut m = Msg::new(RTM_GETROUTE, NLM_F_ACK);
-        m.bytes(&rtmsg(32)).attr(RTA_DST, &dst.octets());
+        let mut rt = rtmsg(32);
+        // Report the table the route came from, not "main" (`ip route get`
+        // sets it too): a policy rule's table is the useful part.
+        rt[8..12].copy_from_slice(&RTM_F_LOOKUP_TABLE.to_ne_bytes());
+        m.bytes(&rt).attr(RTA_DST, &dst.octets());
         let what = format!("look up the route to {dst}");
         let msgs = self
             .send(&mut m)

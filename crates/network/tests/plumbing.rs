@@ -392,7 +392,10 @@ fn check_ready_refuses_subnets_routed_elsewhere() {
         let e = bridge::check_ready(nl, "trt0", spec.gateway)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("10.253.0.2") && e.contains("to tup0"), "{e}");
+        assert!(
+            e.contains("10.253.0.2") && e.contains("to tup0") && e.contains("table 77"),
+            "{e}"
+        );
         ip(&["rule", "del", "pref", "100"]);
         bridge::check_ready(nl, "trt0", spec.gateway).unwrap();
 
