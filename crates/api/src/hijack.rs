@@ -149,6 +149,33 @@ pub fn upgrade<B>(
         }
         input.abort();
     });
+    Ok(switching(tty))
+}
+
+/// Upgrades the connection only to tell the client that the process never
+/// started: as dockerd does for an exec whose command is missing, so the
+/// docker CLI prints the reason and then reads the exit code (126/127) from
+/// the exec's inspect instead of failing the upgrade.
+pub fn upgrade_with_error<B>(req: &mut Request<B>, tty: bool, message: String) -> Resp {
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(up) = on_upgrade.await else {
+            return;
+        };
+        let mut io = TokioIo::new(up);
+        let text = format!("{message}\r\n");
+        let data = if tty {
+            bytes::Bytes::from(text)
+        } else {
+            crate::http::frame(2, text.as_bytes())
+        };
+        let _ = io.write_all(&data).await;
+        let _ = io.shutdown().await;
+    });
+    switching(tty)
+}
+
+fn switching(tty: bool) -> Resp {
     let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
     let h = r.headers_mut();
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
@@ -161,7 +188,7 @@ pub fn upgrade<B>(
             "application/vnd.docker.multiplexed-stream"
         }),
     );
-    Ok(r)
+    r
 }
 
 #[cfg(test)]

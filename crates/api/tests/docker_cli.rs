@@ -186,6 +186,18 @@ fn detached_logs_exec_ps_stop_rm() {
         "{}",
         o.stderr
     );
+    // A command that does not exist: the docker CLI gets the reason on the
+    // stream and 127 from the exec's inspect, as from dockerd (not a failed
+    // upgrade); one that is not executable gives 126.
+    let o = d.docker(&["exec", &name, "no-such-command-xyz"]);
+    assert_eq!(o.code, 127, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("no-such-command-xyz") && !o.stderr.contains("upgrade"),
+        "{}",
+        o.stderr
+    );
+    let o = d.docker(&["exec", &name, "/etc/passwd"]);
+    assert_eq!(o.code, 126, "{}", o.stderr);
     let o = d.docker(&[
         "exec",
         "-e",

@@ -243,11 +243,27 @@ pub async fn exec_start(engine: Arc<Engine>, id: String, req: Request<Incoming>)
     let mut req = Request::from_parts(parts, ());
     let e = engine.clone();
     let id2 = id.clone();
-    let (stream, keys) = blocking(move || {
-        let keys = e.exec_inspect(&id2)?.detach_keys;
-        Ok((e.exec_start(&id2, start.detach)?, keys))
+    let detach = start.detach;
+    let started = blocking(move || {
+        let x = e.exec_inspect(&id2)?;
+        let tty = x.process_config["tty"].as_bool().unwrap_or(false);
+        Ok((e.exec_start(&id2, detach), x.detach_keys, tty))
     })
     .await?;
+    let (stream, keys) = match started {
+        (Ok(s), keys, _) => (s, keys),
+        // The process could not be started (no such command, not
+        // executable): the exec has its exit code; an attached client
+        // learns why on the stream, as from dockerd.
+        (Err(err), _, tty)
+            if !detach
+                && req.headers().contains_key(hyper::header::UPGRADE)
+                && matches!(err.kind(), berth_engine::ErrorKind::InvalidArgument) =>
+        {
+            return Ok(hijack::upgrade_with_error(&mut req, tty, err.to_string()));
+        }
+        (Err(err), _, _) => return Err(err.into()),
+    };
     let keys = if keys.is_empty() {
         hijack::DEFAULT_DETACH_KEYS
     } else {

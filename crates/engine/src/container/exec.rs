@@ -119,7 +119,7 @@ impl Engine {
             e.running = true;
             e.clone()
         };
-        let result = (|| {
+        let result = (|| -> Result<(Option<(UnixStream, bool)>, i32)> {
             let process = self.exec_process(&e)?;
             let sock = self.paths.shim_socket(&e.container_id);
             if detach {
@@ -154,11 +154,20 @@ impl Engine {
                 Ok(stream)
             }
             Err(err) => {
+                // The process never ran: 127 when the command does not
+                // exist, 126 otherwise, as a shell and dockerd report it.
+                let msg = err.to_string();
+                let missing = ["not found", "No such file", "no such file"]
+                    .iter()
+                    .any(|m| msg.contains(m));
                 if let Some(x) = self.lock().execs.get_mut(id) {
                     x.running = false;
-                    x.exit_code = Some(126);
+                    x.exit_code = Some(if missing { 127 } else { 126 });
                 }
-                Err(err)
+                self.changed.notify_all();
+                Err(EngineError::InvalidArgument(format!(
+                    "OCI runtime exec failed: {msg}"
+                )))
             }
         }
     }
