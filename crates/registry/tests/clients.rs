@@ -165,7 +165,13 @@ async fn berth_push_pull_and_run_busybox() {
         .nth(1)
         .and_then(|s| s.split(',').next())
         .and_then(|p| p.parse::<i32>().ok());
-    let _daemon = pid.map(|pid| RootDaemon::new(pid, &berth, &root));
+    // "Started berthd (pid N, log /run/berth-<hash>/berthd.log)": its exec root goes too.
+    let exec_root = stderr
+        .split("log ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|l| std::path::Path::new(l).parent().map(|p| p.to_path_buf()));
+    let _daemon = pid.map(|pid| RootDaemon::new(pid, &berth, &root, exec_root));
     assert!(started.status.success(), "pull: {stderr}");
     let dst = format!("{}/berth/copy:v1", r.addr);
     run(&mut b(&["tag", &src, &dst]));
@@ -257,10 +263,16 @@ async fn podman_push_pull() {
 struct RootDaemon {
     pid: i32,
     bridge: Option<String>,
+    exec_root: Option<std::path::PathBuf>,
 }
 
 impl RootDaemon {
-    fn new(pid: i32, berth: &std::path::Path, root: &std::path::Path) -> Self {
+    fn new(
+        pid: i32,
+        berth: &std::path::Path,
+        root: &std::path::Path,
+        exec_root: Option<std::path::PathBuf>,
+    ) -> Self {
         let o = Command::new(berth)
             .arg("--root")
             .arg(root)
@@ -277,7 +289,11 @@ impl RootDaemon {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .filter(|b| b.starts_with("berth") && b != "berth0");
-        RootDaemon { pid, bridge }
+        RootDaemon {
+            pid,
+            bridge,
+            exec_root,
+        }
     }
 }
 
@@ -296,6 +312,14 @@ impl Drop for RootDaemon {
             let _ = Command::new("nft")
                 .args(["delete", "table", "ip", b])
                 .output();
+        }
+        // Only a /run/berth-<hash> dir: never anything else the message might name.
+        if let Some(d) = &self.exec_root
+            && d.starts_with("/run")
+            && d.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("berth-"))
+        {
+            let _ = std::fs::remove_dir_all(d);
         }
     }
 }
