@@ -29,7 +29,18 @@ cleanup() {
       DOCKER_HOST="unix://$sock" "$DOCKER" rm -f "$c" >/dev/null 2>&1 || true
     done
   fi
+  # The default network's bridge (named after the store) and its packet
+  # rules outlive a stopped berthd, as docker0 does; the store goes, so they go.
+  bridge=""
+  if [ -S "$sock" ]; then
+    bridge=$(BERTH_HOST="unix://$sock" "$BERTH" network inspect \
+      -f '{{index .Options "com.docker.network.bridge.name"}}' bridge 2>/dev/null)
+  fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+  if [ -n "$bridge" ] && [ "$bridge" != berth0 ]; then
+    ip link del "$bridge" 2>/dev/null
+    nft delete table ip "$bridge" 2>/dev/null
+  fi
   "$BERTH" --root "$store" image umount "$work/bundle/rootfs" >/dev/null 2>&1 || true
   grep -o " $work[^ ]*" /proc/self/mountinfo 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$work"
