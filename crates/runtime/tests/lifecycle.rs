@@ -547,26 +547,7 @@ fn container_processes_start_with_default_signal_state() {
                 Ok(())
             });
         }
-        // Files, not pipes: a detached container keeps the runtime's stdio.
-        let (mut out, mut err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
-        let status = c
-            .stdin(std::process::Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(err.try_clone().unwrap())
-            .status()
-            .expect("run the runtime");
-        let read = |f: &mut std::fs::File| {
-            use std::io::{Read, Seek};
-            let mut v = Vec::new();
-            f.seek(std::io::SeekFrom::Start(0)).unwrap();
-            f.read_to_end(&mut v).unwrap();
-            v
-        };
-        std::process::Output {
-            status,
-            stdout: read(&mut out),
-            stderr: read(&mut err),
-        }
+        output_via_files(c)
     };
     let out = spawn_hostile(&[
         "run",

@@ -152,27 +152,7 @@ impl Runtime {
     /// Runs to completion. Output goes through files, not pipes: a created or
     /// detached container keeps the runtime's stdio open for its whole life.
     pub fn output(&self, args: &[&str]) -> Output {
-        let mut out = tempfile::tempfile().unwrap();
-        let mut err = tempfile::tempfile().unwrap();
-        let status = self
-            .cmd(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(err.try_clone().unwrap())
-            .status()
-            .unwrap();
-        let read = |f: &mut std::fs::File| {
-            use std::io::{Read, Seek};
-            let mut v = Vec::new();
-            f.seek(std::io::SeekFrom::Start(0)).unwrap();
-            f.read_to_end(&mut v).unwrap();
-            v
-        };
-        Output {
-            status,
-            stdout: read(&mut out),
-            stderr: read(&mut err),
-        }
+        output_via_files(self.cmd(args))
     }
 
     /// Runs and asserts success; returns stdout.
@@ -216,6 +196,32 @@ impl Drop for Runtime {
                 let _ = self.cmd(&["delete", "--force", &id]).output();
             }
         }
+    }
+}
+
+/// Runs `c` with stdin from /dev/null and stdout/stderr into temp files:
+/// pipes would never see EOF, since a created or detached container keeps
+/// the runtime's stdio open for its whole life.
+pub fn output_via_files(mut c: Command) -> Output {
+    let mut out = tempfile::tempfile().unwrap();
+    let mut err = tempfile::tempfile().unwrap();
+    let status = c
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .status()
+        .unwrap();
+    let read = |f: &mut std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    Output {
+        status,
+        stdout: read(&mut out),
+        stderr: read(&mut err),
     }
 }
 
