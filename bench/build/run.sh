@@ -55,7 +55,7 @@ cp "${BERTH:-$REPO/target/release/berth}" "$T/berth"
 cp "${BERTHD:-$REPO/target/release/berthd}" "$T/berthd"
 bash "$SHARED/fixtures/registry.sh" status >/dev/null 2>&1 || bash "$SHARED/fixtures/registry.sh" start >/dev/null
 if [[ " $TOOLS " == *" buildkit "* || " $TOOLS " == *" legacy "* ]]; then
-  "$SHARED/fixtures/dockerd.sh" status >/dev/null 2>&1 || "$SHARED/fixtures/dockerd.sh" start >/dev/null
+  "$SHARED/fixtures/dockerd.sh" status 2>/dev/null | grep -q '^up' || "$SHARED/fixtures/dockerd.sh" start >/dev/null
   $DOCKER pull -q $BASE >/dev/null
 fi
 

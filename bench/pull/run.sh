@@ -17,6 +17,8 @@
 # tag of the image(s) it pulls (for multilayer also busybox, whose layer it
 # shares) so the pull starts from nothing, and puts the tags back right after.
 set -euo pipefail
+# A failing pull inside $(run_one ...) must stop the run, not time an error.
+shopt -s inherit_errexit
 
 RUNS=${RUNS:-5}
 TOOLS=${TOOLS:-berth skopeo podman docker}
@@ -43,9 +45,10 @@ cp "${BERTH:-$REPO/target/release/berth}" "$T/berth"
 cp "${BERTHD:-$(dirname "${BERTH:-$REPO/target/release/berth}")/berthd}" "$T/berthd"
 GUNZIP=${GUNZIP:-$REPO/target/release/examples/gunzip}
 
-bash "$SHARED/fixtures/registry.sh" status >/dev/null 2>&1 || bash "$SHARED/fixtures/registry.sh" start >/dev/null
+bash "$SHARED/fixtures/registry.sh" status 2>/dev/null | grep -q '^running' || bash "$SHARED/fixtures/registry.sh" start >/dev/null
 if [[ " $TOOLS " == *" docker "* ]]; then
-  "$SHARED/fixtures/dockerd.sh" status >/dev/null 2>&1 || "$SHARED/fixtures/dockerd.sh" start >/dev/null
+  # `status` exits 0 when down too: look at what it says.
+  "$SHARED/fixtures/dockerd.sh" status 2>/dev/null | grep -q '^up' || "$SHARED/fixtures/dockerd.sh" start >/dev/null
 fi
 
 now() { echo "${EPOCHREALTIME/./}"; }  # microseconds, no fork

@@ -70,6 +70,9 @@ impl<'a> Ctx<'a> {
         for d in [&tmp, &runtime_root] {
             std::fs::create_dir_all(d).ctx("create", d)?;
         }
+        // Step dirs become layers: keep each in its own block group (see
+        // spread_subdirs) so a rebuild after a prune doesn't crawl.
+        berth_image::layers::spread_subdirs(&tmp);
         Ok(Ctx {
             cache: Cache::open(store.root())?,
             store,
