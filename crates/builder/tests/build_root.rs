@@ -370,12 +370,12 @@ VOLUME ["/data"]
 
     // Out of scope, said clearly.
     let mut o = BuildOptions::new(&ctx);
-    o.dockerfile = DockerfileSource::Text("FROM busybox\nADD https://example.com/x /x\n".into());
+    o.dockerfile = DockerfileSource::Text("FROM busybox\nADD git@example.com:o/r.git /x\n".into());
     let err = build::build(&e.store, &o, Arc::new(Mutex::new(Vec::<u8>::new())))
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("ADD from a URL") && err.contains("not supported"),
+        err.contains("ADD from a git repository") && err.contains("not supported"),
         "{err}"
     );
 }

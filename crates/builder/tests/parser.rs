@@ -259,6 +259,38 @@ fn errors_name_position_and_expectation() {
         ("# just a comment\n", "no FROM instruction"),
         ("", "Dockerfile:1:1: no FROM instruction"),
         (
+            "FROM a\nCOPY --parents=maybe a b\n",
+            "Dockerfile:2:6: COPY --parents=maybe: expected true or false",
+        ),
+        (
+            "FROM a\nADD --parents a b\n",
+            "Dockerfile:2:5: unknown flag --parents for ADD",
+        ),
+        (
+            "FROM a\nCOPY --checksum=sha256:00 a b\n",
+            "Dockerfile:2:6: unknown flag --checksum for COPY",
+        ),
+        (
+            "FROM a\nADD --checksum=md5:abc http://h/f /f\n",
+            "Dockerfile:2:5: ADD --checksum=md5:abc: unsupported digest algorithm \"md5\": expected sha256 or sha512",
+        ),
+        (
+            "FROM a\nADD --checksum=sha256:abc http://h/f /f\n",
+            "Dockerfile:2:5: ADD --checksum=sha256:abc: expected 64 hex digits after `sha256:`",
+        ),
+        (
+            "FROM a\nADD --checksum=abc http://h/f /f\n",
+            "Dockerfile:2:5: ADD --checksum=abc: expected sha256:<hex digest>",
+        ),
+        (
+            "FROM a\nADD --checksum=sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad a.txt /f\n",
+            "Dockerfile:2:88: ADD --checksum applies to http:// or https:// sources, not `a.txt`",
+        ),
+        (
+            "FROM a\nADD --checksum=sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad http://h/a http://h/b /d/\n",
+            "Dockerfile:2:88: ADD --checksum needs exactly one source",
+        ),
+        (
             "FROM a\nRUN --network=bridge x\n",
             "RUN --network=bridge: expected default, none or host",
         ),

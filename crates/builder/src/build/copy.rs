@@ -19,6 +19,16 @@ use crate::error::{Error, IoContext, Result};
 pub struct Source {
     pub path: PathBuf,
     pub rel: String,
+    /// COPY --parents: where it goes under the destination.
+    pub keep: Option<Keep>,
+}
+
+/// COPY --parents: the source's path below its pivot (the context root,
+/// or the part of the source before `/./`), kept under the destination.
+#[derive(Clone, Debug)]
+pub struct Keep {
+    pub pivot: PathBuf,
+    pub under: String,
 }
 
 /// Expands source words against `root` (globs match context-relative paths).
@@ -35,6 +45,7 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
                     out.push(Source {
                         path: root.join(&r),
                         rel: r,
+                        keep: None,
                     });
                 }
             }
@@ -69,10 +80,135 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
             if !path.exists() {
                 return Err(Error::Invalid(format!("`{w}` is a dangling symlink")));
             }
-            out.push(Source { path, rel });
+            out.push(Source {
+                path,
+                rel,
+                keep: None,
+            });
         }
     }
     Ok(out)
+}
+
+/// COPY --parents: each word is `[pivot/./]pattern`; what the pattern
+/// matches below the pivot keeps its path from the pivot on. As in
+/// BuildKit, a pattern with wildcards may match nothing, a plain path must
+/// exist, and a matched directory brings its whole tree.
+pub fn resolve_parents(
+    root: &Path,
+    words: &[String],
+    ignore: Option<&Ignore>,
+) -> Result<Vec<Source>> {
+    let mut out = Vec::new();
+    for w in words {
+        let (pivot, pattern) = match w.split_once("/./") {
+            Some((p, pat)) => (clean(p), clean(pat)),
+            None => (String::new(), clean(w)),
+        };
+        if glob::is_pattern(&pivot) {
+            return Err(Error::Invalid(format!(
+                "COPY --parents {w}: wildcards are not allowed before the `/./` pivot"
+            )));
+        }
+        let pivot_dir = super::copy_step::scoped(root, &pivot)?;
+        if !pivot_dir.is_dir() {
+            return Err(Error::Invalid(format!(
+                "`{w}`: {pivot:?} is not a directory in the build context"
+            )));
+        }
+        let ctx_rel = |r: &str| {
+            if pivot.is_empty() {
+                r.to_string()
+            } else {
+                format!("{pivot}/{r}")
+            }
+        };
+        let keep = |under: String| Keep {
+            pivot: pivot_dir.clone(),
+            under,
+        };
+        if !glob::is_pattern(&pattern) {
+            let found = resolve(&pivot_dir, std::slice::from_ref(&pattern), None)
+                .ok()
+                .filter(|_| !ignore.is_some_and(|i| i.excluded(&ctx_rel(&pattern))));
+            let Some(mut found) = found else {
+                return Err(Error::Invalid(format!(
+                    "`{w}` not found in the build context (or excluded by .dockerignore)"
+                )));
+            };
+            for s in &mut found {
+                s.rel = ctx_rel(&s.rel);
+                s.keep = Some(keep(pattern.clone()));
+            }
+            out.extend(found);
+            continue;
+        }
+        let mut all = Vec::new();
+        list(&pivot_dir, "", &mut all)?;
+        // A matched directory brings its tree: its entries are not matched again.
+        let mut taken: Option<String> = None;
+        for r in all {
+            if taken.as_ref().is_some_and(|t| {
+                r.starts_with(t.as_str()) && r.as_bytes().get(t.len()) == Some(&b'/')
+            }) {
+                continue;
+            }
+            if glob::matches(&pattern, &r) && !ignore.is_some_and(|i| i.excluded(&ctx_rel(&r))) {
+                taken = Some(r.clone());
+                out.push(Source {
+                    path: pivot_dir.join(&r),
+                    rel: ctx_rel(&r),
+                    keep: Some(keep(r)),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Creates `dir` and its missing parents as BuildKit's copy does: mode
+/// 0755, owned by `owner` (the --chown user, else root). Existing
+/// directories are left as they are.
+pub fn mkdir_owned(dir: &Path, owner: (u32, u32)) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if fs::symlink_metadata(d).is_ok() {
+            break;
+        }
+        missing.push(d);
+        cur = d.parent();
+    }
+    for d in missing.into_iter().rev() {
+        fs::create_dir(d).ctx("create", d)?;
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).ctx("chmod", d)?;
+        lchown(d, Some(owner.0), Some(owner.1)).ctx("chown", d)?;
+    }
+    Ok(())
+}
+
+/// COPY --parents: the directories between the destination and a kept
+/// source, made like the context's (mode, mtime; owner per `attrs`).
+pub fn parent_dirs(keep: &Keep, dst: &Path, attrs: Attrs) -> Result<()> {
+    let mut src = keep.pivot.clone();
+    let mut to = dst.to_path_buf();
+    let parts: Vec<&str> = keep.under.split('/').filter(|p| !p.is_empty()).collect();
+    for p in parts.iter().take(parts.len().saturating_sub(1)) {
+        src.push(p);
+        to.push(p);
+        if to.is_dir() {
+            continue;
+        }
+        let m = fs::metadata(&src).ctx("stat", &src)?;
+        let _ = fs::remove_file(&to);
+        fs::create_dir(&to).ctx("create", &to)?;
+        let (uid, gid) = attrs.owner.unwrap_or((m.uid(), m.gid()));
+        lchown(&to, Some(uid), Some(gid)).ctx("chown", &to)?;
+        let mode = attrs.chmod.unwrap_or(m.mode() & 0o7777);
+        fs::set_permissions(&to, fs::Permissions::from_mode(mode)).ctx("chmod", &to)?;
+        set_mtime(&to, m.mtime(), m.mtime_nsec())?;
+    }
+    Ok(())
 }
 
 fn list(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<()> {
@@ -217,7 +353,7 @@ fn copy_entry(
 }
 
 /// Copies keep the source's mtime, as Docker's do (the cache ignores it).
-fn set_mtime(p: &Path, sec: i64, nsec: i64) -> Result<()> {
+pub(super) fn set_mtime(p: &Path, sec: i64, nsec: i64) -> Result<()> {
     let ts = nix::sys::time::TimeSpec::new(sec, nsec);
     nix::sys::stat::utimensat(
         nix::fcntl::AT_FDCWD,

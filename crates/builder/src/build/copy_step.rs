@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::run::{ReadOnlyRoot, StepRoot};
 use super::steps::{Ctx, Scope, StageState, chain, non_empty};
-use super::{config, copy};
+use super::{config, copy, fetch};
 use crate::dockerfile::ignore::Ignore;
 use crate::dockerfile::{self, Dockerfile, expand};
 use crate::error::{Error, IoContext, Result};
@@ -44,7 +44,29 @@ impl Ctx<'_> {
                     .map_err(|_| Error::Invalid(format!("--chmod={m}: not octal")))
             })
             .transpose()?;
+        // BuildKit links only without --chmod (with it, --link is ignored).
+        let linked = c.link && chmod.is_none();
+        // A linked layer is made without the base, so a user name cannot be
+        // looked up (BuildKit refuses it too): only numeric ids and root.
+        let link_owner = match (&chown, linked) {
+            (Some(u), true) => Some(numeric_owner(u).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{kw} --link --chown={u}: a linked layer does not read the base's /etc/passwd, so only numeric ids (or root) can be used"
+                ))
+            })?),
+            _ => None,
+        };
+        let checksum = c
+            .checksum
+            .as_deref()
+            .map(|v| {
+                let v = xs(v)?;
+                dockerfile::checksum_value(&v)
+                    .map_err(|m| Error::Invalid(format!("ADD --checksum={v}: {m}")))
+            })
+            .transpose()?;
         let mut words = Vec::new();
+        let mut urls = Vec::new();
         let mut heredocs = Vec::new();
         for s in &c.sources {
             if let Some(h) = s
@@ -62,10 +84,24 @@ impl Ctx<'_> {
                 continue;
             }
             let w = xs(s)?;
-            if c.add && (w.contains("://") || w.starts_with("git@")) {
-                return Err(Error::Unsupported(format!("ADD from a URL ({w})")));
+            if c.add && (dockerfile::is_remote(&w) || w.contains("://")) {
+                let git = w.starts_with("git@")
+                    || w.contains(".git#")
+                    || w.trim_end_matches('/').ends_with(".git");
+                if git || !(w.starts_with("http://") || w.starts_with("https://")) {
+                    return Err(Error::Unsupported(format!(
+                        "ADD from a git repository ({w})"
+                    )));
+                }
+                urls.push(w);
+                continue;
             }
             words.push(w);
+        }
+        if checksum.is_some() && (urls.len() != 1 || !words.is_empty() || !heredocs.is_empty()) {
+            return Err(Error::Invalid(
+                "ADD --checksum applies to exactly one http:// or https:// source".into(),
+            ));
         }
         // Where sources come from: the context, an earlier stage, or an image.
         let from = c.from.as_deref().map(xs).transpose()?;
@@ -91,7 +127,11 @@ impl Ctx<'_> {
             Some(r) => (&r.dir, None),
             None => (&opts.context, ignore_owned.as_ref()),
         };
-        let sources = copy::resolve(root, &words, ignore)?;
+        let sources = if c.parents {
+            copy::resolve_parents(root, &words, ignore)?
+        } else {
+            copy::resolve(root, &words, ignore)?
+        };
         let content = if from_root.is_some() {
             // Another stage's files are pinned by its layer chain.
             from_key.clone() + &json!(words).to_string()
@@ -108,40 +148,82 @@ impl Ctx<'_> {
             c.dest
         );
         self.vertex(&format!("{tag} {shown}"));
-        let key = Digest::sha256_of(
-            json!({"p": config::identity(&st.image), "layers": chain(st), "kw": kw, "dest": dest,
-                   "chown": chown, "chmod": chmod, "content": content, "heredocs": heredocs,
-                   "words": words})
-            .to_string()
-            .as_bytes(),
-        );
-        let many = words.len() + heredocs.len() > 1
+        // URLs: with --checksum the digest is the key and the download waits
+        // for a cache miss; without, the content is fetched to be keyed on.
+        let mut downloads = fetch::Downloads::new(&self.tmp)?;
+        let mut fetched = Vec::new();
+        let mut remote_key = Vec::new();
+        for u in &urls {
+            match &checksum {
+                Some(d) => {
+                    remote_key.push(json!([fetch::file_name(u)?, d.to_string()]));
+                    fetched.push(None);
+                }
+                None => {
+                    self.line(&format!("fetching {u}"));
+                    let f = downloads.get(u, None)?;
+                    remote_key.push(json!([f.name, f.digest.to_string(), f.mtime]));
+                    fetched.push(Some(f));
+                }
+            }
+        }
+        let mut key = json!({"kw": kw, "dest": dest, "chown": chown, "chmod": chmod,
+            "content": content, "heredocs": heredocs, "words": words});
+        if c.parents {
+            key["parents"] = json!(true);
+        }
+        if !urls.is_empty() {
+            key["urls"] = json!(remote_key);
+        }
+        if linked {
+            // Independent of the layers below: the same files give the same
+            // layer blob whatever the base (see `cached_layer`'s relink).
+            key["link"] = json!(true);
+        } else {
+            key["p"] = json!(config::identity(&st.image));
+            key["layers"] = json!(chain(st));
+        }
+        let key = Digest::sha256_of(key.to_string().as_bytes());
+        let many = words.len() + heredocs.len() + urls.len() > 1
             || c.sources.iter().any(|s| dockerfile::glob::is_pattern(s));
         let add = c.add;
         let by = format!("{shown} # buildkit");
         self.cached_layer(st, key, &by, lease, |me, st| {
-            let mut step = StepRoot::mount(&me.store, &me.tmp, &me.lowers(st)?)?;
-            mkdir_in_root(&step.rootfs, &workdir)?;
-            let owner = match &chown {
-                Some(u) => Some(berth_image::rootfs::resolve_user(u, &step.rootfs)?),
-                None if from_root.is_none() => Some((0, 0)),
-                None => None,
+            // A linked layer starts from nothing: the destination's parents
+            // are made fresh, never resolved through the base's links.
+            let lowers = if linked { Vec::new() } else { me.lowers(st)? };
+            let mut step = StepRoot::mount(&me.store, &me.tmp, &lowers)?;
+            if !linked {
+                mkdir_in_root(&step.rootfs, &workdir)?;
+            }
+            let owner = match (&chown, link_owner) {
+                (_, Some(o)) => Some(o),
+                (Some(u), None) => Some(berth_image::rootfs::resolve_user(u, &step.rootfs)?),
+                (None, None) if from_root.is_none() => Some((0, 0)),
+                (None, None) => None,
             };
+            // Directories the copy has to create belong to the --chown user.
+            let dir_owner = owner.unwrap_or((0, 0));
             let attrs = copy::Attrs { owner, chmod };
-            let dest_dir = dest.ends_with('/') || many;
+            let dest_dir = dest.ends_with('/') || many || c.parents;
             let dst_abs = scoped(&step.rootfs, &dest)?;
             let dst_is_dir = dest_dir || dst_abs.is_dir();
             for s in &sources {
                 let meta = std::fs::symlink_metadata(&s.path).ctx("stat", &s.path)?;
-                let target = if meta.is_dir() || !dst_is_dir {
+                let target = if let Some(k) = &s.keep {
+                    copy::mkdir_owned(&dst_abs, dir_owner)?;
+                    copy::parent_dirs(k, &dst_abs, attrs)?;
+                    dst_abs.join(&k.under)
+                } else if meta.is_dir() || !dst_is_dir {
                     dst_abs.clone()
                 } else {
                     dst_abs.join(Path::new(&s.rel).file_name().unwrap_or_default())
                 };
                 if let Some(p) = target.parent() {
-                    std::fs::create_dir_all(p).ctx("create", p)?;
+                    copy::mkdir_owned(p, dir_owner)?;
                 }
                 if add && meta.is_file() && copy::is_archive(&s.path) {
+                    copy::mkdir_owned(&dst_abs, dir_owner)?;
                     copy::extract(&s.path, &dst_abs)?;
                     continue;
                 }
@@ -152,6 +234,30 @@ impl Ctx<'_> {
                     if from_root.is_none() { ignore } else { None },
                 )?;
             }
+            for (u, f) in urls.iter().zip(fetched) {
+                let f = match f {
+                    Some(f) => f,
+                    None => {
+                        me.line(&format!("fetching {u}"));
+                        downloads.get(u, checksum.as_ref())?
+                    }
+                };
+                let target = if dst_is_dir {
+                    dst_abs.join(&f.name)
+                } else {
+                    dst_abs.clone()
+                };
+                if let Some(p) = target.parent() {
+                    copy::mkdir_owned(p, dir_owner)?;
+                }
+                let src = copy::Source {
+                    path: f.path,
+                    rel: f.name,
+                    keep: None,
+                };
+                // Remote archives are never unpacked (Docker's rule).
+                copy::copy(&src, &target, attrs, None)?;
+            }
             for (name, body) in &heredocs {
                 let target = if dst_is_dir {
                     dst_abs.join(name)
@@ -159,7 +265,7 @@ impl Ctx<'_> {
                     dst_abs.clone()
                 };
                 if let Some(p) = target.parent() {
-                    std::fs::create_dir_all(p).ctx("create", p)?;
+                    copy::mkdir_owned(p, dir_owner)?;
                 }
                 std::fs::write(&target, body).ctx("write", &target)?;
                 let (uid, gid) = owner.unwrap_or((0, 0));
@@ -173,6 +279,16 @@ impl Ctx<'_> {
             }
             me.commit(&mut step, st)
         })
+    }
+}
+
+/// `uid[:gid]` with numbers (or `root`), as a linked COPY can use them; a
+/// missing gid is the uid. None when a name would need /etc/passwd.
+fn numeric_owner(s: &str) -> Option<(u32, u32)> {
+    let id = |p: &str| if p == "root" { Some(0) } else { p.parse().ok() };
+    match s.split_once(':') {
+        Some((u, g)) => Some((id(u)?, id(g)?)),
+        None => id(s).map(|u| (u, u)),
     }
 }
 
@@ -250,5 +366,15 @@ mod tests {
         assert!(e.contains("too many levels of symbolic links"), "{e}");
         std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
         assert!(scoped(&r, "loop").is_err());
+    }
+
+    #[test]
+    fn linked_owners_are_numeric() {
+        assert_eq!(numeric_owner("5"), Some((5, 5)));
+        assert_eq!(numeric_owner("5:6"), Some((5, 6)));
+        assert_eq!(numeric_owner("root"), Some((0, 0)));
+        assert_eq!(numeric_owner("root:7"), Some((0, 7)));
+        assert_eq!(numeric_owner("app"), None);
+        assert_eq!(numeric_owner("1:staff"), None);
     }
 }

@@ -11,6 +11,7 @@ pub mod context;
 pub mod copy;
 mod copy_step;
 mod engine;
+mod fetch;
 mod mounts;
 /// Moved to berth-image (the engine's `commit` makes layers the same way).
 pub use berth_image::changeset as layer;

@@ -510,7 +510,8 @@ impl<'a> Ctx<'a> {
             Some(e) => {
                 self.line("CACHED");
                 self.counters.cached.fetch_add(1, Ordering::Relaxed);
-                (e.layer, e.created)
+                let layer = e.layer.map(|l| self.relink(l, st)).transpose()?;
+                (layer, e.created)
             }
             None => {
                 let l = make(self, st)?;
@@ -546,6 +547,36 @@ impl<'a> Ctx<'a> {
         }
         push_history(st, by, layer.is_none());
         Ok(())
+    }
+
+    /// A cached layer on top of this stage's layers. Only a `--link` step's
+    /// entry can have been made on another parent (its key leaves the
+    /// parent out): then the same blob is stored again under this parent's
+    /// chain, so the image gets the identical layer digest.
+    fn relink(&self, l: LayerRecord, st: &StageState) -> Result<LayerRecord> {
+        let parent = st.layers.last().map(|p| p.chain_id.clone());
+        let chain = match &parent {
+            None => l.diff_id.clone(),
+            Some(p) => Digest::sha256_of(format!("{p} {}", l.diff_id).as_bytes()),
+        };
+        if chain == l.chain_id {
+            return Ok(l);
+        }
+        if self.store.layers.exists(&chain) {
+            return Ok(LayerRecord {
+                chain_id: chain,
+                ..l
+            });
+        }
+        let blob = self.store.content.blob_path(&l.blob);
+        Ok(layer::store_layer(
+            &self.store,
+            &blob,
+            l.blob.clone(),
+            l.blob_size,
+            l.diff_id.clone(),
+            parent.as_ref(),
+        )?)
     }
 
     /// The step's upper dir → a stored layer (None when nothing changed).

@@ -179,6 +179,11 @@ pub struct Copy {
     pub chown: Option<String>,
     pub chmod: Option<String>,
     pub link: bool,
+    /// COPY --parents: keep each source's directories (from the context
+    /// root, or from a `/./` pivot in the source) under the destination.
+    pub parents: bool,
+    /// ADD --checksum=<algo>:<hex> (raw; URL sources only).
+    pub checksum: Option<String>,
     pub heredocs: Vec<Heredoc>,
 }
 

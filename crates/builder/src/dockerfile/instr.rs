@@ -513,7 +513,7 @@ fn copy(kw: &str, rest: &str, col: usize, l: &Logical) -> PResult<Kind> {
     let allowed: &[&str] = if kw == "ADD" {
         &["chown", "chmod", "link", "checksum", "keep-git-dir"]
     } else {
-        &["from", "chown", "chmod", "link"]
+        &["from", "chown", "chmod", "link", "parents"]
     };
     let (fl, rest, col) = flags(kw, rest, col, allowed)?;
     let mut c = Copy {
@@ -524,6 +524,8 @@ fn copy(kw: &str, rest: &str, col: usize, l: &Logical) -> PResult<Kind> {
         chown: None,
         chmod: None,
         link: false,
+        parents: false,
+        checksum: None,
         heredocs: l.heredocs.clone(),
     };
     for (n, v, col) in fl {
@@ -540,14 +542,15 @@ fn copy(kw: &str, rest: &str, col: usize, l: &Logical) -> PResult<Kind> {
                 }
                 c.chmod = Some(v)
             }
-            "link" => {
-                c.link = match v.as_deref() {
-                    None | Some("true") => true,
-                    Some("false") => false,
-                    Some(o) => {
-                        return Err((col, format!("{kw} --link={o}: expected true or false")));
-                    }
+            "link" => c.link = bool_flag(kw, col, &n, v.as_deref())?,
+            "parents" => c.parents = bool_flag(kw, col, &n, v.as_deref())?,
+            "checksum" => {
+                let v = flag_value(kw, col, &n, v)?;
+                // A value with variables is checked once expanded.
+                if !v.contains('$') {
+                    checksum_value(&v).map_err(|m| (col, format!("{kw} --checksum={v}: {m}")))?;
                 }
+                c.checksum = Some(v)
             }
             other => return Err((col, format!("{kw} --{other} is not supported yet"))),
         }
@@ -562,7 +565,53 @@ fn copy(kw: &str, rest: &str, col: usize, l: &Logical) -> PResult<Kind> {
     }
     c.dest = ws.pop().expect("len checked");
     c.sources = ws;
+    if c.checksum.is_some() {
+        if c.sources.len() != 1 {
+            return Err((col, "ADD --checksum needs exactly one source".into()));
+        }
+        let s = &c.sources[0];
+        if !s.contains('$') && !is_remote(s) {
+            return Err((
+                col,
+                format!("ADD --checksum applies to http:// or https:// sources, not `{s}`"),
+            ));
+        }
+    }
     Ok(Kind::Copy(c))
+}
+
+/// An ADD source fetched over the network rather than read from the context.
+pub fn is_remote(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
+}
+
+/// `--flag`, `--flag=true` or `--flag=false`.
+fn bool_flag(kw: &str, col: usize, name: &str, v: Option<&str>) -> PResult<bool> {
+    match v {
+        None | Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(o) => Err((col, format!("{kw} --{name}={o}: expected true or false"))),
+    }
+}
+
+/// `ADD --checksum`'s value: `sha256:<64 hex>` or `sha512:<128 hex>`, the
+/// digests BuildKit accepts for URL sources.
+pub fn checksum_value(v: &str) -> Result<berth_image::Digest, String> {
+    let Some((algo, hex)) = v.split_once(':') else {
+        return Err("expected sha256:<hex digest>".into());
+    };
+    if algo != "sha256" && algo != "sha512" {
+        return Err(format!(
+            "unsupported digest algorithm {algo:?}: expected sha256 or sha512"
+        ));
+    }
+    let want = if algo == "sha256" { 64 } else { 128 };
+    if hex.len() != want || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("expected {want} hex digits after `{algo}:`"));
+    }
+    v.to_ascii_lowercase()
+        .parse()
+        .map_err(|e: berth_image::Error| e.to_string())
 }
 
 fn healthcheck(rest: &str, col: usize) -> PResult<Kind> {

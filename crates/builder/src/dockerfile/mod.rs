@@ -10,6 +10,7 @@ mod instr;
 mod parse;
 
 pub use ast::*;
+pub use instr::{checksum_value, is_remote};
 pub use parse::parse;
 
 /// Args every build knows without an `ARG` (Docker's predefined proxy args);

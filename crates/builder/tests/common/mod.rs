@@ -76,6 +76,21 @@ impl Env {
         }
     }
 
+    /// A build expected to fail: its error and output.
+    pub fn build_err(&self, ctx: &Path, dockerfile: &str) -> (String, String) {
+        let mut o = BuildOptions::new(ctx);
+        o.dockerfile = DockerfileSource::Text(dockerfile.to_string());
+        o.source_date_epoch = Some(EPOCH);
+        let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink: Sink = buf.clone();
+        let r = build::build(&self.store, &o, sink);
+        let out = String::from_utf8_lossy(&buf.lock().unwrap()).into_owned();
+        match r {
+            Ok(_) => panic!("build succeeded, expected an error\n--- output ---\n{out}"),
+            Err(e) => (e.to_string(), out),
+        }
+    }
+
     pub fn config(&self, rec: &ImageRecord) -> serde_json::Value {
         serde_json::from_slice(&self.store.content.read(&rec.id).unwrap()).unwrap()
     }

@@ -14,6 +14,8 @@ ENTRYPOINT exec top -b
 WORKDIR /app/$VERSION
 COPY --from=base --chown=1:2 --chmod=640 --link a b* /dst/
 ADD --chown=user x.tar.gz /opt/
+COPY --parents --link=false ./src/./pkg/*.json /app/
+ADD --checksum=sha256:24454f830cdb571e2c4ad15481119c43b3cafd48dd869a9b2945d1036d1dc68d https://example.com/f.tar.gz /f/
 ENV A=1 B="two words" C=three\ words
 ENV LEGACY value with spaces
 ARG X=1 Y

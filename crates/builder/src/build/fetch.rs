@@ -1,0 +1,197 @@
+//! ADD <http(s) url>: the download, as BuildKit's HTTP source does it. The
+//! file is named after the URL path's last segment, gets mode 0600 and the
+//! server's Last-Modified as its mtime, and is never unpacked. Only the
+//! host the Dockerfile names is contacted: no proxy from the environment,
+//! and redirects only within that host.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use berth_image::Digest;
+use berth_image::digest::{Algorithm, Hasher};
+
+use crate::error::{Error, IoContext, Result};
+
+/// A downloaded file.
+#[derive(Debug)]
+pub struct Fetched {
+    pub path: PathBuf,
+    /// The name it gets at the destination.
+    pub name: String,
+    pub digest: Digest,
+    /// From Last-Modified, when the server sent a valid one.
+    pub mtime: Option<i64>,
+}
+
+/// A private download directory, removed on drop.
+pub struct Downloads {
+    dir: PathBuf,
+    n: usize,
+}
+
+impl Downloads {
+    pub fn new(tmp: &Path) -> Result<Downloads> {
+        let dir = tmp.join(super::run::unique("add"));
+        fs::create_dir_all(&dir).ctx("create", &dir)?;
+        Ok(Downloads { dir, n: 0 })
+    }
+
+    /// Downloads `url`; with `expected`, fails unless the content has that
+    /// digest (naming both digests).
+    pub fn get(&mut self, url: &str, expected: Option<&Digest>) -> Result<Fetched> {
+        self.n += 1;
+        let sub = self.dir.join(self.n.to_string());
+        fs::create_dir_all(&sub).ctx("create", &sub)?;
+        let name = file_name(url)?;
+        let path = sub.join(&name);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ctx("start", "tokio runtime")?;
+        let algo = expected.map_or(Algorithm::Sha256, |d| d.algorithm());
+        let (digest, last_modified) = rt.block_on(download(url, &path, algo))?;
+        if let Some(want) = expected
+            && *want != digest
+        {
+            return Err(Error::Invalid(format!(
+                "ADD {url}: checksum mismatch: expected {want}, got {digest}"
+            )));
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).ctx("chmod", &path)?;
+        let mtime = last_modified.and_then(|v| {
+            httpdate::parse_http_date(&v)
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs() as i64)
+        });
+        if let Some(t) = mtime {
+            super::copy::set_mtime(&path, t, 0)?;
+        }
+        Ok(Fetched {
+            path,
+            name,
+            digest,
+            mtime,
+        })
+    }
+}
+
+impl Drop for Downloads {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The URL path's last segment, percent-decoded (BuildKit's
+/// `path.Base(u.Path)`), or `__unnamed__` when the path has none.
+pub fn file_name(url: &str) -> Result<String> {
+    let u = reqwest::Url::parse(url).map_err(|e| Error::Invalid(format!("ADD {url}: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(Error::Invalid(format!(
+            "ADD {url}: expected an http:// or https:// URL"
+        )));
+    }
+    let path = percent_decode(u.path());
+    let base = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    Ok(match base {
+        "" | "." | ".." => "__unnamed__".to_string(),
+        b => b.to_string(),
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn download(url: &str, dst: &Path, algo: Algorithm) -> Result<(Digest, Option<String>)> {
+    let err = |m: String| Error::Invalid(format!("ADD {url}: {m}"));
+    let host = reqwest::Url::parse(url)
+        .map_err(|e| err(e.to_string()))?
+        .host_str()
+        .map(String::from);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::custom(move |a| {
+            if a.previous().len() >= 10 {
+                a.error("too many redirects")
+            } else if a.url().host_str().map(String::from) != host {
+                a.error(
+                    "redirect to another host refused (ADD fetches only from the host it names)",
+                )
+            } else {
+                a.follow()
+            }
+        }))
+        .build()
+        .map_err(|e| err(e.to_string()))?;
+    let mut resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| err(error_chain(&e)))?;
+    if !resp.status().is_success() {
+        return Err(err(format!("server answered {}", resp.status())));
+    }
+    let last_modified = resp
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let mut f = File::create(dst).ctx("create", dst)?;
+    let mut h = Hasher::new(algo);
+    while let Some(chunk) = resp.chunk().await.map_err(|e| err(error_chain(&e)))? {
+        h.update(&chunk);
+        f.write_all(&chunk).ctx("write", dst)?;
+    }
+    f.sync_all().ctx("fsync", dst)?;
+    Ok((h.finish(), last_modified))
+}
+
+/// reqwest's top-level message hides the cause (refused, reset…).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_the_url_path() {
+        assert_eq!(file_name("http://h/a/b.tar.gz").unwrap(), "b.tar.gz");
+        assert_eq!(file_name("http://h/a/b%20c.txt?x=1").unwrap(), "b c.txt");
+        assert_eq!(file_name("http://h/dir/").unwrap(), "dir");
+        assert_eq!(file_name("http://h").unwrap(), "__unnamed__");
+        assert_eq!(file_name("https://h/").unwrap(), "__unnamed__");
+        // An encoded slash cannot smuggle a directory into the name.
+        assert_eq!(file_name("http://h/x%2F..%2Fetc").unwrap(), "etc");
+        assert!(file_name("ftp://h/x").is_err());
+        assert!(file_name("http://[bad").is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! COPY/ADD flags (root, the busybox fixture; see common/): `--link`
+//! (a layer made without the base, reused across bases), `--parents`, and
+//! the directories a copy creates.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
+use std::path::Path;
+
+use common::*;
+
+/// (kind, mode, uid, gid) of a path in a mounted image, not following links.
+fn stat(root: &Path, p: &str) -> (&'static str, u32, u32, u32) {
+    let m = fs::symlink_metadata(root.join(p.trim_start_matches('/')))
+        .unwrap_or_else(|e| panic!("{p}: {e}"));
+    let kind = if m.file_type().is_symlink() {
+        "link"
+    } else if m.is_dir() {
+        "dir"
+    } else {
+        "file"
+    };
+    (kind, m.mode() & 0o7777, m.uid(), m.gid())
+}
+
+fn exists(root: &Path, p: &str) -> bool {
+    fs::symlink_metadata(root.join(p.trim_start_matches('/'))).is_ok()
+}
+
+/// The same `COPY --link` after different steps (and on another base)
+/// is one layer: same blob, answered from the cache, and a change to the
+/// copied file does make a new one.
+#[test]
+fn link_layer_is_independent_of_what_is_below() {
+    let e = env();
+    let ctx = e.context("ctx");
+    fs::write(ctx.join("a.txt"), "A\n").unwrap();
+    fs::write(ctx.join("b.txt"), "B\n").unwrap();
+    fs::write(ctx.join("app.txt"), "app v1\n").unwrap();
+    let last = |df: &str| {
+        let (r, out) = e.build(&ctx, df, |_| {});
+        let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+        (rec, r, out)
+    };
+    let (a, _, _) = last("FROM busybox\nCOPY a.txt /a\nCOPY --link app.txt /srv/app/\n");
+    let (b, rb, out) = last("FROM busybox\nCOPY b.txt /b\nCOPY --link app.txt /srv/app/\n");
+    let (la, lb) = (a.layers.last().unwrap(), b.layers.last().unwrap());
+    assert_eq!(la.blob, lb.blob, "same files, same layer blob");
+    assert_eq!(la.diff_id, lb.diff_id);
+    assert_ne!(la.chain_id, lb.chain_id, "each on its own parent");
+    let copy_vertex = out
+        .lines()
+        .find(|l| l.ends_with("COPY app.txt /srv/app/"))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(out.contains(&format!("{copy_vertex} CACHED")), "{out}");
+    assert_eq!(rb.cached_steps, 1, "only the linked COPY is cached: {out}");
+    // On scratch too (no parent at all).
+    let (s, _, _) = last("FROM scratch\nCOPY --link app.txt /srv/app/\n");
+    assert_eq!(s.layers.len(), 1);
+    assert_eq!(s.layers[0].blob, la.blob);
+    assert_eq!(s.layers[0].chain_id, la.diff_id);
+    // The relinked layer is a real layer of image b.
+    let m = Mounted::new(&e.store, &b, e.dir.path().join("mnt-b"));
+    assert_eq!(
+        fs::read(m.dir.join("srv/app/app.txt")).unwrap(),
+        b"app v1\n"
+    );
+    assert!(m.dir.join("b").exists() && !m.dir.join("a").exists());
+    drop(m);
+    // The layer holds only what was copied and its parents.
+    let mut names = layer_entries(&e.store, lb);
+    names.sort();
+    assert_eq!(names, ["srv", "srv/app", "srv/app/app.txt"]);
+    // A changed file is a new layer.
+    fs::write(ctx.join("app.txt"), "app v2\n").unwrap();
+    let (c, _, _) = last("FROM busybox\nCOPY a.txt /a\nCOPY --link app.txt /srv/app/\n");
+    assert_ne!(c.layers.last().unwrap().blob, la.blob);
+}
+
+/// BuildKit's documented --link semantics: the destination's parents are
+/// made fresh (0755, owned by the --chown user), so a symlink in the base
+/// at the destination is replaced by a directory instead of followed, and
+/// a differently-owned directory gets the new owner and mode while its
+/// other files stay. Without --link (or with --chmod, which turns --link
+/// off in BuildKit) the link is followed and owners are kept.
+#[test]
+fn link_does_not_follow_or_keep_the_base_destination() {
+    let e = env();
+    let ctx = e.context("ctx");
+    let base = ctx.join("base");
+    fs::create_dir_all(base.join("real")).unwrap();
+    fs::create_dir_all(base.join("real2")).unwrap();
+    fs::create_dir_all(base.join("real3")).unwrap();
+    fs::create_dir_all(base.join("owned/keep")).unwrap();
+    fs::write(base.join("owned/keep/old"), "old\n").unwrap();
+    symlink("/real", base.join("dst")).unwrap();
+    symlink("/real2", base.join("dst2")).unwrap();
+    symlink("/real3", base.join("dst3")).unwrap();
+    fs::set_permissions(base.join("owned"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(ctx.join("f.txt"), "F\n").unwrap();
+    let df = "FROM busybox\n\
+              COPY --chown=7:8 base/ /\n\
+              COPY --link f.txt /dst/\n\
+              COPY --link --chown=5:6 f.txt /owned/new/\n\
+              COPY f.txt /dst2/\n\
+              COPY --link --chmod=600 f.txt /dst3/\n";
+    let (r, _) = e.build(&ctx, df, |_| {});
+    let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+    let m = Mounted::new(&e.store, &rec, e.dir.path().join("mnt"));
+    let root = m.dir.as_path();
+    // --link: /dst is now a directory; the link's target is untouched.
+    assert_eq!(stat(root, "/dst"), ("dir", 0o755, 0, 0));
+    assert_eq!(stat(root, "/dst/f.txt"), ("file", 0o644, 0, 0));
+    assert!(!exists(root, "/real/f.txt"));
+    assert_eq!(stat(root, "/real"), ("dir", 0o755, 7, 8));
+    // --link --chown: the existing dir takes the layer's owner and mode,
+    // its contents stay (the layer is merged over it).
+    assert_eq!(stat(root, "/owned"), ("dir", 0o755, 5, 6));
+    assert_eq!(stat(root, "/owned/new"), ("dir", 0o755, 5, 6));
+    assert_eq!(stat(root, "/owned/new/f.txt"), ("file", 0o644, 5, 6));
+    assert_eq!(stat(root, "/owned/keep/old"), ("file", 0o644, 7, 8));
+    // Plain COPY follows the base's link.
+    assert_eq!(stat(root, "/dst2").0, "link");
+    assert_eq!(stat(root, "/real2/f.txt"), ("file", 0o644, 0, 0));
+    // --chmod turns --link off (BuildKit): the link is followed too.
+    assert_eq!(stat(root, "/dst3").0, "link");
+    assert_eq!(stat(root, "/real3/f.txt"), ("file", 0o600, 0, 0));
+}
+
+#[test]
+fn link_chown_by_name_is_refused() {
+    let e = env();
+    let ctx = e.context("ctx");
+    fs::write(ctx.join("f"), "f").unwrap();
+    let (err, _) = e.build_err(&ctx, "FROM busybox\nCOPY --link --chown=nobody f /x/\n");
+    assert!(
+        err.contains("line 2:") && err.contains("--chown=nobody") && err.contains("numeric"),
+        "{err}"
+    );
+    // Names still work without --link (looked up in the base).
+    let (r, _) = e.build(&ctx, "FROM busybox\nCOPY --chown=nobody f /x/\n", |_| {});
+    let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+    let m = Mounted::new(&e.store, &rec, e.dir.path().join("mnt"));
+    assert_eq!(stat(&m.dir, "/x/f"), ("file", 0o644, 65534, 65534));
+}
+
+/// Directories a COPY creates belong to the --chown user (BuildKit's
+/// behaviour, checked against dockerd 20.10's BuildKit); existing ones
+/// (here the WORKDIR) are left alone.
+#[test]
+fn created_parents_take_the_chown_owner() {
+    let e = env();
+    let ctx = e.context("ctx");
+    fs::write(ctx.join("a.txt"), "A\n").unwrap();
+    let df = "FROM busybox\n\
+              COPY --chown=5:6 a.txt /newdir/sub/\n\
+              COPY --chown=7:8 a.txt /newdir/other/b.txt\n\
+              WORKDIR /w\n\
+              COPY --chown=9:9 a.txt rel/\n\
+              COPY a.txt /plain/deep/\n";
+    let (r, _) = e.build(&ctx, df, |_| {});
+    let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+    let m = Mounted::new(&e.store, &rec, e.dir.path().join("mnt"));
+    let root = m.dir.as_path();
+    assert_eq!(stat(root, "/newdir"), ("dir", 0o755, 5, 6));
+    assert_eq!(stat(root, "/newdir/sub"), ("dir", 0o755, 5, 6));
+    assert_eq!(stat(root, "/newdir/other"), ("dir", 0o755, 7, 8));
+    assert_eq!(stat(root, "/newdir/other/b.txt"), ("file", 0o644, 7, 8));
+    assert_eq!(stat(root, "/w"), ("dir", 0o755, 0, 0));
+    assert_eq!(stat(root, "/w/rel"), ("dir", 0o755, 9, 9));
+    assert_eq!(stat(root, "/w/rel/a.txt"), ("file", 0o644, 9, 9));
+    assert_eq!(stat(root, "/plain/deep"), ("dir", 0o755, 0, 0));
+}
+
+/// COPY --parents, after the Dockerfile reference's examples: parents
+/// from the context root, a `/./` pivot, globs (that may match nothing),
+/// directories, .dockerignore, and --from.
+#[test]
+fn parents_keep_the_source_directories() {
+    let e = env();
+    let ctx = e.context("ctx");
+    for f in [
+        "x/a.txt",
+        "y/a.txt",
+        "x/y/a.txt",
+        "x/y/b.txt",
+        "x/y/c.md",
+        "src/dir1/file1-1.py",
+        "src/dir1/file1-2.go",
+        "src/dir2/subdir2/file2-1.go",
+        "src/dir2/subdir2/file2-2.js",
+        "src/dir2/subdir2/file2-3.go",
+        "tree/deep/f",
+        "tree/ignored.log",
+    ] {
+        let p = ctx.join(f);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, f).unwrap();
+    }
+    fs::set_permissions(ctx.join("src/dir2"), fs::Permissions::from_mode(0o750)).unwrap();
+    lchown(ctx.join("src/dir2"), Some(3), Some(4)).unwrap();
+    fs::write(ctx.join(".dockerignore"), "tree/*.log\n").unwrap();
+    let df = "FROM busybox AS other\n\
+              RUN mkdir -p /opt/p/q && echo q > /opt/p/q/file\n\
+              FROM busybox\n\
+              COPY ./x/a.txt ./y/a.txt /no_parents/\n\
+              COPY --parents ./x/a.txt ./y/a.txt /parents/\n\
+              COPY --parents ./x/./y/*.txt /pivot/\n\
+              COPY --parents ./src/*/*/*.go /dst2/\n\
+              COPY --parents nothing-here*.txt /empty/\n\
+              COPY --parents tree /t/\n\
+              COPY --parents --chown=5:6 src/dir2/subdir2/file2-2.js /own\n\
+              COPY --parents --from=other /opt/./p/q/file /from/\n";
+    let (r, _) = e.build(&ctx, df, |_| {});
+    let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+    let m = Mounted::new(&e.store, &rec, e.dir.path().join("mnt"));
+    let root = m.dir.as_path();
+    let files = |dir: &str| {
+        let mut out = Vec::new();
+        let base = root.join(dir.trim_start_matches('/'));
+        let mut todo = vec![base.clone()];
+        while let Some(d) = todo.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    out.push(p.strip_prefix(&base).unwrap().display().to_string());
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    assert_eq!(files("/no_parents"), ["a.txt"]);
+    assert_eq!(files("/parents"), ["x/a.txt", "y/a.txt"]);
+    assert_eq!(files("/pivot"), ["y/a.txt", "y/b.txt"]);
+    assert_eq!(
+        files("/dst2"),
+        ["src/dir2/subdir2/file2-1.go", "src/dir2/subdir2/file2-3.go"]
+    );
+    assert!(
+        !exists(root, "/empty"),
+        "a glob matching nothing copies nothing"
+    );
+    assert_eq!(files("/t"), ["tree/deep/f"]);
+    assert_eq!(files("/own"), ["src/dir2/subdir2/file2-2.js"]);
+    assert_eq!(files("/from"), ["p/q/file"]);
+    assert_eq!(fs::read(root.join("parents/y/a.txt")).unwrap(), b"y/a.txt");
+    // Parent dirs are copied like the context's (mode; root unless --chown).
+    assert_eq!(stat(root, "/dst2/src/dir2"), ("dir", 0o750, 0, 0));
+    assert_eq!(stat(root, "/own/src/dir2"), ("dir", 0o750, 5, 6));
+    assert_eq!(
+        stat(root, "/own/src/dir2/subdir2/file2-2.js"),
+        ("file", 0o644, 5, 6)
+    );
+    drop(m);
+    // A plain path that is missing is an error, naming it.
+    let (err, _) = e.build_err(&ctx, "FROM busybox\nCOPY --parents x/nope.txt /p/\n");
+    assert!(
+        err.contains("line 2:") && err.contains("x/nope.txt"),
+        "{err}"
+    );
+}
