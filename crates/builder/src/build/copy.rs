@@ -479,7 +479,30 @@ pub fn extract(p: &Path, dst: &Path) -> Result<()> {
     a.set_preserve_ownerships(true);
     a.set_preserve_mtime(true);
     a.set_overwrite(true);
-    a.unpack(dst).ctx("extract", p)?;
+    // As tar's own unpack: directories last (a read-only one must not stop
+    // its children), then their mtimes, which tar leaves unset and
+    // Docker keeps, once nothing more is created inside them.
+    let mut dirs = Vec::new();
+    for e in a.entries().ctx("extract", p)? {
+        let mut e = e.ctx("extract", p)?;
+        if e.header().entry_type() == tar::EntryType::Directory {
+            dirs.push(e);
+        } else {
+            e.unpack_in(dst).ctx("extract", p)?;
+        }
+    }
+    dirs.sort_by(|a, b| b.path_bytes().cmp(&a.path_bytes()));
+    let mut times = Vec::new();
+    for mut d in dirs {
+        if d.unpack_in(dst).ctx("extract", p)?
+            && let (Ok(rel), Ok(t)) = (d.path(), d.header().mtime())
+        {
+            times.push((dst.join(clean(&rel.to_string_lossy())), t as i64));
+        }
+    }
+    for (d, t) in times {
+        set_mtime(&d, t, 0)?;
+    }
     // tar stops at its end marker; reading on to the end makes the
     // decompressor check its trailer (CRCs, xz index), so a damaged file
     // fails instead of passing for complete.
@@ -494,6 +517,15 @@ mod tests {
 
     fn tar_bytes() -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o750);
+        h.set_uid(7);
+        h.set_gid(8);
+        h.set_mtime(1_500_000_000);
+        h.set_cksum();
+        b.append_data(&mut h, "d/", io::empty()).unwrap();
         let mut h = tar::Header::new_ustar();
         h.set_size(6);
         h.set_mode(0o640);
@@ -547,6 +579,12 @@ mod tests {
             assert_eq!(
                 (m.mode() & 0o7777, m.uid(), m.gid(), m.mtime()),
                 (0o640, 7, 8, 1_600_000_000),
+                "{name}"
+            );
+            let d = fs::metadata(dst.join("d")).unwrap();
+            assert_eq!(
+                (d.mode() & 0o7777, d.mtime()),
+                (0o750, 1_500_000_000),
                 "{name}"
             );
         }
