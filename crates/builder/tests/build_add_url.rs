@@ -25,7 +25,8 @@ struct Server {
 }
 
 impl Server {
-    /// Serves `files` by path; `/elsewhere` redirects to the same server
+    /// Serves `files` by path (with a Last-Modified, except under
+    /// `/nolm/`); `/elsewhere` redirects to the same server
     /// under another host name (localhost), anything else is a 404.
     fn start() -> Server {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -49,9 +50,14 @@ impl Server {
                 }
                 let body = f.lock().unwrap().get(&path).cloned();
                 let head = match (&body, path.as_str()) {
-                    (Some(b), _) => format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: {LAST_MODIFIED}\r\nConnection: close\r\n\r\n",
-                        b.len()
+                    (Some(b), p) => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
+                        b.len(),
+                        if p.starts_with("/nolm/") {
+                            String::new()
+                        } else {
+                            format!("Last-Modified: {LAST_MODIFIED}\r\n")
+                        }
                     ),
                     (None, "/elsewhere") => format!(
                         "HTTP/1.1 302 Found\r\nLocation: http://localhost:{port}/files/data.bin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -102,7 +108,7 @@ fn tar_gz() -> Vec<u8> {
 }
 
 /// BuildKit's HTTP source: named after the URL path, mode 0600, root,
-/// mtime from Last-Modified, archives left packed; --chown/--chmod and a
+/// mtime from Last-Modified (else 0), archives left packed; --chown/--chmod and a
 /// destination file name apply as for local files.
 #[test]
 fn add_url_downloads_like_buildkit() {
@@ -110,13 +116,16 @@ fn add_url_downloads_like_buildkit() {
     let s = Server::start();
     s.put("/files/data.bin", b"payload\n");
     s.put("/files/arch.tar.gz", &tar_gz());
+    s.put("/nolm/raw", b"raw");
     let ctx = e.context("ctx");
     let df = format!(
         "FROM busybox\n\
          ADD {} /dl/\n\
          ADD {} /dl/\n\
+         ADD {} /dl/\n\
          ADD --chown=5:6 --chmod=644 {} /dl/renamed.bin\n",
         s.url("/files/arch.tar.gz"),
+        s.url("/nolm/raw"),
         s.url("/files/data.bin"),
         s.url("/files/data.bin"),
     );
@@ -127,6 +136,8 @@ fn add_url_downloads_like_buildkit() {
     assert_eq!(fs::read(m.dir.join("dl/data.bin")).unwrap(), b"payload\n");
     assert_eq!((md.mode() & 0o7777, md.uid(), md.gid()), (0o600, 0, 0));
     assert_eq!(md.mtime(), LAST_MODIFIED_UNIX);
+    // No Last-Modified: mtime 0, as BuildKit sets it.
+    assert_eq!(fs::metadata(m.dir.join("dl/raw")).unwrap().mtime(), 0);
     let arch = fs::metadata(m.dir.join("dl/arch.tar.gz")).unwrap();
     assert!(arch.is_file(), "a remote archive is not unpacked");
     assert!(!m.dir.join("dl/inside.txt").exists());
@@ -138,8 +149,8 @@ fn add_url_downloads_like_buildkit() {
     let before = s.requests();
     let (r2, _) = e.build(&ctx, &df, |_| {});
     assert_eq!(r2.image_id, r.image_id);
-    assert_eq!(r2.cached_steps, 3);
-    assert_eq!(s.requests(), before + 3);
+    assert_eq!(r2.cached_steps, 4);
+    assert_eq!(s.requests(), before + 4);
     s.put("/files/data.bin", b"payload v2\n");
     let (r3, _) = e.build(&ctx, &df, |_| {});
     assert_eq!(

@@ -312,7 +312,7 @@ fn small_tar() -> Vec<u8> {
 }
 
 /// One file over HTTP on loopback (dockerd's BuildKit fetches from the
-/// host's network namespace, as Berth does), with a Last-Modified.
+/// host's network namespace, as Berth does).
 fn serve_once_per_request(body: &'static [u8]) -> u16 {
     use std::io::{BufRead, BufReader, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -321,15 +321,24 @@ fn serve_once_per_request(body: &'static [u8]) -> u16 {
         for c in l.incoming() {
             let Ok(mut c) = c else { continue };
             let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = r.read_line(&mut first);
+            let path = first.split(' ').nth(1).unwrap_or("").to_string();
             loop {
                 let mut line = String::new();
                 if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                     break;
                 }
             }
+            // Paths under /lm/ have a Last-Modified, others none.
+            let lm = if path.starts_with("/lm/") {
+                "Last-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\n"
+            } else {
+                ""
+            };
             let _ = write!(
                 c,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{lm}Connection: close\r\n\r\n",
                 body.len()
             );
             let _ = c.write_all(body);
@@ -363,7 +372,8 @@ fn copy_and_add_details_match_docker_build() {
     lzma_rs::xz_compress(&mut &tar[..], &mut xz).unwrap();
     fs::write(ctx.join("t.tar.xz"), xz).unwrap();
     let port = serve_once_per_request(b"downloaded\n");
-    let url = format!("http://127.0.0.1:{port}/files/data.bin");
+    let url = format!("http://127.0.0.1:{port}/lm/data.bin");
+    let bare = format!("http://127.0.0.1:{port}/plain/");
     fs::write(
         ctx.join("Dockerfile"),
         format!(
@@ -378,11 +388,18 @@ fn copy_and_add_details_match_docker_build() {
              ADD t.tar.bz2 /bz2/\n\
              ADD t.tar.xz /xz/\n\
              ADD {url} /dl/\n\
-             ADD --chown=3:4 {url} /dl/renamed\n"
+             ADD --chown=3:4 {url} /dl/renamed\n\
+             ADD {bare} /dl/\n"
         ),
     )
     .unwrap();
-    let paths = ["/dl/data.bin", "/dl/renamed", "/gz/d/file", "/xz/d"];
+    let paths = [
+        "/dl/data.bin",
+        "/dl/renamed",
+        "/dl/plain",
+        "/gz/d/file",
+        "/xz/d",
+    ];
     let c = compare(dir.path(), &ctx, &paths);
     assert!(
         c.diffs.is_empty(),

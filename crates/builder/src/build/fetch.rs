@@ -1,6 +1,6 @@
 //! ADD <http(s) url>: the download, as BuildKit's HTTP source does it. The
 //! file is named after the URL path's last segment, gets mode 0600 and the
-//! server's Last-Modified as its mtime, and is never unpacked. Only the
+//! server's Last-Modified as its mtime (else 0), and is never unpacked. Only the
 //! host the Dockerfile names is contacted: no proxy from the environment,
 //! and redirects only within that host.
 
@@ -21,8 +21,8 @@ pub struct Fetched {
     /// The name it gets at the destination.
     pub name: String,
     pub digest: Digest,
-    /// From Last-Modified, when the server sent a valid one.
-    pub mtime: Option<i64>,
+    /// From Last-Modified; without a valid one 0, as BuildKit does.
+    pub mtime: i64,
 }
 
 /// A private download directory, removed on drop.
@@ -60,16 +60,16 @@ impl Downloads {
             )));
         }
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).ctx("chmod", &path)?;
-        let mtime = last_modified.and_then(|v| {
-            httpdate::parse_http_date(&v)
-                .ok()?
-                .duration_since(std::time::UNIX_EPOCH)
-                .ok()
-                .map(|d| d.as_secs() as i64)
-        });
-        if let Some(t) = mtime {
-            super::copy::set_mtime(&path, t, 0)?;
-        }
+        let mtime = last_modified
+            .and_then(|v| {
+                httpdate::parse_http_date(&v)
+                    .ok()?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs() as i64)
+            })
+            .unwrap_or(0);
+        super::copy::set_mtime(&path, mtime, 0)?;
         Ok(Fetched {
             path,
             name,
