@@ -150,7 +150,7 @@ impl Ctx<'_> {
         self.vertex(&format!("{tag} {shown}"));
         // URLs: with --checksum the digest is the key and the download waits
         // for a cache miss; without, the content is fetched to be keyed on.
-        let mut downloads = fetch::Downloads::new(&self.tmp)?;
+        let mut downloads = fetch::Downloads::new(&self.tmp);
         let mut fetched = Vec::new();
         let mut remote_key = Vec::new();
         for u in &urls {

@@ -25,17 +25,19 @@ pub struct Fetched {
     pub mtime: i64,
 }
 
-/// A private download directory, removed on drop.
+/// A private download directory (made on the first download), removed
+/// on drop.
 pub struct Downloads {
     dir: PathBuf,
     n: usize,
 }
 
 impl Downloads {
-    pub fn new(tmp: &Path) -> Result<Downloads> {
-        let dir = tmp.join(super::run::unique("add"));
-        fs::create_dir_all(&dir).ctx("create", &dir)?;
-        Ok(Downloads { dir, n: 0 })
+    pub fn new(tmp: &Path) -> Downloads {
+        Downloads {
+            dir: tmp.join(super::run::unique("add")),
+            n: 0,
+        }
     }
 
     /// Downloads `url`; with `expected`, fails unless the content has that
@@ -43,6 +45,7 @@ impl Downloads {
     pub fn get(&mut self, url: &str, expected: Option<&Digest>) -> Result<Fetched> {
         self.n += 1;
         let sub = self.dir.join(self.n.to_string());
+        // create_dir_all: the first call also makes the directory itself.
         fs::create_dir_all(&sub).ctx("create", &sub)?;
         let name = file_name(url)?;
         let path = sub.join(&name);
@@ -81,7 +84,9 @@ impl Downloads {
 
 impl Drop for Downloads {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
+        if self.n > 0 {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
