@@ -148,13 +148,18 @@ fn link_chown_by_name_is_refused() {
 
 /// Directories a COPY creates belong to the --chown user (BuildKit's
 /// behaviour, checked against dockerd 20.10's BuildKit); existing ones
-/// (here the WORKDIR) are left alone.
+/// (here the WORKDIR) are left alone, and a copied directory's own mode
+/// does not reach the destination.
 #[test]
 fn created_parents_take_the_chown_owner() {
     let e = env();
     let ctx = e.context("ctx");
     fs::write(ctx.join("a.txt"), "A\n").unwrap();
+    fs::create_dir_all(ctx.join("d700/sub")).unwrap();
+    fs::set_permissions(ctx.join("d700"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(ctx.join("d700/sub"), fs::Permissions::from_mode(0o700)).unwrap();
     let df = "FROM busybox\n\
+              COPY d700 /copied/\n\
               COPY --chown=5:6 a.txt /newdir/sub/\n\
               COPY --chown=7:8 a.txt /newdir/other/b.txt\n\
               WORKDIR /w\n\
@@ -172,6 +177,10 @@ fn created_parents_take_the_chown_owner() {
     assert_eq!(stat(root, "/w/rel"), ("dir", 0o755, 9, 9));
     assert_eq!(stat(root, "/w/rel/a.txt"), ("file", 0o644, 9, 9));
     assert_eq!(stat(root, "/plain/deep"), ("dir", 0o755, 0, 0));
+    // A directory's contents are copied: the destination is a new 0755
+    // directory, its subdirectories keep their modes.
+    assert_eq!(stat(root, "/copied"), ("dir", 0o755, 0, 0));
+    assert_eq!(stat(root, "/copied/sub"), ("dir", 0o700, 0, 0));
 }
 
 /// COPY --parents, after the Dockerfile reference's examples: parents

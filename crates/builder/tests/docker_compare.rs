@@ -348,7 +348,9 @@ fn serve_once_per_request(body: &'static [u8]) -> u16 {
 }
 
 /// COPY/ADD details against dockerd 20.10's BuildKit: directories a
-/// --chown'd COPY creates, a destination through a symlink, ADD of
+/// --chown'd COPY creates, the destination of a directory copy (made
+/// 0755 or left as it is, never given the source dir's mode or owner), a
+/// destination through a symlink, ADD of
 /// gzip/bzip2/xz tars (20.10 does not unpack zstd, newer Docker does, so
 /// it is left out here), and ADD <url> (name, mode 0600, Last-Modified).
 #[test]
@@ -361,6 +363,13 @@ fn copy_and_add_details_match_docker_build() {
     fs::create_dir_all(ctx.join("base/real")).unwrap();
     fs::write(ctx.join("a.txt"), "A\n").unwrap();
     symlink("/b/real", ctx.join("base/lnk")).unwrap();
+    fs::create_dir_all(ctx.join("d700")).unwrap();
+    fs::write(ctx.join("d700/x"), "x").unwrap();
+    fs::set_permissions(
+        ctx.join("d700"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let tar = small_tar();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).unwrap();
@@ -377,7 +386,9 @@ fn copy_and_add_details_match_docker_build() {
     fs::write(
         ctx.join("Dockerfile"),
         format!(
-            "FROM busybox:latest\n\
+            "FROM busybox:latest AS src\n\
+             RUN mkdir -p /out/d && echo o > /out/d/o && chown -R 3:4 /out && chmod 700 /out/d\n\
+             FROM busybox:latest\n\
              COPY --chown=5:6 a.txt /newdir/sub/\n\
              COPY --chown=7:8 a.txt /newdir/other/b.txt\n\
              WORKDIR /w\n\
@@ -389,7 +400,12 @@ fn copy_and_add_details_match_docker_build() {
              ADD t.tar.xz /xz/\n\
              ADD {url} /dl/\n\
              ADD --chown=3:4 {url} /dl/renamed\n\
-             ADD {bare} /dl/\n"
+             ADD {bare} /dl/\n\
+             COPY d700 /newx/\n\
+             COPY --from=src /out/ /fromsrc/\n\
+             COPY --from=src /out/d /fromsrc2\n\
+             RUN mkdir -m 711 /exist && chown 9:9 /exist\n\
+             COPY --from=src /out/d /exist\n"
         ),
     )
     .unwrap();

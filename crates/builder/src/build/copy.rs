@@ -296,7 +296,45 @@ pub struct Attrs {
 
 /// Copies `src` to `dst` (a directory's *contents* go into `dst`).
 pub fn copy(src: &Source, dst: &Path, attrs: Attrs, ignore: Option<&Ignore>) -> Result<()> {
+    if src.keep.is_none() && fs::metadata(&src.path).is_ok_and(|m| m.is_dir()) {
+        // A directory's contents are copied: the destination directory is
+        // made (0755, the --chown user or root) or left as it is, never
+        // given the source directory's mode or owner (BuildKit's copy,
+        // checked against dockerd 20.10). With --parents the directory is
+        // an entry of its own and keeps its attributes.
+        if !dst.is_dir() {
+            let _ = fs::remove_file(dst);
+            mkdir_owned(dst, attrs.owner.unwrap_or((0, 0)))?;
+        }
+        return copy_children(&src.path, &src.rel, dst, attrs, ignore);
+    }
     copy_entry(&src.path, &src.rel, dst, attrs, ignore)
+}
+
+fn copy_children(
+    src: &Path,
+    rel: &str,
+    dst: &Path,
+    attrs: Attrs,
+    ignore: Option<&Ignore>,
+) -> Result<()> {
+    let mut names: Vec<_> = fs::read_dir(src)
+        .ctx("read", src)?
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    names.sort();
+    for n in names {
+        let r = if rel.is_empty() {
+            n.to_string_lossy().into_owned()
+        } else {
+            format!("{rel}/{}", n.to_string_lossy())
+        };
+        if ignore.is_some_and(|i| i.excluded(&r)) {
+            continue;
+        }
+        copy_entry(&src.join(&n), &r, &dst.join(&n), attrs, ignore)?;
+    }
+    Ok(())
 }
 
 fn copy_entry(
@@ -313,22 +351,7 @@ fn copy_entry(
             let _ = fs::remove_file(dst);
             fs::create_dir_all(dst).ctx("create", dst)?;
         }
-        let mut names: Vec<_> = fs::read_dir(src)
-            .ctx("read", src)?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
-        names.sort();
-        for n in names {
-            let r = if rel.is_empty() {
-                n.to_string_lossy().into_owned()
-            } else {
-                format!("{rel}/{}", n.to_string_lossy())
-            };
-            if ignore.is_some_and(|i| i.excluded(&r)) {
-                continue;
-            }
-            copy_entry(&src.join(&n), &r, &dst.join(&n), attrs, ignore)?;
-        }
+        copy_children(src, rel, dst, attrs, ignore)?;
     } else if ft.is_symlink() {
         let t = fs::read_link(src).ctx("readlink", src)?;
         let _ = fs::remove_file(dst);
