@@ -93,6 +93,9 @@ docker_restore() {  # lines "id tag..." on stdin
 
 run_one() {  # tool image -> seconds on stdout
   local tool=$1 img=$2 s e
+  # Each tool starts with no dirty pages left by the one before (its
+  # writeback would otherwise land on whoever runs next); untimed.
+  sync
   case $tool in
     # A new empty dir per run, all deleted at the end: on ext4 creating
     # files right after deleting many (rm -rf of the last run) makes inode
@@ -101,6 +104,7 @@ run_one() {  # tool image -> seconds on stdout
     berth)
       # rmi drops the layers no other image holds: the pull starts empty.
       "${B[@]}" rmi -f "$REG/$img" >/dev/null 2>&1 || true
+      sync
       s=$(now); "${B[@]}" pull -q "$REG/$img" >/dev/null; e=$(now) ;;
     skopeo)
       d="$T/oci-$RANDOM$RANDOM"
@@ -110,6 +114,7 @@ run_one() {  # tool image -> seconds on stdout
       s=$(now); podman --root "$d/root" --runroot "$d/run" pull -q --tls-verify=false "$REG/$img" >/dev/null; e=$(now) ;;
     docker)
       docker_clear "$img" >"$T/restore"
+      sync
       s=$(now); docker pull -q "$REG/$img" >/dev/null; e=$(now)
       docker_restore <"$T/restore" ;;
   esac

@@ -382,16 +382,19 @@ fn unpack_stream<R: Read + Send>(
     // hashes the diff. On a pull of debian they cost about the same, so the
     // wall time nearly halves when a second core is free.
     let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(16);
+    // Consumed chunks go back to the decompressor: fresh 256 KiB buffers are
+    // mmap'ed and faulted in one page at a time, reused ones are warm.
+    let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(18);
     std::thread::scope(|scope| {
         let producer = std::thread::Builder::new()
             .name("layer-inflate".into())
-            .spawn_scoped(scope, move || inflate(raw, compression, &tx))
+            .spawn_scoped(scope, move || inflate(raw, compression, &tx, &free_rx))
             .map_err(|e| Error::Io {
                 op: "spawn",
                 path: target.to_path_buf(),
                 source: e,
             })?;
-        let mut reader = BufReader::with_capacity(256 * 1024, ChunkReader::new(rx));
+        let mut reader = BufReader::with_capacity(256 * 1024, ChunkReader::new(rx, free_tx));
         let unpacked = unpack::unpack(&mut reader, target).and_then(|stats| {
             // Trailing zero blocks after the end-of-archive marker belong to the diff.
             io::copy(&mut reader, &mut io::sink())?;
@@ -421,6 +424,7 @@ fn inflate<R: Read>(
     raw: &mut R,
     compression: Compression,
     tx: &std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+    free: &std::sync::mpsc::Receiver<Vec<u8>>,
 ) -> Result<Option<Digest>> {
     const CHUNK: usize = 256 * 1024;
     let mut raw = BufReader::with_capacity(CHUNK, raw);
@@ -428,11 +432,12 @@ fn inflate<R: Read>(
     {
         let mut decoder: Box<dyn Read + '_> = match compression {
             Compression::None => Box::new(&mut raw),
-            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(&mut raw)),
+            Compression::Gzip => Box::new(crate::gzip::GzipMembers::new(&mut raw)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(&mut raw)?),
         };
         loop {
-            let mut chunk = vec![0u8; CHUNK];
+            let mut chunk = free.try_recv().unwrap_or_default();
+            chunk.resize(CHUNK, 0);
             let mut filled = 0;
             // Fill whole chunks: fewer, larger messages through the channel.
             while filled < CHUNK {
@@ -464,14 +469,20 @@ fn inflate<R: Read>(
 /// Blocking `Read` over the chunks the decompressor sends.
 struct ChunkReader {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// Where finished chunks go back for reuse (dropped if that is full).
+    free: std::sync::mpsc::SyncSender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
 }
 
 impl ChunkReader {
-    fn new(rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>) -> Self {
+    fn new(
+        rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+        free: std::sync::mpsc::SyncSender<Vec<u8>>,
+    ) -> Self {
         ChunkReader {
             rx,
+            free,
             cur: Vec::new(),
             pos: 0,
         }
@@ -483,7 +494,10 @@ impl Read for ChunkReader {
         while self.pos == self.cur.len() {
             match self.rx.recv() {
                 Ok(Ok(c)) => {
-                    self.cur = c;
+                    let done = std::mem::replace(&mut self.cur, c);
+                    if done.capacity() > 0 {
+                        let _ = self.free.try_send(done);
+                    }
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),

@@ -6,6 +6,7 @@ pub mod digest;
 pub mod error;
 pub mod formats;
 pub mod fswalk;
+pub mod gzip;
 pub mod unpack;
 
 pub use content::ContentStore;
