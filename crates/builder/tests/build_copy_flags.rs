@@ -273,3 +273,30 @@ fn parents_keep_the_source_directories() {
         "{err}"
     );
 }
+
+/// Globs count by what they match: one file to a destination without a
+/// slash is that file, none is no error (both as BuildKit does), several
+/// go into a directory (BuildKit 20.10 instead writes each over one file;
+/// the Dockerfile reference asks for a directory).
+#[test]
+fn globs_count_what_they_match() {
+    let e = env();
+    let ctx = e.context("ctx");
+    for f in ["g1.txt", "g2.txt", "x.md"] {
+        fs::write(ctx.join(f), f).unwrap();
+    }
+    let df = "FROM busybox\n\
+              COPY *.md /md\n\
+              COPY nothing* /none/\n\
+              COPY *.txt /txt\n\
+              COPY x.md nothing* /one\n";
+    let (r, _) = e.build(&ctx, df, |_| {});
+    let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+    let m = Mounted::new(&e.store, &rec, e.dir.path().join("mnt"));
+    let root = m.dir.as_path();
+    assert_eq!(fs::read(root.join("md")).unwrap(), b"x.md");
+    assert!(!exists(root, "/none"));
+    assert_eq!(fs::read(root.join("txt/g1.txt")).unwrap(), b"g1.txt");
+    assert_eq!(fs::read(root.join("txt/g2.txt")).unwrap(), b"g2.txt");
+    assert_eq!(fs::read(root.join("one")).unwrap(), b"x.md");
+}

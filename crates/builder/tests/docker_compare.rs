@@ -350,7 +350,8 @@ fn serve_once_per_request(body: &'static [u8]) -> u16 {
 /// COPY/ADD details against dockerd 20.10's BuildKit: directories a
 /// --chown'd COPY creates, the destination of a directory copy (made
 /// 0755 or left as it is, never given the source dir's mode or owner), a
-/// destination through a symlink, ADD of
+/// destination through a symlink, globs (one match to a name without a
+/// slash is a file; no match is no error), ADD of
 /// gzip/bzip2/xz tars (20.10 does not unpack zstd, newer Docker does, so
 /// it is left out here), and ADD <url> (name, mode 0600, Last-Modified).
 #[test]
@@ -405,7 +406,9 @@ fn copy_and_add_details_match_docker_build() {
              COPY --from=src /out/ /fromsrc/\n\
              COPY --from=src /out/d /fromsrc2\n\
              RUN mkdir -m 711 /exist && chown 9:9 /exist\n\
-             COPY --from=src /out/d /exist\n"
+             COPY --from=src /out/d /exist\n\
+             COPY d7* /one-match\n\
+             COPY nothing* /none/\n"
         ),
     )
     .unwrap();

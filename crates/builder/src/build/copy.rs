@@ -39,7 +39,8 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
         if glob::is_pattern(&rel) {
             let mut all = Vec::new();
             list(root, "", &mut all)?;
-            let before = out.len();
+            // A pattern matching nothing copies nothing: BuildKit allows
+            // it (the legacy builder failed), checked against dockerd 20.10.
             for r in all {
                 if glob::matches(&rel, &r) && !ignore.is_some_and(|i| i.excluded(&r)) {
                     out.push(Source {
@@ -48,11 +49,6 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
                         keep: None,
                     });
                 }
-            }
-            if out.len() == before {
-                return Err(Error::Invalid(format!(
-                    "no source files were specified: `{w}` matches nothing"
-                )));
             }
         } else {
             // Links in the leading components resolve inside the root (a

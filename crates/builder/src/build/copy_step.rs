@@ -184,8 +184,11 @@ impl Ctx<'_> {
             key["layers"] = json!(chain(st));
         }
         let key = Digest::sha256_of(key.to_string().as_bytes());
-        let many = words.len() + heredocs.len() + urls.len() > 1
-            || c.sources.iter().any(|s| dockerfile::glob::is_pattern(s));
+        // What was matched counts, not what was written: a pattern matching
+        // one file copies it to a destination without a slash as that file
+        // (BuildKit does the same). Several files always go into a
+        // directory (BuildKit 20.10 instead overwrites one file with each).
+        let many = sources.len() + heredocs.len() + urls.len() > 1;
         let add = c.add;
         let by = format!("{shown} # buildkit");
         self.cached_layer(st, key, &by, lease, |me, st| {
