@@ -73,6 +73,14 @@ fn link_layer_is_independent_of_what_is_below() {
     let mut names = layer_entries(&e.store, lb);
     names.sort();
     assert_eq!(names, ["srv", "srv/app", "srv/app/app.txt"]);
+    // The entry outlives the layer dir it was first stored as: the blob
+    // is enough to store it again.
+    e.store.layers.remove(&la.chain_id).unwrap();
+    e.store.layers.remove(&lb.chain_id).unwrap();
+    let (d, rd, out) = last("FROM busybox\nCOPY a.txt /a\nCOPY --link app.txt /srv/app/\n");
+    assert_eq!(rd.cached_steps, 2, "{out}");
+    assert_eq!(d.layers.last().unwrap().blob, la.blob);
+    assert!(e.store.layers.exists(&la.chain_id));
     // A changed file is a new layer.
     fs::write(ctx.join("app.txt"), "app v2\n").unwrap();
     let (c, _, _) = last("FROM busybox\nCOPY a.txt /a\nCOPY --link app.txt /srv/app/\n");

@@ -17,6 +17,10 @@ pub struct Entry {
     /// None: the step changed no file (an empty layer).
     pub layer: Option<LayerRecord>,
     pub created: u64,
+    /// A `--link` step's: its layer can be stored again on any parent from
+    /// the blob alone, so the entry outlives the layer dir it was made as.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub linked: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -35,11 +39,12 @@ impl Cache {
         self.dir.join(format!("{}.json", key.hex()))
     }
 
-    /// An entry whose layer is still in the store (else it's a miss).
+    /// An entry whose layer is still in the store (else it's a miss); for
+    /// a linked entry its blob is enough.
     pub fn get(&self, store: &ImageStore, key: &Digest) -> Option<Entry> {
         let e: Entry = serde_json::from_slice(&fs::read(self.path(key)).ok()?).ok()?;
         if let Some(l) = &e.layer
-            && !(store.layers.exists(&l.chain_id) && store.content.exists(&l.blob))
+            && !(store.content.exists(&l.blob) && (e.linked || store.layers.exists(&l.chain_id)))
         {
             return None;
         }

@@ -191,7 +191,7 @@ impl Ctx<'_> {
         let many = sources.len() + heredocs.len() + urls.len() > 1;
         let add = c.add;
         let by = format!("{shown} # buildkit");
-        self.cached_layer(st, key, &by, lease, |me, st| {
+        self.cached_layer(st, key, &by, linked, lease, |me, st| {
             // A linked layer starts from nothing: the destination's parents
             // are made fresh, never resolved through the base's links.
             let lowers = if linked { Vec::new() } else { me.lowers(st)? };

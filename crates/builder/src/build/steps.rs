@@ -492,11 +492,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// Cache lookup, else `make`; then the layer (or empty) joins the state.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn cached_layer(
         &mut self,
         st: &mut StageState,
         key: Digest,
         by: &str,
+        linked: bool,
         lease: &mut Lease,
         make: impl FnOnce(&mut Self, &StageState) -> Result<Option<LayerRecord>>,
     ) -> Result<()> {
@@ -524,6 +526,7 @@ impl<'a> Ctx<'a> {
                     &cache::Entry {
                         layer: l.clone(),
                         created,
+                        linked,
                     },
                 )?;
                 self.done(t);
@@ -551,17 +554,15 @@ impl<'a> Ctx<'a> {
 
     /// A cached layer on top of this stage's layers. Only a `--link` step's
     /// entry can have been made on another parent (its key leaves the
-    /// parent out): then the same blob is stored again under this parent's
-    /// chain, so the image gets the identical layer digest.
+    /// parent out), or outlive its layer dir: then the same blob is stored
+    /// again under this parent's chain, so the image gets the identical
+    /// layer digest.
     fn relink(&self, l: LayerRecord, st: &StageState) -> Result<LayerRecord> {
         let parent = st.layers.last().map(|p| p.chain_id.clone());
         let chain = match &parent {
             None => l.diff_id.clone(),
             Some(p) => Digest::sha256_of(format!("{p} {}", l.diff_id).as_bytes()),
         };
-        if chain == l.chain_id {
-            return Ok(l);
-        }
         if self.store.layers.exists(&chain) {
             return Ok(LayerRecord {
                 chain_id: chain,
@@ -707,29 +708,36 @@ impl<'a> Ctx<'a> {
         }
         let user = config::get_str(&st.image, "User");
         let prefix = format!("#{} ", self.vertex);
-        self.cached_layer(st, key, &format!("{by} # buildkit"), lease, |me, st| {
-            let mut step = StepRoot::mount(&me.store, &me.tmp, &me.lowers(st)?)?;
-            mkdir_in_root(&step.rootfs, &workdir)?;
-            let spec = RunSpec {
-                argv: argv.clone(),
-                env: env.clone(),
-                user: user.clone(),
-                workdir: workdir.clone(),
-                host_network,
-                runtime_root: &me.runtime_root,
-                mounts: prepared.oci.clone(),
-            };
-            prepared.make_stubs(&step.rootfs)?;
-            let code = run::run(&step, &spec, &me.out, &prefix)?;
-            if code != 0 {
-                return Err(Error::StepFailed {
-                    step: format!("RUN {shown}"),
-                    code,
-                });
-            }
-            prepared.remove_stubs()?;
-            me.commit(&mut step, st)
-        })
+        self.cached_layer(
+            st,
+            key,
+            &format!("{by} # buildkit"),
+            false,
+            lease,
+            |me, st| {
+                let mut step = StepRoot::mount(&me.store, &me.tmp, &me.lowers(st)?)?;
+                mkdir_in_root(&step.rootfs, &workdir)?;
+                let spec = RunSpec {
+                    argv: argv.clone(),
+                    env: env.clone(),
+                    user: user.clone(),
+                    workdir: workdir.clone(),
+                    host_network,
+                    runtime_root: &me.runtime_root,
+                    mounts: prepared.oci.clone(),
+                };
+                prepared.make_stubs(&step.rootfs)?;
+                let code = run::run(&step, &spec, &me.out, &prefix)?;
+                if code != 0 {
+                    return Err(Error::StepFailed {
+                        step: format!("RUN {shown}"),
+                        code,
+                    });
+                }
+                prepared.remove_stubs()?;
+                me.commit(&mut step, st)
+            },
+        )
     }
 }
 
