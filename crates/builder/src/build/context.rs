@@ -194,7 +194,9 @@ pub fn kept(store_root: &Path, key: &str, input: &[u8]) -> Result<Option<KeptCon
 fn unchanged(m: &fs::Metadata, h: &tar::Header, link: Option<&Path>, at: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let same_owner = h.uid().ok() == Some(m.uid() as u64) && h.gid().ok() == Some(m.gid() as u64);
-    let same_mode = h.mode().ok() == Some(m.mode() & 0o7777);
+    // tar-rs puts the whole st_mode (file type bits too) in headers it
+    // fills from a file, as GNU tar does not: compare permission bits only.
+    let same_mode = h.mode().ok().map(|v| v & 0o7777) == Some(m.mode() & 0o7777);
     match h.entry_type() {
         tar::EntryType::Directory => m.is_dir() && same_owner && same_mode,
         tar::EntryType::Regular => {
@@ -367,6 +369,9 @@ mod tests {
         .unwrap()
         .unwrap();
         let b_ino = keep_ino("build/keep");
+        // A second name pins the inode: a rewrite cannot get its number back.
+        let pin = root.path().join("pin");
+        fs::hard_link(dir2.join("build/keep"), &pin).unwrap();
         let again = kept(root.path(), "ab12", &[]);
         assert!(again.unwrap().is_none());
         drop(k);
