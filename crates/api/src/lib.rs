@@ -35,9 +35,13 @@ pub async fn serve(engine: Arc<Engine>, listener: UnixListener) -> std::io::Resu
     loop {
         let (stream, _) = listener.accept().await?;
         let engine = engine.clone();
+        let peer = peer_of(&stream).map(Arc::new);
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
+            let svc = service_fn(move |mut req: Request<Incoming>| {
                 let engine = engine.clone();
+                if let Some(p) = &peer {
+                    req.extensions_mut().insert(p.clone());
+                }
                 async move { Ok::<_, Infallible>(handle(engine, req).await) }
             });
             let _ = http1::Builder::new()
@@ -46,6 +50,45 @@ pub async fn serve(engine: Arc<Engine>, listener: UnixListener) -> std::io::Resu
                 .await;
         });
     }
+}
+
+/// Who connected (for `POST /build`'s `berthcontextpath`): credentials
+/// from SO_PEERCRED and, for root only (no one else may use them), a pidfd
+/// of the client process, taken now so that a later pid reuse is detected.
+fn peer_of(stream: &tokio::net::UnixStream) -> Option<berth_engine::build::Peer> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let cred = stream.peer_cred().ok()?;
+    let pid = cred.pid()?;
+    let pidfd = (cred.uid() == 0).then(|| {
+        // SO_PEERPIDFD (Linux 6.5; the libc crate does not export it for
+        // glibc yet) names the process that connect()ed, race-free.
+        const SO_PEERPIDFD: libc::c_int = 77;
+        let mut fd: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into an int of the given length.
+        let r = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_PEERPIDFD,
+                (&raw mut fd).cast(),
+                &mut len,
+            )
+        };
+        if r != 0 || fd < 0 {
+            // Older kernels: the pid, as it is now (racy only if the
+            // client already exited and its pid was reused).
+            // SAFETY: pidfd_open takes a pid and flags.
+            fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+        }
+        // SAFETY: a new fd we own, or -1 (checked).
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    });
+    Some(berth_engine::build::Peer {
+        uid: cred.uid(),
+        pid,
+        pidfd: pidfd.flatten(),
+    })
 }
 
 async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Resp {

@@ -8,6 +8,7 @@ use berth_builder::build::{self, BuildOptions, DockerfileSource};
 use berth_image::Digest;
 use berth_image::formats::Platform;
 
+pub use crate::client_dir::{ClientDir, Peer};
 pub use berth_builder::build::{BuildResult, Sink};
 
 use crate::Engine;
@@ -32,6 +33,18 @@ pub struct BuildRequest {
     pub context_key: Option<String>,
 }
 
+/// Where a build's context comes from.
+pub enum BuildContext<'a> {
+    /// The request body: a tar (plain or gzip), or a bare Dockerfile.
+    Body(&'a [u8]),
+    /// The client's own directory, read in place; `dockerfile` is the
+    /// Dockerfile's text when it lies outside that directory.
+    Dir {
+        dir: ClientDir,
+        dockerfile: Option<String>,
+    },
+}
+
 /// What `builder prune` removed.
 /// What `POST /build/prune` asks for (see [`Engine::build_prune`]).
 #[derive(Clone, Debug, Default)]
@@ -50,9 +63,15 @@ pub struct BuildPrune {
 }
 
 impl Engine {
-    /// Runs a build; progress lines go to `out`. The context is extracted
-    /// into a scratch dir under the store that is removed afterwards.
-    pub fn build(&self, context: &[u8], req: BuildRequest, out: Sink) -> Result<BuildResult> {
+    /// Runs a build; progress lines go to `out`. A tar context is synced
+    /// into the client's kept dir (or a scratch dir removed afterwards); a
+    /// client dir is read where it is.
+    pub fn build(
+        &self,
+        context: BuildContext<'_>,
+        req: BuildRequest,
+        out: Sink,
+    ) -> Result<BuildResult> {
         let host_network = match req.network.as_str() {
             // No bridge yet: the default is a private network namespace
             // with loopback only, which is also what `none` means.
@@ -72,16 +91,24 @@ impl Engine {
         }
         // A client that names its context (berth build does) gets it kept
         // between builds and synced; otherwise a scratch dir per build.
-        let kept = match req.context_key.as_deref() {
-            Some(k) => build::context::kept(self.images.root(), k, context)?,
-            None => None,
-        };
-        let scratch;
-        let (dir, text) = match &kept {
-            Some(k) => (k.dir.clone(), k.dockerfile.clone()),
-            None => {
-                scratch = build::context::from_reader(self.images.root(), context)?;
-                (scratch.dir.clone(), scratch.dockerfile.clone())
+        let (kept, scratch, client);
+        let (dir, text) = match context {
+            BuildContext::Dir { dir, dockerfile } => {
+                client = dir;
+                (client.path(), dockerfile)
+            }
+            BuildContext::Body(body) => {
+                kept = match req.context_key.as_deref() {
+                    Some(k) => build::context::kept(self.images.root(), k, body)?,
+                    None => None,
+                };
+                match &kept {
+                    Some(k) => (k.dir.clone(), k.dockerfile.clone()),
+                    None => {
+                        scratch = build::context::from_reader(self.images.root(), body)?;
+                        (scratch.dir.clone(), scratch.dockerfile.clone())
+                    }
+                }
             }
         };
         let mut o = BuildOptions::new(&dir);

@@ -5,6 +5,7 @@
 
 pub mod build;
 mod change;
+mod client_dir;
 pub mod container;
 pub mod error;
 pub mod events;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use berth_engine::build::{BuildContext, ClientDir, Peer};
 use berth_engine::prune::PruneFilter;
 use berth_engine::{BuildPruneOptions, BuildRequest, Engine};
 use bytes::Bytes;
@@ -110,12 +111,22 @@ pub async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> 
     let q = query_all(&req);
     let breq = request(&q)?;
     let quiet = flag(&q, "q");
+    let peer = req.extensions().get::<Arc<Peer>>().cloned();
     let context = req
         .into_body()
         .collect()
         .await
         .map_err(|e| ApiError::BadRequest(format!("reading the build context: {e}")))?
         .to_bytes();
+    // Berth's own `berthcontextpath`: the context is the client's directory
+    // of that path, read in place (see berth_engine::build::ClientDir); the
+    // body is then the Dockerfile when it lies outside it. Refused (403)
+    // for a non-root client before anything streams, so `berth build`
+    // falls back to sending a tar.
+    let dir = match last(&q, "berthcontextpath").filter(|p| !p.is_empty()) {
+        Some(p) => Some(ClientDir::open(p, peer.as_deref())?),
+        None => None,
+    };
     let (tx, resp) = json_lines();
     let sink = Arc::new(Mutex::new(StreamWriter {
         tx: tx.clone(),
@@ -129,7 +140,15 @@ pub async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> 
         let send = |v: Value| {
             let _ = tx.send(message(&v));
         };
-        match engine.build(&context, breq, sink) {
+        let context = match dir {
+            Some(dir) => BuildContext::Dir {
+                dir,
+                dockerfile: (!context.is_empty())
+                    .then(|| String::from_utf8_lossy(&context).into_owned()),
+            },
+            None => BuildContext::Body(&context),
+        };
+        match engine.build(context, breq, sink) {
             Ok(r) => {
                 let id = r.image_id.to_string();
                 send(json!({"aux": {"ID": id}}));

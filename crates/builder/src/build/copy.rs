@@ -252,15 +252,7 @@ fn hash_tree(path: &Path, rel: &str, ignore: Option<&Ignore>, h: &mut Hasher) ->
                 .as_encoded_bytes(),
         );
     } else if m.is_file() {
-        let mut f = File::open(path).ctx("open", path)?;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = f.read(&mut buf).ctx("read", path)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+        h.update(super::filehash::digest(path, &m)?.to_string().as_bytes());
     } else if m.is_dir() {
         let mut names: Vec<_> = fs::read_dir(path)
             .ctx("read", path)?

@@ -12,6 +12,7 @@ pub mod copy;
 mod copy_step;
 mod engine;
 mod fetch;
+mod filehash;
 mod mounts;
 /// Moved to berth-image (the engine's `commit` makes layers the same way).
 pub use berth_image::changeset as layer;

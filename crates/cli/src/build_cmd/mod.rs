@@ -162,7 +162,8 @@ fn enc(s: &str) -> String {
 /// renders the streamed progress; returns the image ID.
 fn build_remote(sock: &Path, a: &BuildArgs, mode: progress::Mode) -> Result<String> {
     const EXTRA_DF: &str = ".berth-dockerfile";
-    let (body, dockerfile) = if a.context == "-" {
+    let q = query(a)?;
+    if a.context == "-" {
         if a.file.as_deref() == Some("-") {
             bail!("-f - and context - cannot both read stdin");
         }
@@ -171,29 +172,54 @@ fn build_remote(sock: &Path, a: &BuildArgs, mode: progress::Mode) -> Result<Stri
             .lock()
             .read_to_end(&mut data)
             .context("reading the context from stdin")?;
-        (data, a.file.clone())
-    } else {
-        let context = Path::new(&a.context);
-        if !context.is_dir() {
-            bail!("unable to prepare context: path {:?} not found", a.context);
-        }
-        match dockerfile_for_dir(context, a.file.as_deref())? {
-            Df::InContext(rel) => (
-                build::context::tar_dir(context, &[rel.as_str()], &[])?,
-                Some(rel),
-            ),
-            Df::Text(text) => (
-                build::context::tar_dir(context, &[], &[(EXTRA_DF, text.as_bytes())])?,
-                Some(EXTRA_DF.to_string()),
-            ),
-        }
+        return send(sock, q, a.file.clone(), "application/x-tar", &data, mode);
+    }
+    let context = Path::new(&a.context);
+    if !context.is_dir() {
+        bail!("unable to prepare context: path {:?} not found", a.context);
+    }
+    let df = dockerfile_for_dir(context, a.file.as_deref())?;
+    let abs = context
+        .canonicalize()
+        .with_context(|| format!("context {}", context.display()))?;
+    // On the daemon's host berthd reads the directory in place (Berth's
+    // `berthcontextpath`), for a root client only: anyone else, or a
+    // daemon that cannot see the directory, answers 403/400 before the
+    // build starts, and the context goes as a tar, as docker sends it. The
+    // body is the Dockerfile's text when it lies outside the context.
+    let (body, dockerfile) = match &df {
+        Df::InContext(rel) => (Vec::new(), Some(rel.clone())),
+        Df::Text(text) => (text.clone().into_bytes(), None),
     };
+    let mut pq = q.clone();
+    pq.push(("berthcontextpath".into(), abs.display().to_string()));
+    let resp = post_build(sock, pq, dockerfile, "text/plain", &body)?;
+    if !matches!(resp.status, 400 | 403) {
+        return stream_build(client::check(resp)?, mode);
+    }
+    let (body, dockerfile) = match df {
+        Df::InContext(rel) => (
+            build::context::tar_dir(context, &[rel.as_str()], &[])?,
+            Some(rel),
+        ),
+        Df::Text(text) => (
+            build::context::tar_dir(context, &[], &[(EXTRA_DF, text.as_bytes())])?,
+            Some(EXTRA_DF.to_string()),
+        ),
+    };
+    let mut q = q;
+    // berthd keeps this directory's context between builds and only
+    // rewrites what changed (the key names the directory, not its content).
+    let key = berth_image::Digest::sha256_of(abs.as_os_str().as_encoded_bytes());
+    q.push(("berthcontext".into(), key.hex().to_string()));
+    send(sock, q, dockerfile, "application/x-tar", &body, mode)
+}
+
+/// The query every `POST /build` of these arguments carries.
+fn query(a: &BuildArgs) -> Result<Vec<(String, String)>> {
     let mut q: Vec<(String, String)> = Vec::new();
     for t in &a.tags {
         q.push(("t".into(), t.clone()));
-    }
-    if let Some(d) = dockerfile {
-        q.push(("dockerfile".into(), d));
     }
     let args = kv(&a.build_args, "--build-arg", true)?;
     if !args.is_empty() {
@@ -212,22 +238,39 @@ fn build_remote(sock: &Path, a: &BuildArgs, mode: progress::Mode) -> Result<Stri
         }
     }
     q.push(("networkmode".into(), a.network.clone()));
-    if a.context != "-"
-        && let Ok(abs) = Path::new(&a.context).canonicalize()
-    {
-        // berthd keeps this directory's context between builds and only
-        // rewrites what changed (the key names the directory, not its content).
-        let key = berth_image::Digest::sha256_of(abs.as_os_str().as_encoded_bytes());
-        q.push(("berthcontext".into(), key.hex().to_string()));
+    Ok(q)
+}
+
+fn post_build(
+    sock: &Path,
+    mut q: Vec<(String, String)>,
+    dockerfile: Option<String>,
+    ctype: &str,
+    body: &[u8],
+) -> Result<client::Response> {
+    if let Some(d) = dockerfile {
+        q.push(("dockerfile".into(), d));
     }
     let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
-    let resp = client::check(client::post(
-        sock,
-        "/build",
-        &query.join("&"),
-        "application/x-tar",
-        &body,
-    )?)?;
+    client::post(sock, "/build", &query.join("&"), ctype, body)
+}
+
+fn send(
+    sock: &Path,
+    q: Vec<(String, String)>,
+    dockerfile: Option<String>,
+    ctype: &str,
+    body: &[u8],
+    mode: progress::Mode,
+) -> Result<String> {
+    stream_build(
+        client::check(post_build(sock, q, dockerfile, ctype, body)?)?,
+        mode,
+    )
+}
+
+/// Renders a build's streamed progress; returns the image ID.
+fn stream_build(resp: client::Response, mode: progress::Mode) -> Result<String> {
     let mut out = progress::Renderer::new(mode, std::io::stderr());
     let mut id = None;
     let mut error = None;

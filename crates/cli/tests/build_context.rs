@@ -1,0 +1,230 @@
+//! `berth build` against a private berthd: the context read in place
+//! (`berthcontextpath`, root clients) and sent as a tar (everyone else,
+//! and `docker build`) give the same image; .dockerignore holds in both;
+//! a rebuild re-runs exactly the steps a changed file feeds. Root only.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::*;
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+/// `berth build` as uid/gid 1000 (setpriv): the daemon refuses to read
+/// its directory, so the context goes as a tar.
+fn build_as_user(d: &Daemon, dir: &Path) -> Output {
+    let o = Command::new("setpriv")
+        .args(["--reuid=1000", "--regid=1000", "--clear-groups", BERTH])
+        .arg("-H")
+        .arg(format!("unix://{}", d.socket().display()))
+        .args(["build", "--progress", "plain"])
+        .arg(dir)
+        .env("HOME", "/tmp")
+        .env_remove("BERTH_HOST")
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
+    Output {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn image_id(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.split("writing image ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no image id in: {out}"))
+        .to_string()
+}
+
+/// Steps that ran (not CACHED), by their `#N [stage i/n] INSTR` line.
+fn ran(out: &str) -> Vec<String> {
+    let lines: Vec<&str> = out.lines().collect();
+    let mut v = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some((num, rest)) = l.split_once(' ') else {
+            continue;
+        };
+        if !num.starts_with('#')
+            || !rest.starts_with('[')
+            || rest.starts_with("[internal]")
+            || rest.contains("FROM ")
+        {
+            continue;
+        }
+        let cached = lines[i + 1..]
+            .iter()
+            .any(|n| n.starts_with(&format!("{num} CACHED")));
+        if !cached {
+            v.push(rest.split_once("] ").map_or(rest, |x| x.1).to_string());
+        }
+    }
+    v
+}
+
+#[test]
+fn context_in_place_and_as_tar_give_the_same_image() {
+    let mut d = Daemon::start();
+    let ctx = tempfile::Builder::new()
+        .prefix("berth-ctx-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let dir = ctx.path();
+    write(
+        dir,
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {IMAGE}\nCOPY a.txt /a.txt\nRUN cat /a.txt > /from-a\nCOPY . /ctx/\nRUN find /ctx | sort > /list\n"
+                ),
+            ),
+            (".dockerignore", "*.log\nsecret\n"),
+            ("a.txt", "a\n"),
+            ("b.txt", "b\n"),
+            ("x.log", "log\n"),
+            ("sub/y.log", "log\n"),
+            ("secret/key", "hidden\n"),
+        ],
+    );
+    // The uid 1000 client must be able to read it all.
+    Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    let p = dir.to_str().unwrap();
+
+    // Root: read in place (no kept context appears on the daemon's side).
+    let o = berth(&d, &["build", "--progress", "plain", "-t", "bc:one", p]);
+    assert_eq!(o.code, 0, "{}\n{}", o.stderr, d.log());
+    let id = image_id(&o.stderr);
+    let contexts = d.root.path().join("builder/contexts");
+    assert!(!contexts.exists(), "path mode keeps no context copy");
+    let list = berth_ok(&d, &["run", "--rm", "bc:one", "cat", "/list"]);
+    assert_eq!(
+        list.split_whitespace().collect::<Vec<_>>(),
+        [
+            "/ctx",
+            "/ctx/.dockerignore",
+            "/ctx/Dockerfile",
+            "/ctx/a.txt",
+            "/ctx/b.txt",
+            "/ctx/sub",
+            "/ctx/sub/y.log"
+        ],
+        ".dockerignore honoured in place"
+    );
+
+    // A non-root client is refused the path mode, with a clear answer...
+    std::fs::set_permissions(
+        d.exec_root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        d.socket(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    let refused = Command::new("setpriv")
+        .args(["--reuid=1000", "--regid=1000", "--clear-groups", "curl"])
+        .args(["-s", "-X", "POST", "-w", " %{http_code}", "--unix-socket"])
+        .arg(d.socket())
+        .arg(format!(
+            "http://berth/v1.45/build?berthcontextpath={p}&dockerfile=Dockerfile"
+        ))
+        .output()
+        .unwrap();
+    let refused = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert!(
+        refused.ends_with(" 403") && refused.contains("only for root clients"),
+        "{refused}"
+    );
+    // ...and `berth build` then sends a tar: same cache keys, same image.
+    let o = build_as_user(&d, dir);
+    assert_eq!(o.code, 0, "{}\n{}", o.stderr, d.log());
+    assert_eq!(image_id(&o.stderr), id, "{}", o.stderr);
+    assert!(ran(&o.stderr).is_empty(), "all cached: {}", o.stderr);
+    assert!(contexts.exists(), "the tar went to a kept context");
+    // docker build (a Docker API client: always a tar) agrees.
+    let o = d.docker(&["build", p]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout
+            .contains(&format!("Successfully built {}", &id[7..19])),
+        "{}",
+        o.stdout
+    );
+
+    // touch: contents unchanged, every step cached (mtimes are not keyed).
+    Command::new("touch")
+        .arg(dir.join("a.txt"))
+        .status()
+        .unwrap();
+    let o = berth(&d, &["build", "--progress", "plain", p]);
+    assert_eq!(image_id(&o.stderr), id, "{}", o.stderr);
+    // b.txt feeds only COPY . and what follows.
+    std::fs::write(dir.join("b.txt"), "B\n").unwrap();
+    let o = berth(&d, &["build", "--progress", "plain", p]);
+    assert_eq!(
+        ran(&o.stderr),
+        ["COPY . /ctx/", "RUN /bin/sh -c find /ctx | sort > /list"],
+        "{}",
+        o.stderr
+    );
+    // An ignored file changes nothing.
+    std::fs::write(dir.join("x.log"), "other\n").unwrap();
+    std::fs::write(dir.join("secret/key"), "other\n").unwrap();
+    let o2 = berth(&d, &["build", "--progress", "plain", p]);
+    assert!(ran(&o2.stderr).is_empty(), "{}", o2.stderr);
+    assert_eq!(image_id(&o2.stderr), image_id(&o.stderr));
+    // a.txt feeds everything after the FROM.
+    std::fs::write(dir.join("a.txt"), "A\n").unwrap();
+    let o = berth(&d, &["build", "--progress", "plain", p]);
+    assert_eq!(ran(&o.stderr).len(), 4, "{}", o.stderr);
+    d.finish();
+}
+
+/// A client in a mount namespace of its own names a directory only it
+/// sees: the daemon reads it through the client's /proc/<pid>/root.
+#[test]
+fn context_in_another_mount_namespace() {
+    let mut d = Daemon::start();
+    let mnt = tempfile::Builder::new()
+        .prefix("berth-ns-ctx-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let script = format!(
+        "set -e; mount -t tmpfs ctx {m}; printf 'FROM {IMAGE}\\nCOPY f /f\\n' > {m}/Dockerfile; echo private > {m}/f; \
+         {berth} -H unix://{sock} build --progress plain -t ns:one {m}",
+        m = mnt.path().display(),
+        berth = BERTH,
+        sock = d.socket().display(),
+    );
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}\n{}", d.log());
+    assert!(
+        !d.root.path().join("builder/contexts").exists(),
+        "read in place, not sent as a tar: {err}"
+    );
+    assert_eq!(
+        berth_ok(&d, &["run", "--rm", "ns:one", "cat", "/f"]).trim(),
+        "private"
+    );
+    d.finish();
+}
