@@ -4,7 +4,8 @@
 //! whiteouts (char 0:0) become `.wh.<name>`, opaque dirs
 //! (`trusted.overlay.opaque=y`) get `.wh..wh..opq`. The tar is
 //! deterministic: sorted entries, no user/group names, mtimes clamped to
-//! SOURCE_DATE_EPOCH when given, gzip header without a timestamp.
+//! SOURCE_DATE_EPOCH when given, gzip header without a timestamp
+//! (incompressible stretches stored, see [`crate::gzwrite`]).
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -54,17 +55,87 @@ pub fn write_tar_excluding(
     skip: &dyn Fn(&Path) -> bool,
 ) -> Result<(Digest, u64, Digest)> {
     let f = File::create(out).ctx("create", out)?;
-    let blob = HashWriter {
-        inner: BufWriter::with_capacity(256 * 1024, f),
-        hasher: Hasher::new(Algorithm::Sha256),
-        n: 0,
-    };
-    let gz = flate2::write::GzEncoder::new(blob, flate2::Compression::new(6));
-    let diff = HashWriter {
-        inner: gz,
-        hasher: Hasher::new(Algorithm::Sha256),
-        n: 0,
-    };
+    // Two threads joined by a pipe: this one walks the tree and hashes
+    // the tar (diff ID); the other compresses, hashes the blob and writes
+    // it, so compression overlaps the file reading.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+    std::thread::scope(|s| {
+        let compressor = s.spawn(move || -> io::Result<(Digest, u64, File)> {
+            let blob = HashWriter {
+                inner: BufWriter::with_capacity(256 * 1024, f),
+                hasher: Hasher::new(Algorithm::Sha256),
+                n: 0,
+            };
+            let mut gz = crate::gzwrite::GzWriter::new(blob)?;
+            for piece in rx {
+                gz.write_all(&piece)?;
+            }
+            let mut blob = gz.finish()?;
+            blob.flush()?;
+            let file = blob.inner.into_inner().map_err(|e| e.into_error())?;
+            Ok((blob.hasher.finish(), blob.n, file))
+        });
+        let diff = HashWriter {
+            inner: Pipe {
+                tx,
+                buf: Vec::with_capacity(PIPE_PIECE),
+            },
+            hasher: Hasher::new(Algorithm::Sha256),
+            n: 0,
+        };
+        let tarred = tar_tree(upper, diff, epoch, skip);
+        // The compressor's error first: a failed write shows up on this
+        // side only as a closed pipe.
+        let (digest, size, file) = compressor
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the compressing thread panicked")))
+            .ctx("write", out)?;
+        let diff_id = tarred?;
+        file.sync_all().ctx("fsync", out)?;
+        Ok((digest, size, diff_id))
+    })
+}
+
+/// Pieces handed to the compressing thread.
+const PIPE_PIECE: usize = 1 << 20;
+
+/// The writing end of the pipe to the compressing thread.
+struct Pipe {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl Pipe {
+    fn send(&mut self) -> io::Result<()> {
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(PIPE_PIECE));
+        self.tx
+            .send(piece)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the compressor stopped"))
+    }
+}
+
+impl Write for Pipe {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(PIPE_PIECE - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == PIPE_PIECE {
+            self.send()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes the tar of `upper` into `diff`; returns the tar's digest (the
+/// diff ID) once everything went down the pipe.
+fn tar_tree(
+    upper: &Path,
+    diff: HashWriter<Pipe>,
+    epoch: Option<i64>,
+    skip: &dyn Fn(&Path) -> bool,
+) -> Result<Digest> {
     let mut tar = tar::Builder::new(diff);
     tar.mode(tar::HeaderMode::Complete);
     // Through directory fds, never following a symlink: a committed
@@ -88,19 +159,11 @@ pub fn write_tar_excluding(
         &opts,
     )
     .ctx("tar", upper)?;
-    let diff = tar.into_inner().ctx("finish tar", out)?;
-    let diff_id = diff.hasher.finish();
-    let mut blob = diff.inner.finish().ctx("finish gzip", out)?;
-    blob.flush().ctx("write", out)?;
-    let size = blob.n;
-    let digest = blob.hasher.finish();
-    blob.inner
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .ctx("write", out)?
-        .sync_all()
-        .ctx("fsync", out)?;
-    Ok((digest, size, diff_id))
+    let mut diff = tar.into_inner().ctx("finish tar", upper)?;
+    if !diff.inner.buf.is_empty() {
+        diff.inner.send().ctx("tar", upper)?;
+    }
+    Ok(diff.hasher.finish())
 }
 
 /// Stores a layer tarball (content store + unpacked layer by chain id),

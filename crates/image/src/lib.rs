@@ -7,6 +7,7 @@ pub mod error;
 pub mod formats;
 pub mod fswalk;
 pub mod gzip;
+pub mod gzwrite;
 pub mod unpack;
 
 pub use content::ContentStore;

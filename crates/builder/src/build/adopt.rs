@@ -7,7 +7,7 @@
 //! SOURCE_DATE_EPOCH, mtimes later than the epoch (the tar clamps them).
 
 use std::ffi::CString;
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -40,10 +40,10 @@ pub fn store_step_layer(
         None => t.diff_id.clone(),
         Some(p) => Digest::sha256_of(format!("{p} {}", t.diff_id).as_bytes()),
     };
-    let fallback = || {
+    let fallback = |tar: &Path| {
         changeset::store_layer(
             store,
-            t.path,
+            tar,
             t.blob.clone(),
             t.size,
             t.diff_id.clone(),
@@ -51,13 +51,12 @@ pub fn store_step_layer(
         )
     };
     if store.layers.exists(&chain_id) {
-        return Ok(fallback()?);
+        return Ok(fallback(t.path)?);
     }
     let content_bytes = prepare(upper, epoch)?;
-    if !store.content.exists(&t.blob) {
-        let f = File::open(t.path).ctx("open", t.path)?;
-        store.content.ingest_reader(&t.blob, t.size, f)?;
-    }
+    // The tar moves into the content store (renamed, not copied).
+    store.content.adopt_file(t.path, &t.blob, t.size)?;
+    let blob_path = store.content.blob_path(&t.blob);
     let meta = LayerMeta {
         chain_id: chain_id.clone(),
         diff_id: t.diff_id.clone(),
@@ -65,7 +64,7 @@ pub fn store_step_layer(
         size: content_bytes,
     };
     if store.layers.adopt_dir(upper, &meta).is_err() {
-        return Ok(fallback()?);
+        return Ok(fallback(&blob_path)?);
     }
     Ok(LayerRecord {
         blob: t.blob.clone(),
