@@ -48,14 +48,18 @@ fn local(d: &Daemon, args: &[&str]) -> bool {
 #[test]
 fn sigkill_mid_pull_leaves_a_sound_store() {
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-    // Calibrate on a daemon of its own: how long a whole pull of both takes.
-    let full = {
+    // Calibrate on a daemon of its own: how long a whole pull of each takes,
+    // so kill instants spread over each image's own pull.
+    let full: Vec<Duration> = {
         let calib = Daemon::start();
-        let t = Instant::now();
-        for img in IMAGES {
-            berth_ok(&calib, &["pull", "-q", img]);
-        }
-        t.elapsed()
+        IMAGES
+            .iter()
+            .map(|img| {
+                let t = Instant::now();
+                berth_ok(&calib, &["pull", "-q", img]);
+                t.elapsed()
+            })
+            .collect()
     };
     let mut d = Daemon::start();
     let seed = std::env::var("BERTH_CRASH_SEED")
@@ -68,12 +72,17 @@ fn sigkill_mid_pull_leaves_a_sound_store() {
                 .as_nanos() as u64
                 | 1
         });
-    eprintln!("full pull {full:?}; BERTH_CRASH_SEED={seed}");
+    eprintln!("full pulls {full:?}; BERTH_CRASH_SEED={seed}");
     let mut rng = Rng(seed);
     for round in 0..8 {
         let img = IMAGES[round % 2];
-        // Kill anywhere from start-up to the end of the (longer) debian pull.
-        let at = Duration::from_micros(rng.next() % (full.as_micros() as u64).max(1));
+        // Kill anywhere from start-up to the end of this image's pull.
+        let span = full[round % 2].as_micros() as u64;
+        let at = Duration::from_micros(rng.next() % span.max(1));
+        // From nothing each round (layers another round left half-done
+        // stay): a pull of an image already present ends at once and the
+        // kill would land after it.
+        let _ = berth(&d, &["rmi", "-f", img]);
         let mut client = berth_cmd(&d, &["pull", "-q", img])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

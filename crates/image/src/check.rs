@@ -137,14 +137,19 @@ impl ImageStore {
                 continue;
             };
             r.layers_checked += 1;
-            let why = match self.layers.meta(&chain) {
-                Err(e) => Some(format!("meta unreadable: {e}")),
-                Ok(m) if m.chain_id != chain => Some(format!("meta names {}", m.chain_id)),
-                Ok(_) if !self.layers.diff_dir(&chain).is_dir() => Some("no diff dir".into()),
-                Ok(m) => m
-                    .parent
-                    .filter(|p| !self.layers.exists(p))
-                    .map(|p| format!("parent layer {p} missing")),
+            // A missing parent does not make a layer broken: layers of one
+            // pull unpack in parallel, each into its own dir from its own
+            // blob, so a child can be stored before its parent and a pull
+            // killed in between leaves it whole, waiting for the parent the
+            // next pull brings. An image naming it is checked below against
+            // every layer of its chain.
+            let (why, parent_missing) = match self.layers.meta(&chain) {
+                Err(e) => (Some(format!("meta unreadable: {e}")), None),
+                Ok(m) if m.chain_id != chain => (Some(format!("meta names {}", m.chain_id)), None),
+                Ok(_) if !self.layers.diff_dir(&chain).is_dir() => {
+                    (Some("no diff dir".into()), None)
+                }
+                Ok(m) => (None, m.parent.filter(|p| !self.layers.exists(p))),
             };
             if let Some(why) = why {
                 r.findings.push(problem(
@@ -153,10 +158,11 @@ impl ImageStore {
                 ));
                 broken.insert(chain);
             } else if !live_layers.contains(&chain) {
-                r.findings.push(garbage(
-                    format!("orphan layer {chain}"),
-                    Fix::RemoveLayer(chain),
-                ));
+                let what = match parent_missing {
+                    Some(p) => format!("orphan layer {chain} (its parent {p} is not stored)"),
+                    None => format!("orphan layer {chain}"),
+                };
+                r.findings.push(garbage(what, Fix::RemoveLayer(chain)));
             }
         }
         // Images: everything they name must be present and sound.
@@ -313,4 +319,81 @@ fn is_mount_point(p: &std::path::Path) -> bool {
     let want = canon.to_string_lossy().replace(' ', "\\040");
     info.lines()
         .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::{Descriptor, media};
+
+    fn layer_blob(name: &str) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, &b"hi"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    /// A child layer stored before its parent (parallel unpack, then a
+    /// kill) is an orphan to collect or complete, not a broken store; a
+    /// layer whose meta names another chain is broken.
+    #[test]
+    fn child_without_parent_is_garbage_not_a_problem() {
+        let t = tempfile::tempdir_in("/var/tmp").unwrap();
+        let store = ImageStore::open(t.path()).unwrap();
+        let blob = layer_blob("etc/child");
+        let desc = Descriptor {
+            media_type: media::OCI_LAYER.into(),
+            digest: Digest::sha256_of(&blob),
+            size: blob.len() as u64,
+            platform: None,
+            urls: vec![],
+            annotations: Default::default(),
+        };
+        let parent = Digest::sha256_of(b"a parent that never arrived");
+        let chain = Digest::sha256_of(b"the child's chain");
+        let w = store.content.writer(&desc.digest).unwrap();
+        let diff = Digest::sha256_of(&blob);
+        store
+            .layers
+            .ingest(&desc, &diff, &chain, Some(&parent), w, &blob[..])
+            .unwrap();
+        let report = store.check().unwrap();
+        assert_eq!(report.problems(), 0, "{:?}", report.findings);
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| f.severity == Severity::Garbage
+                    && f.what.contains(&format!("orphan layer {chain}"))
+                    && f.what.contains("parent")),
+            "{:?}",
+            report.findings
+        );
+        // Repair collects it with its blob.
+        store.repair(&report).unwrap();
+        assert!(!store.layers.exists(&chain));
+        assert_eq!(store.check().unwrap().findings.len(), 0);
+
+        // A meta naming another chain is broken.
+        let w = store.content.writer(&desc.digest).unwrap();
+        store
+            .layers
+            .ingest(&desc, &diff, &chain, None, w, &blob[..])
+            .unwrap();
+        let other = store.layers.dir(&parent);
+        fs::rename(store.layers.dir(&chain), &other).unwrap();
+        let report = store.check().unwrap();
+        assert_eq!(report.problems(), 1, "{:?}", report.findings);
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| f.severity == Severity::Problem && f.what.contains("meta names")),
+            "{:?}",
+            report.findings
+        );
+    }
 }
