@@ -123,8 +123,11 @@ pub enum Cgroup {
     V2(v2::V2Cgroup),
 }
 
+pub mod join;
 pub mod v1;
 pub mod v2;
+
+pub use join::Joiner;
 
 /// Default cgroup root.
 pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";

@@ -88,6 +88,16 @@ impl V1Cgroup {
         })
     }
 
+    /// The container's directory in each v1 hierarchy.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.subsystems.iter().map(|s| s.dir.clone()).collect()
+    }
+
+    /// Its directory in a hybrid host's cgroup2 mount, if there is one.
+    pub fn unified_dir(&self) -> Option<PathBuf> {
+        self.unified.as_ref().map(V2Cgroup::dir)
+    }
+
     /// The cgroup directory in the hierarchy holding `controller`.
     fn dir_of(&self, controller: &str) -> Option<&Path> {
         self.subsystems

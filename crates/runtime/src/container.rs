@@ -9,7 +9,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth_cgroups::{Cgroup, CgroupManager};
+use berth_cgroups::{Cgroup, CgroupManager, Joiner};
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use oci_spec::runtime::Spec;
@@ -171,8 +171,15 @@ impl Runtime {
         let idmapped_rootfs = ns.new_user_ns
             && !state.shares_host_mounts
             && crate::idmap::rootfs_needs_idmap(&spec, &rootfs);
-        let pid =
-            sys::clone_process(ns.clone_flags.bits()).ctx(|| "clone container process".into())?;
+        // The cgroup exists before the clone, so that the child is born in
+        // its cgroup2 part and joins the v1 hierarchies itself: both skip
+        // the global cgroup lock, whose first writer after a quiet spell
+        // waits 10-15 ms for an RCU grace period (berth_cgroups::join).
+        cgroup.create()?;
+        guard.cgroup = Some(cgroup.clone());
+        let joiner = Joiner::open(&cgroup)?;
+        let (pid, parent_adds) = sys::clone_joining(ns.clone_flags.bits(), &joiner)
+            .ctx(|| "clone container process".into())?;
         if pid == 0 {
             drop(parent_sync);
             init::run(InitContext {
@@ -188,6 +195,7 @@ impl Runtime {
                 new_user_ns: ns.new_user_ns,
                 own_mount_ns: !state.shares_host_mounts,
                 cgroup_hierarchies: hierarchies,
+                cgroup_join: &joiner,
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
@@ -216,13 +224,13 @@ impl Runtime {
             })?;
             parent_sync.send_fd(&tree)?;
         }
-        // Phase 1: the child mounts while we set up its cgroup. Should it
-        // fail meanwhile, its report waits for us in the socket.
+        drop(joiner);
+        // Phase 1: the child mounts while we set up its cgroup's limits.
+        // Should it fail meanwhile, its report waits for us in the socket.
         let _ = parent_sync.send_go("");
-        cgroup.create()?;
-        guard.cgroup = Some(cgroup);
-        let cgroup = guard.cgroup.as_ref().expect("just set");
-        cgroup.add_process(pid)?;
+        if parent_adds {
+            cgroup.add_process(pid)?;
+        }
         match cgroup.apply(&effective_resources(linux)) {
             Ok(()) => {}
             // Settings this host cannot honour (a controller not mounted, device

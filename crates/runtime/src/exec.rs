@@ -8,7 +8,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
-use berth_cgroups::{Cgroup, CgroupManager};
+use berth_cgroups::{Cgroup, CgroupManager, Joiner};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::Process;
 
@@ -94,11 +94,21 @@ impl Runtime {
         let (parent_sync, child_sync) = SyncChannel::pair()?;
         let child_sync = child_sync.raise_to(3 + opts.preserve_fds.max(0))?;
         let forwarded = crate::container::forwarded_signals();
-        let child = sys::clone_process(0).ctx(|| "fork exec process".into())?;
+        // Born in the cgroup2 part, joins v1 itself: no wait for the global
+        // cgroup lock (berth_cgroups::join).
+        let joiner = Joiner::open(&cgroup)?;
+        let (child, parent_adds) =
+            sys::clone_joining(0, &joiner).ctx(|| "fork exec process".into())?;
         if child == 0 {
             drop(parent_sync);
-            let err = match exec_child(opts, seccomp.as_ref(), &join, console.as_ref(), &child_sync)
-            {
+            let err = match exec_child(
+                opts,
+                seccomp.as_ref(),
+                &join,
+                console.as_ref(),
+                &child_sync,
+                &joiner,
+            ) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -115,7 +125,8 @@ impl Runtime {
                 libc::waitpid(child, std::ptr::null_mut(), 0);
             }
         };
-        if let Err(e) = cgroup.add_process(child) {
+        drop(joiner);
+        if parent_adds && let Err(e) = cgroup.add_process(child) {
             kill_child();
             return Err(e.into());
         }
@@ -150,8 +161,10 @@ fn exec_child(
     join: &[(CloneFlags, OwnedFd)],
     console: Option<&UnixStream>,
     sync: &SyncChannel,
+    cgroup: &Joiner,
 ) -> Result<std::convert::Infallible> {
     sync.wait_go()?;
+    cgroup.join_self()?;
     for (flag, fd) in join {
         nix::sched::setns(fd, *flag).ctx(|| format!("join namespace {flag:?}"))?;
     }

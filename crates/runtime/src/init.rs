@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use berth_cgroups::Hierarchy;
+use berth_cgroups::{Hierarchy, Joiner};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Process, Spec};
 
@@ -35,6 +35,8 @@ pub struct InitContext<'a> {
     pub new_user_ns: bool,
     pub own_mount_ns: bool,
     pub cgroup_hierarchies: Vec<Hierarchy>,
+    /// Joins the v1 hierarchies at phase 2 (the parent does not).
+    pub cgroup_join: &'a Joiner,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
@@ -60,8 +62,7 @@ pub fn run(ctx: InitContext) -> ! {
 
 fn init(ctx: &InitContext) -> Result<Infallible> {
     // Phase 1 (id maps written): everything that does not need the cgroup,
-    // while the parent creates and joins it — the cgroup join can wait for
-    // an RCU grace period on v1, so overlapping it with the mounts pays.
+    // while the parent writes the cgroup's limits.
     let rootfs_tree = if ctx.idmapped_rootfs {
         Some(ctx.sync.recv_fd()?)
     } else {
@@ -116,8 +117,10 @@ fn init(ctx: &InitContext) -> Result<Infallible> {
         .unwrap_or(mounts.len());
     rootfs::mount_range(&plan, &mounts[..split])?;
 
-    // Phase 2: we are in the container's cgroup.
+    // Phase 2: the cgroup's limits are set; we join it (its cgroup2 part
+    // we were born in, or the parent added us).
     let state_json = ctx.sync.wait_go()?;
+    ctx.cgroup_join.join_self()?;
     if ctx.new_cgroup_ns {
         // Now that we are in the container's cgroup, it becomes the namespace's root.
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)

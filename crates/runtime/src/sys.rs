@@ -38,6 +38,72 @@ pub fn clone_process(ns_flags: libc::c_int) -> io::Result<libc::pid_t> {
     cvt(ret).map(|p| p as libc::pid_t)
 }
 
+/// [`clone_process`] with the child born in the cgroup2 directory `cgroup`
+/// (clone3 with `CLONE_INTO_CGROUP`, Linux 5.7+): no `cgroup.procs` write,
+/// so no wait for the global cgroup lock (see `berth_cgroups::join`).
+/// Kernels without it fail with ENOSYS, E2BIG or EINVAL.
+pub fn clone_into_cgroup(ns_flags: libc::c_int, cgroup: RawFd) -> io::Result<libc::pid_t> {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    /// `struct clone_args` up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    let args = CloneArgs {
+        flags: ns_flags as u32 as u64 | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork,
+    // as in clone_process; args lives across the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    cvt(ret).map(|p| p as libc::pid_t)
+}
+
+/// Whether a failed [`clone_into_cgroup`] means the kernel lacks it (then
+/// a plain clone and a `cgroup.procs` write do the job).
+pub fn clone_into_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP)
+    )
+}
+
+/// Clones the container or exec process into `joiner`'s cgroup2 directory
+/// when there is one; returns the pid (0 in the child) and whether the
+/// child still needs the parent to add it to the cgroup2 part.
+pub fn clone_joining(
+    ns_flags: libc::c_int,
+    joiner: &berth_cgroups::Joiner,
+) -> io::Result<(libc::pid_t, bool)> {
+    match joiner.clone_into() {
+        Some(fd) => match clone_into_cgroup(ns_flags, fd) {
+            Ok(pid) => Ok((pid, false)),
+            Err(e) if clone_into_unsupported(&e) => Ok((clone_process(ns_flags)?, true)),
+            Err(e) => Err(e),
+        },
+        None => Ok((clone_process(ns_flags)?, false)),
+    }
+}
+
 pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
     let a = cstr(new_root)?;
     let b = cstr(put_old)?;

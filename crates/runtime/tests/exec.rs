@@ -195,3 +195,49 @@ fn force_delete_of_a_paused_container_is_quick_and_complete() {
         assert!(!d.exists(), "{} left behind", d.display());
     }
 }
+
+/// Lines of `/proc/<pid>/cgroup` (as the host sees them) that are not the
+/// container's cgroup: every hierarchy, cgroup2 included, must say
+/// `/berth/<id>`. The init is born into the cgroup2 part (CLONE_INTO_CGROUP)
+/// and joins the v1 hierarchies itself, so this checks both paths.
+fn outside_cgroup(pid: i64, id: &str) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.ends_with(&format!("/berth/{id}")))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn created_init_and_exec_processes_are_in_every_hierarchy() {
+    let rt = Runtime::new();
+    let b = Bundle::busybox(&["sleep", "1000"]);
+    b.write();
+    let id = unique_id("joinall");
+    rt.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let init = rt.state(&id)["pid"].as_i64().unwrap();
+    // Before start too: hooks and `ps` see the created container in its cgroup.
+    assert_eq!(outside_cgroup(init, &id), Vec::<String>::new());
+    rt.ok(&["start", &id]);
+    let dir = tempfile::tempdir().unwrap();
+    let pf = dir.path().join("exec.pid");
+    rt.ok(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "sleep",
+        "1000",
+    ]);
+    let pid: i64 = std::fs::read_to_string(&pf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(outside_cgroup(pid, &id), Vec::<String>::new());
+    rt.ok(&["kill", &id, "KILL"]);
+    assert!(wait_until(3000, || rt.status(&id) == "stopped"));
+    rt.ok(&["delete", &id]);
+}
