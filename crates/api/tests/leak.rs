@@ -102,16 +102,81 @@ fn run_rm_many_leaves_nothing() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // The record goes with the removal; the shim, the runtime's state and
+    // cgroups, the mount and the files follow in the background (the
+    // client does not wait for the disk): give those a while.
     for id in &ids {
-        let left = cgroups_of(id);
-        assert!(left.is_empty(), "cgroups left for {id}: {left:?}");
         assert!(
             !d.root.path().join("containers").join(id).exists(),
             "record left for {id}"
         );
     }
+    let end = Instant::now() + std::time::Duration::from_secs(20);
+    for id in &ids {
+        loop {
+            let left = cgroups_of(id);
+            if left.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < end, "cgroups left for {id}: {left:?}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let trash = d.root.path().join("trash");
+    let end = Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_dir(&trash).is_ok_and(|mut rd| rd.next().is_some()) {
+        assert!(
+            Instant::now() < end,
+            "removed containers' files left in {trash:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     // Anonymous volumes of --rm containers go with them.
     assert!(d.ok(&["volume", "ls", "-q"]).trim().is_empty());
     // No process, mount or state under the private roots (see finish).
+    d.finish();
+}
+
+/// A daemon killed between a removal's answer and its background teardown
+/// leaves the container's dir in `trash/` (its shim, mount and lease still
+/// there); the next daemon finishes the job.
+#[test]
+fn next_daemon_finishes_an_interrupted_teardown() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    let id = d.ok(&["create", "--rm", IMAGE, "true"]).trim().to_string();
+    let dir = d.root.path().join("containers").join(&id);
+    let lease = |d: &Daemon| {
+        std::fs::read_dir(d.root.path().join("leases"))
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|s| s.contains(&id)))
+            .count()
+    };
+    assert_eq!(lease(&d), 1, "no lease for the created container");
+    assert_eq!(mounts_under(&dir).len(), 1);
+    d.kill9();
+    // What the removal does before it answers: the dir goes to the trash.
+    let trash = d.root.path().join("trash");
+    std::fs::create_dir_all(&trash).unwrap();
+    std::fs::rename(&dir, trash.join(&id)).unwrap();
+    d.spawn();
+    assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
+    let end = Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let shims = processes_mentioning(&d.exec_root.path().join("containers").join(&id));
+        let left = (
+            shims,
+            mounts_under(d.root.path()),
+            trash.join(&id).exists(),
+            cgroups_of(&id),
+            lease(&d),
+        );
+        if left == (vec![], vec![], false, vec![], 0) {
+            break;
+        }
+        assert!(Instant::now() < end, "teardown not finished: {left:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     d.finish();
 }

@@ -103,6 +103,7 @@ impl Engine {
             nets: Mutex::new(network::NetTable::default()),
             packet: Mutex::new(packet),
         });
+        engine.sweep_trash();
         engine.volumes_cleanup()?;
         engine.networks_open()?;
         engine.restore()?;

@@ -232,12 +232,16 @@ impl Engine {
     /// When a shim is gone (killed, host trouble), the runtime may still
     /// hold state for the container: remove it so the id can start again.
     pub(crate) fn cleanup_lost_shim(&self, id: &str) {
-        let _ = self
-            .runtime_command()
-            .args(["delete", "--force", id])
-            .output();
-        let _ = std::fs::remove_dir_all(self.paths.state_dir(id));
+        cleanup_lost_shim(&self.paths, id);
     }
+}
+
+/// [`Engine::cleanup_lost_shim`] for code that holds only the paths.
+pub(crate) fn cleanup_lost_shim(paths: &crate::Paths, id: &str) {
+    let _ = ops::runtime_command(paths)
+        .args(["delete", "--force", id])
+        .output();
+    let _ = std::fs::remove_dir_all(paths.state_dir(id));
 }
 
 pub(crate) fn read_exit(p: &Path) -> Option<ExitStatus> {

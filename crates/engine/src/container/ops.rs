@@ -84,15 +84,7 @@ pub fn parse_ps(out: &str, pids: &[i32]) -> Result<Top> {
 impl Engine {
     /// The OCI runtime's command line with the daemon's state root.
     pub(crate) fn runtime_command(&self) -> Command {
-        let runtime = self.paths.runtime.clone().unwrap_or_else(|| {
-            self.paths
-                .shim
-                .parent()
-                .map_or("berth-runtime".into(), |d| d.join("berth-runtime"))
-        });
-        let mut cmd = Command::new(runtime);
-        cmd.arg("--root").arg(self.paths.runtime_root());
-        cmd
+        runtime_command(&self.paths)
     }
 
     fn run_runtime(&self, args: &[String]) -> Result<()> {
@@ -319,6 +311,20 @@ impl Engine {
         self.emit_container(&c.id, "update", &[]);
         Ok(Vec::new())
     }
+}
+
+/// The OCI runtime berthd runs itself (delete of a lost shim's container,
+/// `top`'s `ps`): the configured one, else berth-runtime beside the shim.
+pub(crate) fn runtime_command(paths: &crate::Paths) -> Command {
+    let runtime = paths.runtime.clone().unwrap_or_else(|| {
+        paths
+            .shim
+            .parent()
+            .map_or("berth-runtime".into(), |d| d.join("berth-runtime"))
+    });
+    let mut cmd = Command::new(runtime);
+    cmd.arg("--root").arg(paths.runtime_root());
+    cmd
 }
 
 #[cfg(test)]
