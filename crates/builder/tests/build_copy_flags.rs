@@ -229,7 +229,9 @@ fn parents_keep_the_source_directories() {
               COPY --parents nothing-here*.txt /empty/\n\
               COPY --parents tree /t/\n\
               COPY --parents --chown=5:6 src/dir2/subdir2/file2-2.js /own\n\
-              COPY --parents --from=other /opt/./p/q/file /from/\n";
+              COPY --parents --from=other /opt/./p/q/file /from/\n\
+              COPY --parents src/**/*.go /deep/\n\
+              COPY --parents ./src/./**/file1-* /piv2/\n";
     let (r, _) = e.build(&ctx, df, |_| {});
     let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
     let m = Mounted::new(&e.store, &rec, e.dir.path().join("mnt"));
@@ -265,6 +267,15 @@ fn parents_keep_the_source_directories() {
     assert_eq!(files("/t"), ["tree/deep/f"]);
     assert_eq!(files("/own"), ["src/dir2/subdir2/file2-2.js"]);
     assert_eq!(files("/from"), ["p/q/file"]);
+    assert_eq!(
+        files("/deep"),
+        [
+            "src/dir1/file1-2.go",
+            "src/dir2/subdir2/file2-1.go",
+            "src/dir2/subdir2/file2-3.go"
+        ]
+    );
+    assert_eq!(files("/piv2"), ["dir1/file1-1.py", "dir1/file1-2.go"]);
     assert_eq!(fs::read(root.join("parents/y/a.txt")).unwrap(), b"y/a.txt");
     // Parent dirs are copied like the context's (mode; root unless --chown).
     assert_eq!(stat(root, "/dst2/src/dir2"), ("dir", 0o750, 0, 0));
