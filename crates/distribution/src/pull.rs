@@ -215,7 +215,15 @@ impl LayerJob {
     async fn run(self) -> Result<()> {
         let (s, d) = (self.store.clone(), self.desc.digest.clone());
         // May wait for a concurrent writer of the same blob.
-        let writer = blocking(move || s.content.writer(&d)).await??;
+        let mut writer = blocking(move || s.content.writer(&d)).await??;
+        if writer.offset() > self.desc.size {
+            // More than the blob's size is not a prefix of it: start over.
+            writer = blocking(move || {
+                let mut w = writer;
+                w.truncate().map(|()| w)
+            })
+            .await??;
+        }
         let offset = writer.offset();
         self.progress.start(&self.id, self.desc.size);
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(64);
@@ -277,6 +285,11 @@ impl LayerJob {
         sent: &mut u64,
         tx: &mpsc::Sender<io::Result<Bytes>>,
     ) -> Result<(), FeedError> {
+        // A partial download killed after its last byte was written is
+        // complete: asking for `bytes=<size>-` gets a 416.
+        if *sent == self.desc.size {
+            return Ok(());
+        }
         let (resp, ranged) = self
             .client
             .get_blob(&self.repo, &self.desc.digest, *sent)

@@ -301,3 +301,54 @@ fn dropped_connection_mid_layer_resumes_with_range() {
         .unwrap();
     assert!(resumed_at > 0 && resumed_at <= 150_000, "{log:?}");
 }
+
+/// A pull killed after a layer's last byte reached the ingest file but
+/// before the blob was committed leaves a complete partial: the next pull
+/// must use it, not ask the registry for `bytes=<size>-` (the reference
+/// registry answers 416 to that). A partial longer than the blob is thrown
+/// away and downloaded again.
+#[test]
+fn complete_or_overlong_partial_download_is_used_or_restarted() {
+    require_env();
+    let rt = rt();
+    let c = client(REGISTRY);
+    // The blobs, from a pull into a scratch store.
+    let scratch = tempfile::tempdir_in("/var/tmp").unwrap();
+    let scratch_store = Arc::new(ImageStore::open(scratch.path().join("root")).unwrap());
+    let rec = pull_ref(
+        &rt,
+        &scratch_store,
+        &c,
+        &format!("{REGISTRY}/multilayer:latest"),
+    );
+    let (first, second) = (&rec.layers[0].blob, &rec.layers[1].blob);
+
+    let t = tempfile::tempdir_in("/var/tmp").unwrap();
+    let store = Arc::new(ImageStore::open(t.path().join("root")).unwrap());
+    // Layer 0: its whole blob in the ingest file, not committed.
+    let bytes = scratch_store.content.read(first).unwrap();
+    let mut w = store.content.writer(first).unwrap();
+    std::io::Write::write_all(&mut w, &bytes).unwrap();
+    drop(w);
+    // Layer 1: its blob plus garbage after it.
+    let mut long = scratch_store.content.read(second).unwrap();
+    long.extend_from_slice(b"bytes that are not part of the blob");
+    let mut w = store.content.writer(second).unwrap();
+    std::io::Write::write_all(&mut w, &long).unwrap();
+    drop(w);
+
+    let rec2 = pull_ref(&rt, &store, &c, &format!("{REGISTRY}/multilayer:latest"));
+    assert_eq!(rec2.id, rec.id);
+    for l in &rec2.layers {
+        assert!(
+            store.layers.exists(&l.chain_id),
+            "layer {} missing",
+            l.chain_id
+        );
+    }
+    assert_eq!(
+        store.content.read(second).unwrap().len() as u64,
+        rec.layers[1].blob_size
+    );
+    assert!(store.content.ingest_entries().unwrap().is_empty());
+}
