@@ -213,6 +213,23 @@ fn unchanged(m: &fs::Metadata, h: &tar::Header, link: Option<&Path>, at: &Path) 
     }
 }
 
+/// A regular file as `unpack_in` makes it: contents, owner, mode, mtime.
+fn write_file(at: &Path, h: &tar::Header, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(at, data).ctx("write", at)?;
+    let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
+    std::os::unix::fs::lchown(at, Some(uid), Some(gid)).ctx("chown", at)?;
+    // After the chown, which clears set-id bits.
+    let mode = h.mode().unwrap_or(0o644) & 0o7777;
+    fs::set_permissions(at, fs::Permissions::from_mode(mode)).ctx("chmod", at)?;
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(h.mtime().unwrap_or(0));
+    fs::File::options()
+        .write(true)
+        .open(at)
+        .and_then(|f| f.set_modified(t))
+        .ctx("set mtime", at)
+}
+
 fn sync<R: Read>(dir: &Path, mut a: tar::Archive<R>) -> Result<()> {
     use std::collections::HashSet;
     use std::path::Component;
@@ -250,6 +267,18 @@ fn sync<R: Read>(dir: &Path, mut a: tar::Archive<R>) -> Result<()> {
         let link = e.link_name().ok().flatten().map(|l| l.into_owned());
         if let Ok(m) = fs::symlink_metadata(&at) {
             if unchanged(&m, e.header(), link.as_deref(), &at) {
+                if !m.is_file() {
+                    continue;
+                }
+                // Same size and mtime second: the contents decide (an edit
+                // within the second the last sync saw would look the same).
+                let mut data = Vec::with_capacity(m.len() as usize);
+                e.read_to_end(&mut data).ctx("read context tar", &at)?;
+                if fs::read(&at).is_ok_and(|old| old == data) {
+                    continue;
+                }
+                fs::remove_file(&at).ctx("remove", &at)?;
+                write_file(&at, e.header(), &data)?;
                 continue;
             }
             // Replaced, never written in place.
@@ -389,5 +418,24 @@ mod tests {
         );
         assert_eq!(k.dir, dir2);
         assert!(kept(root.path(), "../x", &data).is_err());
+        drop(k);
+        // Same size, same mtime: the contents still decide.
+        let src = d.path().join("build/keep");
+        let mtime = fs::metadata(&src).unwrap().modified().unwrap();
+        fs::write(&src, "K").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&src)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let k = kept(
+            root.path(),
+            "ab12",
+            &tar_dir(d.path(), &["Dockerfile"], &[]).unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(fs::read_to_string(k.dir.join("build/keep")).unwrap(), "K");
     }
 }
