@@ -86,7 +86,7 @@ fn context_in_place_and_as_tar_give_the_same_image() {
             (
                 "Dockerfile",
                 &format!(
-                    "FROM {IMAGE}\nCOPY a.txt /a.txt\nRUN cat /a.txt > /from-a\nCOPY . /ctx/\nRUN find /ctx | sort > /list\n"
+                    "FROM {IMAGE}\nCOPY a.txt /a.txt\nRUN cat /a.txt > /from-a\nCOPY . /ctx/\nRUN find /ctx | sort > /list\nRUN --mount=type=bind,source=sub,target=/m cat /m/y.log > /bound\n"
                 ),
             ),
             (".dockerignore", "*.log\nsecret\n"),
@@ -111,6 +111,12 @@ fn context_in_place_and_as_tar_give_the_same_image() {
     let id = image_id(&o.stderr);
     let contexts = d.root.path().join("builder/contexts");
     assert!(!contexts.exists(), "path mode keeps no context copy");
+    // A bind mount of the context (by its real path: mount(2) refuses
+    // /proc/<pid>/fd/<n>).
+    assert_eq!(
+        berth_ok(&d, &["run", "--rm", "bc:one", "cat", "/bound"]),
+        "log\n"
+    );
     let list = berth_ok(&d, &["run", "--rm", "bc:one", "cat", "/list"]);
     assert_eq!(
         list.split_whitespace().collect::<Vec<_>>(),
@@ -179,7 +185,11 @@ fn context_in_place_and_as_tar_give_the_same_image() {
     let o = berth(&d, &["build", "--progress", "plain", p]);
     assert_eq!(
         ran(&o.stderr),
-        ["COPY . /ctx/", "RUN /bin/sh -c find /ctx | sort > /list"],
+        [
+            "COPY . /ctx/",
+            "RUN /bin/sh -c find /ctx | sort > /list",
+            "RUN /bin/sh -c cat /m/y.log > /bound"
+        ],
         "{}",
         o.stderr
     );
@@ -192,7 +202,7 @@ fn context_in_place_and_as_tar_give_the_same_image() {
     // a.txt feeds everything after the FROM.
     std::fs::write(dir.join("a.txt"), "A\n").unwrap();
     let o = berth(&d, &["build", "--progress", "plain", p]);
-    assert_eq!(ran(&o.stderr).len(), 4, "{}", o.stderr);
+    assert_eq!(ran(&o.stderr).len(), 5, "{}", o.stderr);
     d.finish();
 }
 
@@ -206,7 +216,7 @@ fn context_in_another_mount_namespace() {
         .tempdir_in("/var/tmp")
         .unwrap();
     let script = format!(
-        "set -e; mount -t tmpfs ctx {m}; printf 'FROM {IMAGE}\\nCOPY f /f\\n' > {m}/Dockerfile; echo private > {m}/f; \
+        "set -e; mount -t tmpfs ctx {m}; printf 'FROM {IMAGE}\\nCOPY f /f\\nRUN --mount=type=bind,target=/m cat /m/f\\n' > {m}/Dockerfile; echo private > {m}/f; \
          {berth} -H unix://{sock} build --progress plain -t ns:one {m}",
         m = mnt.path().display(),
         berth = BERTH,
@@ -222,6 +232,8 @@ fn context_in_another_mount_namespace() {
         !d.root.path().join("builder/contexts").exists(),
         "read in place, not sent as a tar: {err}"
     );
+    // The bind mount got a copy: the daemon's namespace has no such path.
+    assert!(err.lines().any(|l| l.ends_with(" private")), "{err}");
     assert_eq!(
         berth_ok(&d, &["run", "--rm", "ns:one", "cat", "/f"]).trim(),
         "private"

@@ -264,8 +264,15 @@ impl Ctx<'_> {
                             (host, json!(chain).to_string())
                         }
                     };
-                    let src = if m.readonly {
-                        host
+                    let src = if m.readonly && bindable(&host) {
+                        std::fs::canonicalize(&host).ctx("resolve", &host)?
+                    } else if m.readonly {
+                        // A context read in place elsewhere (another mount
+                        // namespace): the step gets a copy.
+                        let d = self.tmp.join(super::run::unique("bindro"));
+                        copy_tree(&host, &d)?;
+                        p.scratch.push(d.clone());
+                        d
                     } else {
                         // Writes are allowed but discarded: the step gets a
                         // copy in a scratch dir.
@@ -301,4 +308,16 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Can the runtime bind `host` by its real path? A context read in place
+/// is named `/proc/<berthd>/fd/<n>/…`, a path mount(2) refuses; its
+/// canonical path works when it is the same inode in the daemon's mount
+/// namespace (not when the client's directory is only in its own).
+fn bindable(host: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(real), Ok(m)) = (std::fs::canonicalize(host), std::fs::metadata(host)) else {
+        return false;
+    };
+    std::fs::metadata(&real).is_ok_and(|r| (r.dev(), r.ino()) == (m.dev(), m.ino()))
 }
