@@ -10,7 +10,8 @@
 #   3. VmRSS: berthd idle and with 10 running containers, berth-shim per container; dockerd+containerd,
 #      containerd-shim-runc-v2 per container; conmon per container (podman)
 #   4. start rate: 20 sequential `run -d --network none IMAGE sleep 1000`, containers/s
-# Also the CLI floor (`version` round trip) per daemon so the fixed client cost is visible.
+# Also the CLI floor (`version` round trip) per daemon, and the docker CLI's own `run --rm` time and
+# start rate against a do-nothing API server (nulld.py), so the fixed client cost is visible.
 # Needs root, target/release/{berthd,berth-shim,berth-runtime} (cargo build --release -p berth-api
 # -p berth-shim -p berth-runtime), the registry on localhost:5000 with busybox:latest, and the shared
 # dockerd (/work/shared/fixtures/dockerd.sh start). Starts its own berthd in a temp dir; never stops
@@ -42,6 +43,7 @@ cleanup() {
   ids=$("${PM[@]}" ps -aq 2>/dev/null); [ -n "$ids" ] && "${PM[@]}" rm -f -t 0 $ids >/dev/null 2>&1
   "${PM[@]}" rmi -af >/dev/null 2>&1
   [ -n "$BPID" ] && kill "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
+  [ -n "${NPID:-}" ] && kill "$NPID" 2>/dev/null && wait "$NPID" 2>/dev/null
   # our berth-shims / conmons only (matched by our temp dir), by PID
   for p in $(pgrep -f "$W/" 2>/dev/null); do [ "$p" != $$ ] && kill "$p" 2>/dev/null; done
   grep " $W/" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
@@ -56,6 +58,12 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }   # kB
 sumrss() { local s=0 p; for p in "$@"; do s=$((s + $(rss "$p"))); done; echo $s; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
+
+# --- the client floor: the same docker CLI against a do-nothing API server (nulld.py) --------------
+python3 "$ROOT/bench/engine/nulld.py" "$W/null.sock" &
+NPID=$!
+for _ in $(seq 50); do [ -S "$W/null.sock" ] && break; sleep 0.1; done
+NUL=("$DOCKER" -H "unix://$W/null.sock")
 
 # --- start berthd, pull images ---------------------------------------------------------------------
 "$BIN/berthd" --host "unix://$BSOCK" --root "$W/broot" --exec-root "$W/bexec" >"$W/berthd.log" 2>&1 &
@@ -83,6 +91,7 @@ for i in $(seq "$N"); do
   ms "${BD[@]}" run --rm --network none "$BIMG" true >>"$W/b.run"
   ms "${DD[@]}" run --rm --network none "$DIMG" true >>"$W/d.run"
   ms "${PM[@]}" run --rm "${PRUN[@]}" "$PIMG" true >>"$W/p.run"
+  ms "${NUL[@]}" run --rm --network none "$DIMG" true >>"$W/n.run"
 done
 B_IDLE=$(rss "$BPID")
 D_IDLE=$(sumrss "$DPID" "$CPID")
@@ -122,6 +131,7 @@ R_B=$(rate BD "$BIMG" --network none); "${BD[@]}" rm -f $(cat "$W/rate.BD.ids") 
 R_D=$(rate DD "$DIMG" --network none); cp "$W/rate.DD.ids" "$W/dd.ids"
 "${DD[@]}" rm -f $(cat "$W/dd.ids") >/dev/null; : >"$W/dd.ids"
 R_P=$(rate PM "$PIMG" "${PRUN[@]}"); "${PM[@]}" rm -f -t 0 $(cat "$W/rate.PM.ids") >/dev/null 2>&1
+R_N=$(rate NUL "$DIMG" --network none)
 
 # --- report ----------------------------------------------------------------------------------------
 m() { awk '{printf "%.1f", $1/1000}' <<<"$(median <"$W/$1")"; }   # median ms
@@ -139,5 +149,9 @@ echo "| daemon RSS idle after runs (MiB; dockerd+containerd) | $(mib "$B_IDLE") 
 echo "| daemon RSS, $NMEM running (MiB) | $(mib "$B_10") | $(mib "$D_10") | 0 | $(ratio "$B_10" "$D_10") | – |"
 echo "| shim RSS per container (MiB; berth-shim / containerd-shim-runc-v2 / conmon) | $(mib "$BSHIM") | $(mib "$DSHIM") | $(mib "$CONMON") | $(ratio "$BSHIM" "$DSHIM") | $(ratio "$BSHIM" "$CONMON") |"
 echo "| start rate, $NSTART sequential \`run -d\` (containers/s) | $R_B | $R_D | $R_P | **$(ratio "$R_B" "$R_D")** | $(ratio "$R_B" "$R_P") |"
+nr=$(m n.run)
 echo
+echo "client floor (the same docker CLI against bench/engine/nulld.py, a do-nothing API server):" \
+  "\`run --rm\` $nr ms median (0.1x dockerd's run is $(awk -v d="$dr" 'BEGIN {printf "%.1f", d/10}') ms)," \
+  "start rate $R_N containers/s"
 echo "raw µs (run): berthd $(tr '\n' ' ' <"$W/b.run")| dockerd $(tr '\n' ' ' <"$W/d.run")| podman $(tr '\n' ' ' <"$W/p.run")"

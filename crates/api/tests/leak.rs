@@ -180,3 +180,38 @@ fn next_daemon_finishes_an_interrupted_teardown() {
     }
     d.finish();
 }
+
+/// The overlay options of the mount at `target` (mountinfo's super options).
+fn overlay_options(target: &Path) -> String {
+    let t = target.canonicalize().unwrap().display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(t.as_str()))
+        .and_then(|l| l.rsplit(' ').next().map(String::from))
+        .unwrap_or_default()
+}
+
+/// A `--rm` container's upper dir is thrown away with it: its overlay is
+/// `volatile` (no flush of the whole upper filesystem at unmount); any
+/// other container's is not.
+#[test]
+fn only_rm_containers_get_a_volatile_overlay() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    let rm = d.ok(&["create", "--rm", IMAGE, "true"]).trim().to_string();
+    let kept = d.ok(&["create", IMAGE, "true"]).trim().to_string();
+    let rootfs = |id: &str| d.root.path().join("containers").join(id).join("rootfs");
+    let (rm_opts, kept_opts) = (
+        overlay_options(&rootfs(&rm)),
+        overlay_options(&rootfs(&kept)),
+    );
+    assert!(rm_opts.contains("upperdir="), "{rm_opts}");
+    assert!(rm_opts.contains("volatile"), "{rm_opts}");
+    assert!(
+        kept_opts.contains("upperdir=") && !kept_opts.contains("volatile"),
+        "{kept_opts}"
+    );
+    d.ok(&["rm", &rm, &kept]);
+    d.finish();
+}
