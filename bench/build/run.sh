@@ -104,8 +104,9 @@ now() { echo "${EPOCHREALTIME/./}"; }
 LOGS=$T/logs; mkdir -p "$LOGS"
 
 # Berth builds go through its daemon, as `berth build` does by default: a
-# private berthd on a fresh --root for every cold round (the context is sent
-# as a tar, like docker's).
+# private berthd on a fresh --root for every cold round (berth build, as
+# root on the daemon's host, has berthd read the context directory in place;
+# docker build sends a tar).
 export BERTH_HOST=unix://$BX/berthd.sock
 b_prep_cold() {
   stop_berthd
