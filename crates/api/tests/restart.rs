@@ -241,3 +241,42 @@ fn stop_or_rm_during_restart_wins() {
     }
     d.finish();
 }
+
+/// A second berthd on a root another one is using refuses to start, names
+/// the holder, and touches nothing: the first keeps serving. Once the
+/// first is killed (kill -9 leaves no cleanup behind) a new one starts.
+#[test]
+fn second_daemon_on_the_same_root_is_refused() {
+    let mut d = Daemon::start();
+    let first = d.child.as_ref().unwrap().id();
+    let other = tempfile::Builder::new()
+        .prefix("bd")
+        .tempdir_in("/run")
+        .unwrap();
+    let run_second = || {
+        std::process::Command::new(BERTHD.as_str())
+            .arg("--host")
+            .arg(format!("unix://{}/berth.sock", other.path().display()))
+            .arg("--root")
+            .arg(d.root.path())
+            .arg("--exec-root")
+            .arg(other.path())
+            .output()
+            .unwrap()
+    };
+    let out = run_second();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "second berthd started: {err}");
+    assert!(
+        err.contains(&format!(
+            "another berthd (pid {first}) is using the store at"
+        )),
+        "{err}"
+    );
+    assert!(!other.path().join("berth.sock").exists());
+    d.ok(&["version"]);
+    d.kill9();
+    // The lock went with the process: a daemon on the same root starts.
+    d.spawn();
+    d.ok(&["version"]);
+}

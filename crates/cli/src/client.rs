@@ -217,15 +217,24 @@ impl Client {
             log_path.display()
         );
         let end = Instant::now() + Duration::from_secs(30);
+        let mut ours = Some(child);
         loop {
             if self.ping().is_ok() {
                 // Reap it in the background should it ever exit while we run.
-                std::thread::spawn(move || child.wait());
+                if let Some(mut child) = ours {
+                    std::thread::spawn(move || child.wait());
+                }
                 return Ok(());
             }
-            if let Ok(Some(st)) = child.try_wait() {
+            if let Some(Ok(Some(st))) = ours.as_mut().map(|c| c.try_wait()) {
                 let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
                 let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+                // Another client started a daemon on this store a moment
+                // before us: ours stepped back, so wait for that one.
+                if tail.iter().any(|l| l.contains("is using the store at")) {
+                    ours = None;
+                    continue;
+                }
                 return Err(ClientError::Protocol(format!(
                     "berthd exited ({st}) before answering; {}:\n{}",
                     log_path.display(),

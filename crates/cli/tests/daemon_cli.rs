@@ -181,6 +181,63 @@ fn a_root_without_a_host_gets_a_daemon_of_its_own() {
     let _ = std::fs::remove_dir_all(&exec_root);
 }
 
+/// Several first commands at once on a root with no daemon: each starts
+/// one, one of them wins the store's lock, the others step back, and every
+/// command is served by the winner.
+#[test]
+fn concurrent_first_commands_share_one_daemon() {
+    require_root();
+    let root = tempfile::Builder::new()
+        .prefix("berth-cli-race-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new(BERTH)
+                .arg("--root")
+                .arg(root.path())
+                .args(["info", "--format", "{{.DockerRootDir}}"])
+                .env_remove("BERTH_HOST")
+                .env_remove("DOCKER_HOST")
+                .env_remove("BERTH_EXEC_ROOT")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = clients
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let holder: i32 = std::fs::read_to_string(root.path().join("berthd.lock"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let bridge = KillOnDrop::bridge_of(&["--root".as_ref(), root.path().as_os_str()]);
+    let _guard = KillOnDrop(holder, bridge);
+    for o in &outs {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            root.path().to_str().unwrap()
+        );
+    }
+    // Only the holder is left running on this root.
+    let needle = root.path().to_str().unwrap();
+    let daemons: Vec<i32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            cmd.contains("berthd") && cmd.split('\0').any(|a| a == needle)
+        })
+        .collect();
+    assert_eq!(daemons, vec![holder], "daemons on the root: {daemons:?}");
+}
+
 #[test]
 fn a_root_the_daemon_does_not_keep_is_refused() {
     let d = Daemon::start();

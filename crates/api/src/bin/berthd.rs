@@ -89,6 +89,48 @@ fn bind(path: &Path, group: Option<&str>) -> anyhow::Result<tokio::net::UnixList
     Ok(l)
 }
 
+/// One daemon per store: a second berthd on the same root would take over
+/// the first one's shims, rewrite its records and IPAM, and sweep what it
+/// is still using. Taken before anything in the root is touched; the file
+/// names the holder so the error can say who it is.
+fn lock_root(root: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(root).with_context(|| format!("create {}", root.display()))?;
+    let path = root.join("berthd.lock");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                "another berthd".to_string()
+            } else {
+                format!("another berthd (pid {holder})")
+            };
+            bail!(
+                "{who} is using the store at {}; stop it first or give this one its own --root",
+                root.display()
+            );
+        }
+        return Err(err).with_context(|| format!("lock {}", path.display()));
+    }
+    f.set_len(0)
+        .and_then(|()| f.rewind())
+        .and_then(|()| write!(f, "{}", std::process::id()))
+        .with_context(|| format!("write {}", path.display()))?;
+    Ok(f)
+}
+
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let Some(sock) = a.host.strip_prefix("unix://") else {
@@ -100,6 +142,9 @@ fn main() -> anyhow::Result<()> {
         shim: a.shim.unwrap_or_else(|| beside_me("berth-shim")),
         runtime: a.runtime,
     };
+    // Held for the life of the process (the kernel drops it when we die,
+    // kill -9 included).
+    let _root_lock = lock_root(&paths.root)?;
     let engine = Engine::open(paths).context("open the engine")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
