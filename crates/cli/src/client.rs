@@ -208,7 +208,7 @@ impl Client {
                 Ok(())
             });
         }
-        let mut child = cmd
+        let child = cmd
             .spawn()
             .map_err(|e| ClientError::Protocol(format!("starting {}: {e}", berthd.display())))?;
         eprintln!(
