@@ -278,3 +278,42 @@ fn berth_build_goes_through_berthd() {
     assert!(out.contains("Deleted build cache objects: 2"), "{out}");
     d.finish();
 }
+
+/// docker build names no context: its tars share one kept copy that each
+/// build syncs exactly, rewriting only what changed (a same-size edit in
+/// the same mtime second included).
+#[test]
+fn docker_build_context_is_kept_and_synced_exactly() {
+    use std::os::unix::fs::MetadataExt;
+    let mut d = Daemon::start();
+    let df = format!("FROM {IMAGE}\nCOPY . /c/\nRUN cat /c/a.txt\n");
+    let ctx = context(&[
+        ("Dockerfile", &df),
+        ("a.txt", "content-one\n"),
+        ("b.txt", "b\n"),
+    ]);
+    let dir = ctx.path().to_str().unwrap();
+    let o = d.docker(&["build", dir]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("content-one"), "{}", o.stdout);
+    let kept = d.root.path().join("builder/contexts/0");
+    // A second name pins b.txt's inode: a rewrite cannot get its number back.
+    let pin = d.root.path().join("pin");
+    std::fs::hard_link(kept.join("b.txt"), &pin).unwrap();
+    let a = ctx.path().join("a.txt");
+    let mtime = std::fs::metadata(&a).unwrap().modified().unwrap();
+    std::fs::write(&a, "content-two\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let o = d.docker(&["build", dir]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("content-two"), "{}", o.stdout);
+    let ino = |p: &std::path::Path| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(ino(&kept.join("b.txt")), ino(&pin), "b.txt was rewritten");
+    std::fs::remove_file(&pin).unwrap();
+    d.finish();
+}

@@ -33,6 +33,9 @@ pub struct BuildRequest {
     pub context_key: Option<String>,
 }
 
+/// The kept context of clients that send no `berthcontext` key.
+const ANONYMOUS_CONTEXT: &str = "0";
+
 /// Where a build's context comes from.
 pub enum BuildContext<'a> {
     /// The request body: a tar (plain or gzip), or a bare Dockerfile.
@@ -98,9 +101,17 @@ impl Engine {
                 (client.path(), dockerfile)
             }
             BuildContext::Body(body) => {
-                kept = match req.context_key.as_deref() {
-                    Some(k) => build::context::kept(self.images.root(), k, body)?,
-                    None => None,
+                // Clients that name no context (docker build) share one
+                // kept slot: each sync leaves it exactly the tar (contents
+                // compared where size and mtime agree), so rebuilding the
+                // same tree rewrites and rehashes nothing. A build while
+                // another holds the slot, or a bare Dockerfile, gets a
+                // scratch dir.
+                let key = req.context_key.as_deref().unwrap_or(ANONYMOUS_CONTEXT);
+                kept = if build::context::is_tar(body) || req.context_key.is_some() {
+                    build::context::kept(self.images.root(), key, body)?
+                } else {
+                    None
                 };
                 match &kept {
                     Some(k) => (k.dir.clone(), k.dockerfile.clone()),

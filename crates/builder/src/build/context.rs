@@ -35,8 +35,7 @@ pub fn from_reader(store_root: &Path, mut input: impl Read) -> Result<ScratchCon
     let mut data = Vec::new();
     input.read_to_end(&mut data).ctx("read", "stdin")?;
     let gz = data.starts_with(&[0x1f, 0x8b]);
-    let is_tar = gz || (data.len() >= 512 && &data[257..262] == b"ustar");
-    if !is_tar {
+    if !is_tar(&data) {
         ctx.dockerfile = Some(String::from_utf8_lossy(&data).into_owned());
         return Ok(ctx);
     }
@@ -52,6 +51,11 @@ pub fn from_reader(store_root: &Path, mut input: impl Read) -> Result<ScratchCon
     // `unpack` refuses entries that would land outside the dir.
     a.unpack(&ctx.dir).ctx("extract context", &ctx.dir)?;
     Ok(ctx)
+}
+
+/// Is a `POST /build` body a tar (plain or gzip'd), not a bare Dockerfile?
+pub fn is_tar(body: &[u8]) -> bool {
+    body.starts_with(&[0x1f, 0x8b]) || (body.len() >= 512 && &body[257..262] == b"ustar")
 }
 
 /// A context directory as the tar a client sends with `POST /build`. What
@@ -173,8 +177,7 @@ pub fn kept(store_root: &Path, key: &str, input: &[u8]) -> Result<Option<KeptCon
         _lock: lock,
     };
     let gz = input.starts_with(&[0x1f, 0x8b]);
-    let is_tar = gz || (input.len() >= 512 && &input[257..262] == b"ustar");
-    if !is_tar {
+    if !is_tar(input) {
         ctx.dockerfile = Some(String::from_utf8_lossy(input).into_owned());
         sync(&ctx.dir, tar::Archive::new(&[][..]))?;
         return Ok(Some(ctx));
