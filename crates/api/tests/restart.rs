@@ -280,3 +280,53 @@ fn second_daemon_on_the_same_root_is_refused() {
     d.spawn();
     d.ok(&["version"]);
 }
+
+/// A container without a restart policy keeps its start's state in an
+/// unsynced file beside its durable record: a new daemon takes it (and
+/// makes it durable); one a power cut emptied is ignored, and the
+/// container is still there, from the durable record.
+#[test]
+fn start_record_of_a_policyless_container_survives_or_falls_back() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    let kept = unique("started-kept");
+    let cut = unique("started-cut");
+    let policy = unique("started-policy");
+    for n in [&kept, &cut] {
+        d.ok(&["run", "-d", "--name", n, IMAGE, "sleep", "1000"]);
+    }
+    run_with(&d, &policy, "always", &["sleep", "1000"]);
+    let id = |d: &Daemon, n: &str| {
+        d.ok(&["inspect", "--format", "{{.Id}}", n])
+            .trim()
+            .to_string()
+    };
+    let started_file = |d: &Daemon, n: &str| {
+        d.root
+            .path()
+            .join("containers")
+            .join(id(d, n))
+            .join("config.v2.started.json")
+    };
+    assert!(started_file(&d, &kept).is_file());
+    // A restart policy needs the start's state durable: no side file.
+    assert!(!started_file(&d, &policy).exists());
+    let started_at = |d: &Daemon, n: &str| {
+        d.ok(&["inspect", "--format", "{{.State.StartedAt}}", n])
+            .trim()
+            .to_string()
+    };
+    let kept_started = started_at(&d, &kept);
+    let cut_file = started_file(&d, &cut);
+    d.kill9();
+    std::fs::write(&cut_file, b"").unwrap();
+    d.spawn();
+    assert_eq!(state(&d, &kept), "running 0 0");
+    assert_eq!(started_at(&d, &kept), kept_started);
+    // The durable record now has it: the side file is gone.
+    assert!(!started_file(&d, &kept).exists());
+    // From the create's record: the container and its shim are found.
+    assert_eq!(state(&d, &cut), "running 0 0");
+    d.ok(&["rm", "-f", &kept, &cut, &policy]);
+    d.finish();
+}

@@ -882,7 +882,7 @@ impl Engine {
             cur.state.finished_at = ZERO_TIME.into();
             cur.network_settings = c.network_settings.clone();
             cur.starting = false;
-            self.persist(cur)?;
+            self.persist_started(cur)?;
         }
         self.changed.notify_all();
         self.emit_container(&c.id, "start", &[]);
