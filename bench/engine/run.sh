@@ -9,7 +9,8 @@
 #   2. `exec C true` latency against a running `sleep 1000` container
 #   3. VmRSS: berthd idle and with 10 running containers, berth-shim per container; dockerd+containerd,
 #      containerd-shim-runc-v2 per container; conmon per container (podman)
-#   4. start rate: 20 sequential `run -d --network none IMAGE sleep 1000`, containers/s
+#   4. start rate: 20 sequential `run -d --network none IMAGE sleep 1000`, containers/s (engines
+#      interleaved per container; NSTART over the sum of that engine's times)
 # Also the CLI floor (`version` round trip) per daemon, and the docker CLI's own `run --rm` time and
 # start rate against a do-nothing API server (nulld.py), so the fixed client cost is visible.
 # Needs root, target/release/{berthd,berth-shim,berth-runtime} (cargo build --release -p berth-api
@@ -120,18 +121,26 @@ done
 "${PM[@]}" rm -f -t 0 $(cat "$W/p.ids") >/dev/null 2>&1; : >"$W/dd.ids"
 
 # --- 4. start rate -------------------------------------------------------------------------------------
-rate() {  # engine-array-name image extra-args... ; prints containers/s
-  local -n E=$1; local tag=$1 img=$2; shift 2; local t0 t1 i
+# Interleaved per container (berthd, dockerd, podman, the client alone), so a change of load during
+# the phase weighs on every engine alike; each engine's rate is NSTART over the sum of its own times.
+start1() {  # tag image extra-args... ; appends the µs one `run -d` took to $W/rate.<tag>
+  local tag=$1 img=$2; shift 2; local -n E=$tag; local t0 t1
   t0=$(now)
-  for i in $(seq "$NSTART"); do "${E[@]}" run -d "$@" "$img" sleep 1000 >>"$W/rate.$tag.ids" || echo "run -d failed ($tag)" >&2; done
+  "${E[@]}" run -d "$@" "$img" sleep 1000 >>"$W/rate.$tag.ids" || echo "run -d failed ($tag)" >&2
   t1=$(now)
-  awk -v n="$NSTART" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}'
+  echo $(( (t1 - t0) / 1000 )) >>"$W/rate.$tag"
 }
-R_B=$(rate BD "$BIMG" --network none); "${BD[@]}" rm -f $(cat "$W/rate.BD.ids") >/dev/null
-R_D=$(rate DD "$DIMG" --network none); cp "$W/rate.DD.ids" "$W/dd.ids"
+for i in $(seq "$NSTART"); do
+  start1 BD "$BIMG" --network none
+  start1 DD "$DIMG" --network none; cp "$W/rate.DD.ids" "$W/dd.ids"
+  start1 PM "$PIMG" "${PRUN[@]}"
+  start1 NUL "$DIMG" --network none
+done
+rate() { awk -v n="$NSTART" '{s += $1} END {printf "%.1f", n / (s / 1e6)}' "$W/rate.$1"; }
+R_B=$(rate BD); R_D=$(rate DD); R_P=$(rate PM); R_N=$(rate NUL)
+"${BD[@]}" rm -f $(cat "$W/rate.BD.ids") >/dev/null
 "${DD[@]}" rm -f $(cat "$W/dd.ids") >/dev/null; : >"$W/dd.ids"
-R_P=$(rate PM "$PIMG" "${PRUN[@]}"); "${PM[@]}" rm -f -t 0 $(cat "$W/rate.PM.ids") >/dev/null 2>&1
-R_N=$(rate NUL "$DIMG" --network none)
+"${PM[@]}" rm -f -t 0 $(cat "$W/rate.PM.ids") >/dev/null 2>&1
 
 # --- report ----------------------------------------------------------------------------------------
 m() { awk '{printf "%.1f", $1/1000}' <<<"$(median <"$W/$1")"; }   # median ms
