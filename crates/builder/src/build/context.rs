@@ -240,6 +240,8 @@ fn sync<R: Read>(dir: &Path, mut a: tar::Archive<R>) -> Result<()> {
     a.set_preserve_ownerships(true);
     a.set_preserve_mtime(true);
     let mut seen: HashSet<PathBuf> = HashSet::new();
+    // Dirs of the kept context checked to be real dirs, not symlinks.
+    let mut real_dirs: HashSet<PathBuf> = HashSet::new();
     for e in a.entries().ctx("read context tar", dir)? {
         let mut e = e.ctx("read context tar", dir)?;
         let raw = e.path().ctx("read context tar", dir)?.into_owned();
@@ -268,6 +270,25 @@ fn sync<R: Read>(dir: &Path, mut a: tar::Archive<R>) -> Result<()> {
         }
         let at = dir.join(&rel);
         let link = e.link_name().ok().flatten().map(|l| l.into_owned());
+        if e.header().entry_type() != tar::EntryType::Directory {
+            real_dirs.remove(&rel);
+        }
+        // A parent that is a symlink (an entry of this tar or a leftover)
+        // must not lead the stat, removal or write below out of the dir;
+        // unpack_in refuses such an entry by itself.
+        let parents_real = rel
+            .ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .all(|a| {
+                real_dirs.contains(a)
+                    || (fs::symlink_metadata(dir.join(a)).is_ok_and(|m| m.is_dir())
+                        && real_dirs.insert(a.to_path_buf()))
+            });
+        if !parents_real {
+            e.unpack_in(dir).ctx("extract context", &at)?;
+            continue;
+        }
         if let Ok(m) = fs::symlink_metadata(&at) {
             if unchanged(&m, e.header(), link.as_deref(), &at) {
                 if !m.is_file() {
@@ -440,5 +461,42 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(fs::read_to_string(k.dir.join("build/keep")).unwrap(), "K");
+    }
+
+    /// An entry below a symlink never reaches what the link points at,
+    /// even when its header matches the file there.
+    #[test]
+    fn sync_stays_inside_through_symlinked_parents() {
+        let root = tempfile::tempdir().unwrap();
+        let victim = root.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::write(victim.join("f"), "secret").unwrap();
+        let vm = fs::metadata(victim.join("f")).unwrap();
+        let tar_of = |with_file: bool| {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            b.append_link(&mut h, "lnk", &victim).unwrap();
+            if with_file {
+                use std::os::unix::fs::MetadataExt;
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(6);
+                h.set_mode(vm.mode() & 0o7777);
+                h.set_uid(vm.uid() as u64);
+                h.set_gid(vm.gid() as u64);
+                h.set_mtime(vm.mtime() as u64);
+                b.append_data(&mut h, "lnk/f", &b"hacked"[..]).unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        drop(kept(root.path(), "cd", &tar_of(false)).unwrap().unwrap());
+        assert!(kept(root.path(), "cd", &tar_of(true)).is_err());
+        assert_eq!(fs::read_to_string(victim.join("f")).unwrap(), "secret");
     }
 }
