@@ -240,3 +240,75 @@ fn context_in_another_mount_namespace() {
     );
     d.finish();
 }
+
+/// A layer of random data (written as stored blocks by berth-image's
+/// gzwrite) is an ordinary gzip blob to other tools: pushed to the
+/// registry and pulled by dockerd, its file arrives intact. Opt-in with
+/// the shared dockerd (`BERTH_DOCKER_COMPARE=1`).
+#[test]
+fn a_stored_layer_pushes_and_pulls_into_dockerd() {
+    if std::env::var("BERTH_DOCKER_COMPARE").as_deref() != Ok("1") {
+        eprintln!("skipped: set BERTH_DOCKER_COMPARE=1 to pull into dockerd");
+        return;
+    }
+    let st = Command::new("/work/shared/fixtures/dockerd.sh")
+        .arg("start")
+        .status();
+    assert!(matches!(st, Ok(s) if s.success()), "no dockerd: {st:?}");
+    let mut d = Daemon::start();
+    let ctx = tempfile::Builder::new()
+        .prefix("berth-stored-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let mut noise = vec![0u8; 4 << 20];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").unwrap(),
+        &mut noise,
+    )
+    .unwrap();
+    std::fs::write(ctx.path().join("noise"), &noise).unwrap();
+    write(
+        ctx.path(),
+        &[("Dockerfile", &format!("FROM {IMAGE}\nCOPY noise /noise\n"))],
+    );
+    let name = format!("localhost:5000/berth-stored-{}:t", std::process::id());
+    let p = ctx.path().to_str().unwrap();
+    berth_ok(&d, &["build", "-q", "-t", &name, p]);
+    berth_ok(&d, &["push", &name]);
+    let docker = |args: &[&str]| {
+        Command::new(DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+            .output()
+            .unwrap()
+    };
+    let pulled = docker(&["pull", "-q", &name]);
+    let run = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "md5sum",
+        "/noise",
+    ]);
+    let _ = docker(&["rmi", "-f", &name]);
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    let sum = Command::new("md5sum")
+        .arg(ctx.path().join("noise"))
+        .output()
+        .unwrap();
+    let want = String::from_utf8_lossy(&sum.stdout);
+    let got = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        got.split_whitespace().next(),
+        want.split_whitespace().next(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    d.finish();
+}
