@@ -11,6 +11,7 @@ mod http;
 mod routes;
 
 use std::convert::Infallible;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use berth_engine::Engine;
@@ -35,8 +36,17 @@ pub async fn serve(engine: Arc<Engine>, listener: UnixListener) -> std::io::Resu
     loop {
         let (stream, _) = listener.accept().await?;
         let engine = engine.clone();
-        let peer = peer_of(&stream).map(Arc::new);
         tokio::spawn(async move {
+            // Before any HTTP: the directory fd `berth build` may pass.
+            let Ok(context) = passed_dir(&stream).await else {
+                return;
+            };
+            let peer = stream.peer_cred().ok().map(|c| {
+                Arc::new(berth_engine::build::Peer {
+                    uid: c.uid(),
+                    context,
+                })
+            });
             let svc = service_fn(move |mut req: Request<Incoming>| {
                 let engine = engine.clone();
                 if let Some(p) = &peer {
@@ -52,43 +62,44 @@ pub async fn serve(engine: Arc<Engine>, listener: UnixListener) -> std::io::Resu
     }
 }
 
-/// Who connected (for `POST /build`'s `berthcontextpath`): credentials
-/// from SO_PEERCRED and, for root only (no one else may use them), a pidfd
-/// of the client process, taken now so that a later pid reuse is detected.
-fn peer_of(stream: &tokio::net::UnixStream) -> Option<berth_engine::build::Peer> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let cred = stream.peer_cred().ok()?;
-    let pid = cred.pid()?;
-    let pidfd = (cred.uid() == 0).then(|| {
-        // SO_PEERPIDFD (Linux 6.5; the libc crate does not export it for
-        // glibc yet) names the process that connect()ed, race-free.
-        const SO_PEERPIDFD: libc::c_int = 77;
-        let mut fd: libc::c_int = -1;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt into an int of the given length.
-        let r = unsafe {
-            libc::getsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                SO_PEERPIDFD,
-                (&raw mut fd).cast(),
-                &mut len,
-            )
-        };
-        if r != 0 || fd < 0 {
-            // Older kernels: the pid, as it is now (racy only if the
-            // client already exited and its pid was reused).
-            // SAFETY: pidfd_open takes a pid and flags.
-            fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+/// The fd a client passed ahead of its HTTP request, for `POST /build`'s
+/// `berthcontextpath` (see berth_engine::build::ClientDir): a first byte
+/// 0x00 (no HTTP client sends it) carrying one fd as SCM_RIGHTS. Any other
+/// first byte is left unread for hyper. Several fds: the first is kept.
+async fn passed_dir(stream: &tokio::net::UnixStream) -> std::io::Result<Option<OwnedFd>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recv, recvmsg};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let fd = stream.as_raw_fd();
+    loop {
+        stream.readable().await?;
+        let r = stream.try_io(tokio::io::Interest::READABLE, || {
+            let mut b = [0u8; 1];
+            let n = recv(fd, &mut b, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT)?;
+            if n == 0 || b[0] != 0 {
+                return Ok(None);
+            }
+            let mut iov = [std::io::IoSliceMut::new(&mut b)];
+            let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+            let msg = recvmsg::<()>(
+                fd,
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+            )?;
+            let mut fds = Vec::new();
+            for c in msg.cmsgs()? {
+                if let ControlMessageOwned::ScmRights(v) = c {
+                    // SAFETY: fds the kernel just installed for us.
+                    fds.extend(v.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+                }
+            }
+            Ok(fds.into_iter().next())
+        });
+        match r {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
         }
-        // SAFETY: a new fd we own, or -1 (checked).
-        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-    });
-    Some(berth_engine::build::Peer {
-        uid: cred.uid(),
-        pid,
-        pidfd: pidfd.flatten(),
-    })
+    }
 }
 
 async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Resp {

@@ -241,6 +241,99 @@ fn context_in_another_mount_namespace() {
     d.finish();
 }
 
+/// A byte relay in front of berthd's socket, as socat or an ssh forward
+/// would be: it runs as root, so the daemon sees uid 0, but it passes no
+/// fds. Serves until the test process ends.
+fn relay(front: &Path, back: &Path) {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let l = UnixListener::bind(front).unwrap();
+    let back = back.to_path_buf();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { return };
+            let Ok(d) = UnixStream::connect(&back) else {
+                return;
+            };
+            let pipe = |mut a: UnixStream, mut b: UnixStream| {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut a, &mut b);
+                    let _ = b.shutdown(std::net::Shutdown::Write);
+                });
+            };
+            pipe(c.try_clone().unwrap(), d.try_clone().unwrap());
+            pipe(d, c);
+        }
+    });
+}
+
+/// `curl` POST /build with `berthcontextpath=path` on `sock`: the reply
+/// body and status.
+fn curl_build(sock: &Path, path: &str) -> String {
+    let o = Command::new("curl")
+        .args(["-s", "-X", "POST", "-w", " %{http_code}", "--unix-socket"])
+        .arg(sock)
+        .arg(format!(
+            "http://berth/v1.45/build?berthcontextpath={path}&dockerfile=Dockerfile"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The path names nothing by itself: only a directory fd passed with the
+/// connection is read in place. A root client without one, and any
+/// client behind a root relay (which drops fds), is refused (400); `berth
+/// build` through the relay then sends a tar.
+#[test]
+fn a_path_without_a_passed_directory_is_refused() {
+    let mut d = Daemon::start();
+    let ctx = tempfile::Builder::new()
+        .prefix("berth-relay-ctx-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let dir = ctx.path();
+    write(
+        dir,
+        &[
+            ("Dockerfile", &format!("FROM {IMAGE}\nCOPY f /f\n")),
+            ("f", "relayed\n"),
+        ],
+    );
+    let p = dir.to_str().unwrap();
+    let direct = curl_build(&d.socket(), p);
+    assert!(
+        direct.ends_with(" 400") && direct.contains("no directory fd"),
+        "{direct}"
+    );
+    let front = d.exec_root.path().join("relay.sock");
+    relay(&front, &d.socket());
+    let relayed = curl_build(&front, "/root");
+    assert!(
+        relayed.ends_with(" 400") && relayed.contains("no directory fd"),
+        "{relayed}"
+    );
+    let o = Command::new(BERTH)
+        .arg("-H")
+        .arg(format!("unix://{}", front.display()))
+        .args(["build", "--progress", "plain", "-t", "relayed:one", p])
+        .env("DOCKER_CONFIG", d.docker_config.path())
+        .env_remove("BERTH_HOST")
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}\n{}", d.log());
+    assert!(
+        d.root.path().join("builder/contexts").exists(),
+        "sent as a tar: {err}"
+    );
+    assert_eq!(
+        berth_ok(&d, &["run", "--rm", "relayed:one", "cat", "/f"]),
+        "relayed\n"
+    );
+    d.finish();
+}
+
 /// A layer of random data (written as stored blocks by berth-image's
 /// gzwrite) is an ordinary gzip blob to other tools: pushed to the
 /// registry and pulled by dockerd, its file arrives intact. Opt-in with

@@ -8,7 +8,7 @@ use berth_builder::build::{self, BuildOptions, DockerfileSource};
 use berth_image::Digest;
 use berth_image::formats::Platform;
 
-pub use crate::client_dir::{ClientDir, Peer};
+pub use crate::client_dir::{ClientDir, Peer, REFUSED as CONTEXT_REFUSED};
 pub use berth_builder::build::{BuildResult, Sink};
 
 use crate::Engine;

@@ -4,31 +4,34 @@
 //! an unchanged tree costs a stat per file (see the builder's file hash
 //! table) instead of a 32 MB transfer and sync.
 //!
-//! Only for a root client on the unix socket: the daemon reads as root,
-//! so anyone else could make it read what they may not. The path is the
-//! client's: it is resolved through `/proc/<client pid>/root` (a client in
-//! another mount namespace, or chrooted, names its own files), with
-//! `openat2(RESOLVE_IN_ROOT)` so its absolute symlinks stay in the
-//! client's root too. The pid is checked against the pidfd taken when the
-//! client connected: once the directory is open, the process must still
-//! be alive, so the pid was not reused by another process meanwhile.
+//! The client opens the directory itself and passes the open fd over the
+//! unix connection (SCM_RIGHTS, before its HTTP request; see berth-api's
+//! `serve`), so the daemon never resolves a client's path: no
+//! `/proc/<pid>/root`, no pid that could be reused, and a client in
+//! another mount namespace or chroot names its own files. A proxy in front
+//! of the socket (socat, ssh forwarding, docker-socket-proxy) forwards
+//! bytes, not fds: through it there is no directory to read, so the
+//! proxy's own credentials (often root) grant nothing.
+//!
+//! Only for a root client: the daemon reads as root beneath the fd, so a
+//! user's fd would let it read files below that the user may not.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
-
-use berth_image::fswalk;
-use nix::fcntl::OFlag;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
 
 use crate::error::{EngineError, Result};
 
-/// The client at the other end of the API socket: its credentials when it
-/// connected (SO_PEERCRED) and a pidfd for its process (SO_PEERPIDFD, or
-/// pidfd_open of the pid on kernels before 6.5).
+/// How every refusal of an in-place context begins: `berth build` falls
+/// back to sending a tar on exactly these (and on nothing else, so a real
+/// bad request is not sent twice).
+pub const REFUSED: &str = "berthcontextpath refused: ";
+
+/// The client at the other end of the API socket: its uid when it
+/// connected (SO_PEERCRED) and the directory fd it passed, if any.
 #[derive(Debug)]
 pub struct Peer {
     pub uid: u32,
-    pub pid: i32,
-    pub pidfd: Option<OwnedFd>,
+    pub context: Option<OwnedFd>,
 }
 
 /// The client's context directory, open for the length of a build.
@@ -38,61 +41,39 @@ pub struct ClientDir {
 }
 
 impl ClientDir {
-    /// Opens `path` as `peer` sees it; refuses any peer but root.
-    pub fn open(path: &str, peer: Option<&Peer>) -> Result<ClientDir> {
+    /// The directory `peer` passed with its connection; refuses any peer
+    /// but root, and a connection that brought no directory.
+    pub fn open(peer: Option<&Peer>) -> Result<ClientDir> {
         let Some(peer) = peer else {
-            return Err(EngineError::InvalidArgument(
-                "berthcontextpath: only a client on the daemon's unix socket can name its context directory; send the context as a tar".into(),
-            ));
+            return Err(EngineError::InvalidArgument(format!(
+                "{REFUSED}only a client on the daemon's unix socket can pass its context directory; send the context as a tar"
+            )));
         };
         if peer.uid != 0 {
             return Err(EngineError::Forbidden(format!(
-                "berthcontextpath: the daemon reads a context directory in place only for root clients (this one is uid {}); send the context as a tar",
+                "{REFUSED}the daemon reads a context directory in place only for root clients (this one is uid {}); send the context as a tar",
                 peer.uid
             )));
         }
-        if !path.starts_with('/') {
+        let Some(fd) = &peer.context else {
             return Err(EngineError::InvalidArgument(format!(
-                "berthcontextpath {path:?}: expected an absolute path"
+                "{REFUSED}no directory fd came with this connection (the client passes it over the unix socket; a proxy in between does not forward it); send the context as a tar"
             )));
-        }
-        let Some(pidfd) = &peer.pidfd else {
-            return Err(EngineError::InvalidArgument(
-                "berthcontextpath: the client process cannot be identified (no pidfd); send the context as a tar".into(),
-            ));
         };
         let bad = |e: std::io::Error| {
-            EngineError::InvalidArgument(format!("berthcontextpath {path:?}: {e}"))
+            EngineError::InvalidArgument(format!("{REFUSED}the passed context directory: {e}"))
         };
-        let root =
-            fswalk::open_root(Path::new(&format!("/proc/{}/root", peer.pid))).map_err(bad)?;
-        let fd = fswalk::open_in_root(
-            root.as_fd(),
-            Path::new(path),
-            OFlag::O_PATH | OFlag::O_DIRECTORY,
-        )
-        .map_err(bad)?;
-        // SAFETY: pidfd_send_signal with signal 0 only checks that the
-        // process exists; the fd is ours.
-        let alive = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                pidfd.as_raw_fd(),
-                0,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        } == 0;
-        if !alive {
-            return Err(EngineError::InvalidArgument(
-                "berthcontextpath: the client process went away".into(),
-            ));
+        let st = nix::sys::stat::fstat(fd).map_err(|e| bad(e.into()))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(bad(std::io::Error::from_raw_os_error(libc::ENOTDIR)));
         }
+        // A connection may carry several builds: each holds its own fd.
+        let fd = fd.try_clone().map_err(bad)?;
         Ok(ClientDir { fd })
     }
 
     /// A path naming the open directory for this process and its children
-    /// (RUN --mount=type=bind sources are handed to the runtime by path).
+    /// (the builder opens the context by path).
     pub fn path(&self) -> PathBuf {
         PathBuf::from(format!(
             "/proc/{}/fd/{}",

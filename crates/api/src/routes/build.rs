@@ -118,13 +118,14 @@ pub async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> 
         .await
         .map_err(|e| ApiError::BadRequest(format!("reading the build context: {e}")))?
         .to_bytes();
-    // Berth's own `berthcontextpath`: the context is the client's directory
-    // of that path, read in place (see berth_engine::build::ClientDir); the
-    // body is then the Dockerfile when it lies outside it. Refused (403)
-    // for a non-root client before anything streams, so `berth build`
-    // falls back to sending a tar.
+    // Berth's own `berthcontextpath`: the context is the directory whose
+    // fd the client passed with the connection, read in place (see
+    // berth_engine::build::ClientDir); the value only names it in logs.
+    // The body is then the Dockerfile when it lies outside it. Refused
+    // (403 for non-root, 400 without an fd) before anything streams, so
+    // `berth build` falls back to sending a tar.
     let dir = match last(&q, "berthcontextpath").filter(|p| !p.is_empty()) {
-        Some(p) => Some(ClientDir::open(p, peer.as_deref())?),
+        Some(_) => Some(blocking(move || ClientDir::open(peer.as_deref())).await?),
         None => None,
     };
     let (tx, resp) = json_lines();

@@ -3,6 +3,7 @@
 //! read as it arrives (chunked or not), so progress shows live.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::BorrowedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -54,10 +55,21 @@ impl Response {
     }
 }
 
-/// `query` is already encoded (`a=1&b=2`).
-pub fn post(sock: &Path, path: &str, query: &str, ctype: &str, body: &[u8]) -> Result<Response> {
+/// `query` is already encoded (`a=1&b=2`). `dir` goes ahead of the
+/// request as the connection's passed fd (see [`pass_fd`]).
+pub fn post(
+    sock: &Path,
+    path: &str,
+    query: &str,
+    ctype: &str,
+    body: &[u8],
+    dir: Option<BorrowedFd<'_>>,
+) -> Result<Response> {
     let mut s = UnixStream::connect(sock)
         .with_context(|| format!("cannot connect to berthd at {}", sock.display()))?;
+    if let Some(fd) = dir {
+        pass_fd(&s, fd).context("passing the context directory to berthd")?;
+    }
     let q = if query.is_empty() {
         String::new()
     } else {
@@ -96,6 +108,27 @@ pub fn post(sock: &Path, path: &str, query: &str, ctype: &str, body: &[u8]) -> R
         Box::new(r)
     };
     Ok(Response { status, body })
+}
+
+/// Berth's preamble: one byte 0x00 (which no HTTP client sends first)
+/// carrying `fd` as SCM_RIGHTS. berthd takes it as the directory a
+/// `berthcontextpath` build reads; anything that only relays bytes (a
+/// proxy) drops the fd, and the daemon then refuses the path.
+fn pass_fd(s: &UnixStream, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+    use std::os::fd::AsRawFd;
+    let fds = [fd.as_raw_fd()];
+    let n = sendmsg::<UnixAddr>(
+        s.as_raw_fd(),
+        &[std::io::IoSlice::new(&[0])],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
+    if n != 1 {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    Ok(())
 }
 
 /// Decodes `Transfer-Encoding: chunked`.

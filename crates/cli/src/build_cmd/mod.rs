@@ -7,6 +7,7 @@ mod progress;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -183,19 +184,27 @@ fn build_remote(sock: &Path, a: &BuildArgs, mode: progress::Mode) -> Result<Stri
         .canonicalize()
         .with_context(|| format!("context {}", context.display()))?;
     // On the daemon's host berthd reads the directory in place (Berth's
-    // `berthcontextpath`), for a root client only: anyone else, or a
-    // daemon that cannot see the directory, answers 403/400 before the
-    // build starts, and the context goes as a tar, as docker sends it. The
-    // body is the Dockerfile's text when it lies outside the context.
+    // `berthcontextpath`): the directory goes as an fd passed over the
+    // socket, for a root client only. Anyone else, a connection through a
+    // proxy (no fd arrives) or a daemon that does not know the fd
+    // preamble gets refused before the build starts, and the context goes
+    // as a tar, as docker sends it. The body is the Dockerfile's text when
+    // it lies outside the context.
     let (body, dockerfile) = match &df {
         Df::InContext(rel) => (Vec::new(), Some(rel.clone())),
         Df::Text(text) => (text.clone().into_bytes(), None),
     };
+    let dir = open_dir(context)?;
     let mut pq = q.clone();
     pq.push(("berthcontextpath".into(), abs.display().to_string()));
-    let resp = post_build(sock, pq, dockerfile, "text/plain", &body)?;
+    let resp = post_build(sock, pq, dockerfile, "text/plain", &body, Some(dir.as_fd()))?;
     if !matches!(resp.status, 400 | 403) {
         return stream_build(client::check(resp)?, mode);
+    }
+    let status = resp.status;
+    let text = resp.text()?;
+    if !in_place_refused(&text) {
+        bail!(client::error_message(status, &text));
     }
     let (body, dockerfile) = match df {
         Df::InContext(rel) => (
@@ -213,6 +222,31 @@ fn build_remote(sock: &Path, a: &BuildArgs, mode: progress::Mode) -> Result<Stri
     let key = berth_image::Digest::sha256_of(abs.as_os_str().as_encoded_bytes());
     q.push(("berthcontext".into(), key.hex().to_string()));
     send(sock, q, dockerfile, "application/x-tar", &body, mode)
+}
+
+/// The context directory, open for passing to berthd.
+fn open_dir(context: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(context)
+        .with_context(|| format!("opening the context {}", context.display()))
+}
+
+/// Did berthd refuse to read the context in place (a 400/403 body)? Its
+/// refusals begin with "berthcontextpath refused: " (berth-engine's
+/// `CONTEXT_REFUSED`); a body that is no Docker API error at all comes
+/// from a daemon that took the fd preamble for a broken request. Any
+/// other error is a real one: sending a tar would fail the same way.
+fn in_place_refused(body: &str) -> bool {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(v) => match v["message"].as_str() {
+            Some(m) => m.starts_with("berthcontextpath refused: "),
+            None => true,
+        },
+        Err(_) => true,
+    }
 }
 
 /// The query every `POST /build` of these arguments carries.
@@ -247,12 +281,13 @@ fn post_build(
     dockerfile: Option<String>,
     ctype: &str,
     body: &[u8],
+    dir: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<client::Response> {
     if let Some(d) = dockerfile {
         q.push(("dockerfile".into(), d));
     }
     let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
-    client::post(sock, "/build", &query.join("&"), ctype, body)
+    client::post(sock, "/build", &query.join("&"), ctype, body, dir)
 }
 
 fn send(
@@ -264,7 +299,7 @@ fn send(
     mode: progress::Mode,
 ) -> Result<String> {
     stream_build(
-        client::check(post_build(sock, q, dockerfile, ctype, body)?)?,
+        client::check(post_build(sock, q, dockerfile, ctype, body, None)?)?,
         mode,
     )
 }
@@ -384,6 +419,7 @@ pub fn builder(store: &ImageStore, c: BuilderCmd) -> Result<()> {
                         "",
                         "application/json",
                         b"",
+                        None,
                     )?)?;
                     let v: serde_json::Value = serde_json::from_str(&r.text()?)
                         .context("bad answer from berthd to /build/prune")?;
