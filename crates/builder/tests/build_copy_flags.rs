@@ -319,3 +319,129 @@ fn globs_count_what_they_match() {
     assert_eq!(fs::read(root.join("txt/g2.txt")).unwrap(), b"g2.txt");
     assert_eq!(fs::read(root.join("one")).unwrap(), b"x.md");
 }
+
+/// Everything below `dir` (relative paths), for "nothing was written here".
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if fs::symlink_metadata(&p).unwrap().is_dir() {
+                todo.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A base image's (or an earlier source's) symlinks in the destination
+/// never make a COPY/ADD write outside the rootfs, which the daemon does
+/// as root on the host. As in BuildKit, the destination path itself
+/// follows its links *inside* the rootfs (`/app/sub -> /<host>/dir` puts
+/// files at `<rootfs>/<host>/dir`), a file replaces a link in its place,
+/// and a directory merged onto a link is refused ("cannot copy to
+/// non-directory", what dockerd 20.10's BuildKit answers).
+#[test]
+fn destination_links_stay_in_the_rootfs() {
+    let e = env();
+    // The host directory the links name; it must stay empty.
+    let victim = e.dir.path().join("victim");
+    fs::create_dir_all(victim.join("dir")).unwrap();
+    fs::create_dir_all(victim.join("q")).unwrap();
+    let v = victim.to_str().unwrap();
+    let ctx = e.context("ctx");
+    let app = ctx.join("base/app");
+    fs::create_dir_all(&app).unwrap();
+    symlink(format!("{v}/dir"), app.join("sub")).unwrap();
+    // Relative and escaping: `..` stops at the rootfs's `/`.
+    symlink(format!("../../../../../../..{v}/up"), app.join("up")).unwrap();
+    symlink(format!("{v}/h.txt"), app.join("EOF")).unwrap();
+    symlink(format!("{v}/q"), app.join("q")).unwrap();
+    symlink(format!("../../../../../..{v}/plain"), app.join("plainf")).unwrap();
+    fs::create_dir_all(ctx.join("pdir/sub")).unwrap();
+    fs::write(ctx.join("pdir/sub/pwned.txt"), "P\n").unwrap();
+    fs::create_dir_all(ctx.join("q")).unwrap();
+    fs::write(ctx.join("q/x.txt"), "X\n").unwrap();
+    fs::write(ctx.join("f.txt"), "F\n").unwrap();
+    // An earlier source of the same COPY brings the link.
+    fs::create_dir_all(ctx.join("early")).unwrap();
+    symlink(format!("{v}/dir"), ctx.join("early/sub")).unwrap();
+    let tar_of = |entries: &[(&str, tar::EntryType)]| {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(*kind);
+            let body: &[u8] = if *kind == tar::EntryType::Regular {
+                b"T\n"
+            } else {
+                b""
+            };
+            h.set_size(body.len() as u64);
+            h.set_mode(0o777);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_600_000_000);
+            h.set_cksum();
+            b.append_data(&mut h, name, body).unwrap();
+        }
+        b.into_inner().unwrap()
+    };
+    fs::write(
+        ctx.join("in.tar"),
+        tar_of(&[("t.txt", tar::EntryType::Regular)]),
+    )
+    .unwrap();
+    // A directory entry over the base's `/app/sub` link: tar would chmod
+    // (and chown) the link's target.
+    fs::write(
+        ctx.join("over.tar"),
+        tar_of(&[("sub/", tar::EntryType::Directory)]),
+    )
+    .unwrap();
+    let base = "FROM scratch AS evil\nCOPY base/ /\nFROM evil\n";
+    let (r, _) = e.build(
+        &ctx,
+        &format!(
+            "{base}COPY f.txt /app/sub/\n\
+             COPY f.txt /app/up/\n\
+             COPY f.txt /app/plainf\n\
+             ADD in.tar /app/sub/\n\
+             COPY <<EOF /app/\nhello\nEOF\n"
+        ),
+        |_| {},
+    );
+    assert_eq!(tree(&victim), ["dir", "q"], "written on the host");
+    let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+    let m = Mounted::new(&e.store, &rec, e.dir.path().join("mnt"));
+    let inside = m.dir.join(v.trim_start_matches('/'));
+    assert_eq!(fs::read(inside.join("dir/f.txt")).unwrap(), b"F\n");
+    assert_eq!(fs::read(inside.join("up/f.txt")).unwrap(), b"F\n");
+    assert_eq!(fs::read(inside.join("plain")).unwrap(), b"F\n");
+    assert_eq!(fs::read(inside.join("dir/t.txt")).unwrap(), b"T\n");
+    assert_eq!(stat(&m.dir, "/app/EOF"), ("file", 0o644, 0, 0));
+    assert_eq!(fs::read(m.dir.join("app/EOF")).unwrap(), b"hello\n");
+    assert_eq!(stat(&m.dir, "/app/sub").0, "link");
+    drop(m);
+    for step in [
+        "COPY pdir/ /app/",
+        "COPY --parents q/x.txt /app/",
+        "ADD over.tar /app/",
+    ] {
+        let (err, _) = e.build_err(&ctx, &format!("{base}{step}\n"));
+        assert!(
+            err.contains("cannot copy to non-directory"),
+            "{step}: {err}"
+        );
+        assert_eq!(tree(&victim), ["dir", "q"], "{step} wrote on the host");
+    }
+    let (err, _) = e.build_err(&ctx, "FROM scratch\nCOPY early/ pdir/ /app2/\n");
+    assert!(err.contains("cannot copy to non-directory"), "{err}");
+    assert_eq!(tree(&victim), ["dir", "q"]);
+    assert_eq!(
+        fs::metadata(victim.join("dir")).unwrap().mode() & 0o777,
+        0o755
+    );
+}

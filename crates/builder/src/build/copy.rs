@@ -3,16 +3,22 @@
 //! tar auto-extraction, and the content hash the cache keys on (contents,
 //! modes, owners, link targets — never mtimes).
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
 
 use berth_image::digest::{Algorithm, Hasher};
 
 use crate::dockerfile::glob;
 use crate::dockerfile::ignore::{Ignore, clean};
 use crate::error::{Error, IoContext, Result};
+
+use super::dest;
 
 /// A source resolved to a real path, with its context-relative name.
 #[derive(Clone, Debug)]
@@ -162,49 +168,39 @@ pub fn resolve_parents(
     Ok(out)
 }
 
-/// Creates `dir` and its missing parents as BuildKit's copy does: mode
-/// 0755, owned by `owner` (the --chown user, else root). Existing
-/// directories are left as they are.
-pub fn mkdir_owned(dir: &Path, owner: (u32, u32)) -> Result<()> {
-    let mut missing = Vec::new();
-    let mut cur = Some(dir);
-    while let Some(d) = cur {
-        if fs::symlink_metadata(d).is_ok() {
-            break;
-        }
-        missing.push(d);
-        cur = d.parent();
-    }
-    for d in missing.into_iter().rev() {
-        fs::create_dir(d).ctx("create", d)?;
-        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).ctx("chmod", d)?;
-        lchown(d, Some(owner.0), Some(owner.1)).ctx("chown", d)?;
-    }
-    Ok(())
-}
-
-/// COPY --parents: the directories between the destination and a kept
-/// source, made like the context's (mode, mtime; owner per `attrs`).
-pub fn parent_dirs(keep: &Keep, dst: &Path, attrs: Attrs) -> Result<()> {
+/// COPY --parents: the directories between the destination `dir` and a
+/// kept source, made like the context's (mode, mtime; owner per `attrs`),
+/// entered without following links. Returns the last one (and its path,
+/// for messages) and the source's own name in it.
+pub fn parent_dirs(
+    keep: &Keep,
+    dir: OwnedFd,
+    shown: &Path,
+    attrs: Attrs,
+) -> Result<(OwnedFd, PathBuf, OsString)> {
     let mut src = keep.pivot.clone();
-    let mut to = dst.to_path_buf();
+    let mut cur = dir;
+    let mut shown = shown.to_path_buf();
     let parts: Vec<&str> = keep.under.split('/').filter(|p| !p.is_empty()).collect();
-    for p in parts.iter().take(parts.len().saturating_sub(1)) {
+    let Some((last, between)) = parts.split_last() else {
+        return Err(Error::Invalid(format!(
+            "COPY --parents: {:?} names no file",
+            keep.under
+        )));
+    };
+    for p in between {
         src.push(p);
-        to.push(p);
-        if to.is_dir() {
-            continue;
-        }
+        shown.push(p);
         let m = fs::metadata(&src).ctx("stat", &src)?;
-        let _ = fs::remove_file(&to);
-        fs::create_dir(&to).ctx("create", &to)?;
         let (uid, gid) = attrs.owner.unwrap_or((m.uid(), m.gid()));
-        lchown(&to, Some(uid), Some(gid)).ctx("chown", &to)?;
         let mode = attrs.chmod.unwrap_or(m.mode() & 0o7777);
-        fs::set_permissions(&to, fs::Permissions::from_mode(mode)).ctx("chmod", &to)?;
-        set_mtime(&to, m.mtime(), m.mtime_nsec())?;
+        let t = Some((m.mtime(), m.mtime_nsec()));
+        cur = dest::child_dir(cur.as_fd(), OsStr::new(p), &shown, |fd| {
+            dest::set_attrs(fd, &shown, (uid, gid), mode, t)
+        })?
+        .0;
     }
-    Ok(())
+    Ok((cur, shown, OsString::from(last)))
 }
 
 fn list(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<()> {
@@ -282,27 +278,14 @@ pub struct Attrs {
     pub chmod: Option<u32>,
 }
 
-/// Copies `src` to `dst` (a directory's *contents* go into `dst`).
-pub fn copy(src: &Source, dst: &Path, attrs: Attrs, ignore: Option<&Ignore>) -> Result<()> {
-    if src.keep.is_none() && fs::metadata(&src.path).is_ok_and(|m| m.is_dir()) {
-        // A directory's contents are copied: the destination directory is
-        // made (0755, the --chown user or root) or left as it is, never
-        // given the source directory's mode or owner (BuildKit's copy,
-        // checked against dockerd 20.10). With --parents the directory is
-        // an entry of its own and keeps its attributes.
-        if !dst.is_dir() {
-            let _ = fs::remove_file(dst);
-            mkdir_owned(dst, attrs.owner.unwrap_or((0, 0)))?;
-        }
-        return copy_children(&src.path, &src.rel, dst, attrs, ignore);
-    }
-    copy_entry(&src.path, &src.rel, dst, attrs, ignore)
-}
-
-fn copy_children(
+/// Copies the entries of the directory `src` into the directory `dir`
+/// (a directory source's *contents* are copied: `dir` keeps its own mode
+/// and owner, as in BuildKit). `shown` is `dir`'s path, for messages.
+pub fn copy_children(
     src: &Path,
     rel: &str,
-    dst: &Path,
+    dir: BorrowedFd<'_>,
+    shown: &Path,
     attrs: Attrs,
     ignore: Option<&Ignore>,
 ) -> Result<()> {
@@ -320,47 +303,63 @@ fn copy_children(
         if ignore.is_some_and(|i| i.excluded(&r)) {
             continue;
         }
-        copy_entry(&src.join(&n), &r, &dst.join(&n), attrs, ignore)?;
+        copy_entry(&src.join(&n), &r, dir, &n, &shown.join(&n), attrs, ignore)?;
     }
     Ok(())
 }
 
-fn copy_entry(
+/// Copies `src` as the entry `name` of the directory `parent`: a
+/// directory is merged into an existing one (never through a link), a
+/// file or link replaces what was there.
+pub fn copy_entry(
     src: &Path,
     rel: &str,
-    dst: &Path,
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    shown: &Path,
     attrs: Attrs,
     ignore: Option<&Ignore>,
 ) -> Result<()> {
     let m = fs::symlink_metadata(src).ctx("stat", src)?;
     let ft = m.file_type();
+    let owner = attrs.owner.unwrap_or((m.uid(), m.gid()));
+    let mode = attrs.chmod.unwrap_or(m.mode() & 0o7777);
+    let mtime = Some((m.mtime(), m.mtime_nsec()));
     if ft.is_dir() {
-        if !dst.is_dir() {
-            let _ = fs::remove_file(dst);
-            fs::create_dir_all(dst).ctx("create", dst)?;
-        }
-        copy_children(src, rel, dst, attrs, ignore)?;
+        let (d, _) = dest::child_dir(parent, name, shown, |_| Ok(()))?;
+        copy_children(src, rel, d.as_fd(), shown, attrs, ignore)?;
+        // Attributes last: a read-only directory must not stop its children.
+        dest::set_attrs(d.as_fd(), shown, owner, mode, mtime)
     } else if ft.is_symlink() {
         let t = fs::read_link(src).ctx("readlink", src)?;
-        let _ = fs::remove_file(dst);
-        symlink(&t, dst).ctx("symlink", dst)?;
+        dest::create_symlink(parent, name, &t, shown, owner, &m)
     } else if ft.is_file() {
-        let _ = fs::remove_file(dst);
-        fs::copy(src, dst).ctx("copy", dst)?;
+        // The source as stat'ed: a link swapped in since is not followed.
+        let mut from = File::from(
+            nix::fcntl::open(
+                src,
+                // O_NONBLOCK: a fifo swapped in must not block the open.
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| dest::io("open", src, e))?,
+        );
+        let now = from.metadata().ctx("stat", src)?;
+        if !now.is_file() || now.ino() != m.ino() {
+            return Err(Error::Invalid(format!(
+                "{} changed while it was being copied",
+                src.display()
+            )));
+        }
+        let mut to = dest::create_file(parent, name, shown)?;
+        io::copy(&mut from, &mut to).ctx("copy", shown)?;
+        dest::set_attrs(to.as_fd(), shown, owner, mode, mtime)
     } else {
-        return Err(Error::Unsupported(format!(
+        Err(Error::Unsupported(format!(
             "copying special file {}",
             src.display()
-        )));
+        )))
     }
-    let (uid, gid) = attrs.owner.unwrap_or((m.uid(), m.gid()));
-    lchown(dst, Some(uid), Some(gid)).ctx("chown", dst)?;
-    if !ft.is_symlink() {
-        let mode = attrs.chmod.unwrap_or(m.mode() & 0o7777);
-        fs::set_permissions(dst, fs::Permissions::from_mode(mode)).ctx("chmod", dst)?;
-    }
-    set_mtime(dst, m.mtime(), m.mtime_nsec())?;
-    Ok(())
 }
 
 /// Copies keep the source's mtime, as Docker's do (the cache ignores it).
@@ -505,6 +504,18 @@ pub fn extract(p: &Path, dst: &Path) -> Result<()> {
     dirs.sort_by(|a, b| b.path_bytes().cmp(&a.path_bytes()));
     let mut times = Vec::new();
     for mut d in dirs {
+        // tar merges into an existing directory by following a link there
+        // (and chmods and chowns its target), which from an image's
+        // `/app/x -> /etc` would be the host's. BuildKit refuses it too.
+        if let Ok(rel) = d.path() {
+            let at = dst.join(clean(&rel.to_string_lossy()));
+            if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::Invalid(format!(
+                    "cannot copy to non-directory: {} is a symlink",
+                    at.display()
+                )));
+            }
+        }
         if d.unpack_in(dst).ctx("extract", p)?
             && let (Ok(rel), Ok(t)) = (d.path(), d.header().mtime())
         {

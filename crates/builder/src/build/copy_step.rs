@@ -7,12 +7,14 @@ use berth_image::Digest;
 use berth_image::lease::Lease;
 use serde_json::json;
 
+use super::dest::{self, Dest};
 use super::run::{ReadOnlyRoot, StepRoot};
 use super::steps::{Ctx, Scope, StageState, chain, non_empty};
 use super::{config, copy, fetch};
 use crate::dockerfile::ignore::Ignore;
 use crate::dockerfile::{self, Dockerfile, expand};
 use crate::error::{Error, IoContext, Result};
+use std::os::fd::AsFd;
 
 impl Ctx<'_> {
     #[allow(clippy::too_many_arguments)]
@@ -209,33 +211,52 @@ impl Ctx<'_> {
             let dir_owner = owner.unwrap_or((0, 0));
             let attrs = copy::Attrs { owner, chmod };
             let dest_dir = dest.ends_with('/') || many || c.parents;
-            let dst_abs = scoped(&step.rootfs, &dest)?;
-            let dst_is_dir = dest_dir || dst_abs.is_dir();
+            // The destination itself resolves inside the rootfs (its links
+            // followed there, as BuildKit does); what goes below it is
+            // written through directory fds that never follow a link out.
+            let root = Dest::open(&step.rootfs)?;
+            let dst_rel = root.resolve(&dest)?;
+            let dst_abs = step.rootfs.join(&dst_rel);
+            let dst_is_dir =
+                dest_dir || std::fs::symlink_metadata(&dst_abs).is_ok_and(|m| m.is_dir());
+            // Where a file named `name` goes: into the destination
+            // directory, or as the destination itself.
+            let file_target = |name: &std::ffi::OsStr| -> Result<_> {
+                if dst_is_dir {
+                    let d = root.dir(&dst_rel, dir_owner)?;
+                    Ok((d, dst_abs.clone(), name.to_os_string()))
+                } else {
+                    let (parent, last) = dest::split(&dst_rel, &dest)?;
+                    let d = root.dir(parent, dir_owner)?;
+                    Ok((d, step.rootfs.join(parent), last.to_os_string()))
+                }
+            };
             for s in &sources {
                 let meta = std::fs::symlink_metadata(&s.path).ctx("stat", &s.path)?;
-                let target = if let Some(k) = &s.keep {
-                    copy::mkdir_owned(&dst_abs, dir_owner)?;
-                    copy::parent_dirs(k, &dst_abs, attrs)?;
-                    dst_abs.join(&k.under)
-                } else if meta.is_dir() || !dst_is_dir {
-                    dst_abs.clone()
-                } else {
-                    dst_abs.join(Path::new(&s.rel).file_name().unwrap_or_default())
-                };
-                if let Some(p) = target.parent() {
-                    copy::mkdir_owned(p, dir_owner)?;
-                }
-                if add && meta.is_file() && copy::is_archive(&s.path) {
-                    copy::mkdir_owned(&dst_abs, dir_owner)?;
+                let ign = if from_root.is_none() { ignore } else { None };
+                if s.keep.is_none() && add && meta.is_file() && copy::is_archive(&s.path) {
+                    root.dir(&dst_rel, dir_owner)?;
                     copy::extract(&s.path, &dst_abs)?;
                     continue;
                 }
-                copy::copy(
-                    s,
-                    &target,
-                    attrs,
-                    if from_root.is_none() { ignore } else { None },
-                )?;
+                if s.keep.is_none() && std::fs::metadata(&s.path).is_ok_and(|m| m.is_dir()) {
+                    // A directory's contents go into the destination, which
+                    // is made (0755, the --chown user or root) or left as
+                    // it is, never given the source directory's mode or
+                    // owner (BuildKit, checked against dockerd 20.10).
+                    let d = root.dir(&dst_rel, dir_owner)?;
+                    copy::copy_children(&s.path, &s.rel, d.as_fd(), &dst_abs, attrs, ign)?;
+                    continue;
+                }
+                let (d, shown, name) = match &s.keep {
+                    Some(k) => {
+                        let d = root.dir(&dst_rel, dir_owner)?;
+                        copy::parent_dirs(k, d, &dst_abs, attrs)?
+                    }
+                    None => file_target(Path::new(&s.rel).file_name().unwrap_or_default())?,
+                };
+                let shown = shown.join(&name);
+                copy::copy_entry(&s.path, &s.rel, d.as_fd(), &name, &shown, attrs, ign)?;
             }
             for (u, f) in urls.iter().zip(fetched) {
                 let f = match f {
@@ -245,40 +266,30 @@ impl Ctx<'_> {
                         downloads.get(u, checksum.as_ref())?
                     }
                 };
-                let target = if dst_is_dir {
-                    dst_abs.join(&f.name)
-                } else {
-                    dst_abs.clone()
-                };
-                if let Some(p) = target.parent() {
-                    copy::mkdir_owned(p, dir_owner)?;
-                }
-                let src = copy::Source {
-                    path: f.path,
-                    rel: f.name,
-                    keep: None,
-                };
                 // Remote archives are never unpacked (Docker's rule).
-                copy::copy(&src, &target, attrs, None)?;
+                let (d, shown, name) = file_target(std::ffi::OsStr::new(&f.name))?;
+                copy::copy_entry(
+                    &f.path,
+                    &f.name,
+                    d.as_fd(),
+                    &name,
+                    &shown.join(&name),
+                    attrs,
+                    None,
+                )?;
             }
             for (name, body) in &heredocs {
-                let target = if dst_is_dir {
-                    dst_abs.join(name)
-                } else {
-                    dst_abs.clone()
-                };
-                if let Some(p) = target.parent() {
-                    copy::mkdir_owned(p, dir_owner)?;
-                }
-                std::fs::write(&target, body).ctx("write", &target)?;
-                let (uid, gid) = owner.unwrap_or((0, 0));
-                std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).ctx("chown", &target)?;
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(
-                    &target,
-                    std::fs::Permissions::from_mode(chmod.unwrap_or(0o644)),
-                )
-                .ctx("chmod", &target)?;
+                let (d, shown, name) = file_target(std::ffi::OsStr::new(name))?;
+                let shown = shown.join(&name);
+                let mut f = dest::create_file(d.as_fd(), &name, &shown)?;
+                std::io::Write::write_all(&mut f, body.as_bytes()).ctx("write", &shown)?;
+                dest::set_attrs(
+                    f.as_fd(),
+                    &shown,
+                    owner.unwrap_or((0, 0)),
+                    chmod.unwrap_or(0o644),
+                    None,
+                )?;
             }
             me.commit(&mut step, st)
         })
@@ -339,9 +350,11 @@ pub(super) fn scoped(root: &Path, path: &str) -> Result<PathBuf> {
     Ok(root.join(cur))
 }
 
+/// WORKDIR and COPY's working directory: made (0755, root) inside the
+/// rootfs, never through a link out of it.
 pub(super) fn mkdir_in_root(root: &Path, dir: &str) -> Result<()> {
-    let p = scoped(root, dir)?;
-    std::fs::create_dir_all(&p).ctx("create", p)
+    let d = Dest::open(root)?;
+    d.dir(&d.resolve(dir)?, (0, 0)).map(drop)
 }
 
 #[cfg(test)]

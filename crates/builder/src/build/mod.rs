@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod copy;
 mod copy_step;
+mod dest;
 mod engine;
 mod fetch;
 mod filehash;
