@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Daemon, IMAGE};
+use common::{DOCKER, Daemon, IMAGE, unique};
 
 fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
     let d = tempfile::Builder::new()
@@ -315,5 +315,84 @@ fn docker_build_context_is_kept_and_synced_exactly() {
     let ino = |p: &std::path::Path| std::fs::metadata(p).unwrap().ino();
     assert_eq!(ino(&kept.join("b.txt")), ino(&pin), "b.txt was rewritten");
     std::fs::remove_file(&pin).unwrap();
+    d.finish();
+}
+
+/// berthd SIGKILLed while a RUN step is running: the step's runtime helper
+/// (a fork of the daemon) holds none of the daemon's fds and dies with it,
+/// so a new daemon starts on the store at once and answers, and the build
+/// is gone.
+#[test]
+fn daemon_killed_mid_run_step_restarts_at_once() {
+    let mut d = Daemon::start();
+    let marker = unique("berth-step-sleep");
+    // Not the last command: sh stays, its command line naming the marker.
+    let df = format!("FROM {IMAGE}\nRUN echo {marker} && sleep 60 && echo {marker}\n");
+    let mut build = std::process::Command::new(DOCKER)
+        .args(["build", "-q", "-"])
+        .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_CONFIG", d.docker_config.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        build
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(df.as_bytes())
+            .unwrap();
+    }
+    // Wait for the step's `sleep 60` (its shell's command line names the marker).
+    let step_running = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).contains(&marker))
+                    .unwrap_or(false)
+            })
+    };
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !step_running() {
+        assert!(
+            std::time::Instant::now() < end,
+            "the step never ran: {}",
+            d.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    d.kill9();
+    let t = std::time::Instant::now();
+    d.spawn(); // panics if no daemon answers within 20 s
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
+    );
+    d.ok(&["version"]);
+    // The client's connection died with the daemon (no fork kept it open).
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while build.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < end,
+            "docker build still connected"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // And the step itself is collected (by the new daemon's cleanup).
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while step_running() {
+        assert!(
+            std::time::Instant::now() < end,
+            "the step outlived its build"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     d.finish();
 }

@@ -185,21 +185,39 @@ pub fn run(step: &StepRoot, spec: &RunSpec, out: &Sink, prefix: &str) -> Result<
     // safe from a single-threaded process (no allocator lock held by another
     // thread), and the init inherits fds 0-2. So a forked child — single
     // threaded, its own stdio — makes the runtime call and reports back.
+    let daemon = std::process::id() as libc::pid_t;
     // SAFETY: the child only dup2s, calls the runtime and _exits.
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::Invalid(format!("fork: {e}")))? {
         nix::unistd::ForkResult::Child => {
+            // The fork copied every fd of the daemon: its store lock, its
+            // API listener, clients' connections. Held by a step that
+            // outlives a killed daemon they kept the next one from starting
+            // (lock taken) and from being reached (the listener's queue).
+            // So only stdio and the status pipe (as fd 3) stay, and the
+            // helper dies with the thread that waits for it.
             unsafe {
                 libc::dup2(devnull.as_raw_fd(), 0);
                 libc::dup2(w.as_raw_fd(), 1);
                 libc::dup2(w.as_raw_fd(), 2);
+                libc::dup2(sw.as_raw_fd(), 3);
+                if libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) != 0 {
+                    for fd in 4..65_536 {
+                        libc::close(fd);
+                    }
+                }
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != daemon {
+                    libc::_exit(1); // the daemon died before the prctl
+                }
             }
-            drop(r);
-            drop(sr);
+            // Closed above, by number: their owners must not close again.
+            std::mem::forget((r, sr, sw, w, devnull));
             let msg = match rt.run(&opts, false, false) {
                 Ok(code) => format!("{code}"),
                 Err(e) => format!("E{e}"),
             };
-            let mut f = fs::File::from(sw);
+            // SAFETY: fd 3 is the status pipe's write end, dup'ed above.
+            let mut f = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(3) };
             let _ = f.write_all(msg.as_bytes());
             drop(f);
             unsafe { libc::_exit(0) }
