@@ -366,6 +366,12 @@ fn copy_and_add_details_match_docker_build() {
     symlink("/b/real", ctx.join("base/lnk")).unwrap();
     fs::create_dir_all(ctx.join("d700")).unwrap();
     fs::write(ctx.join("d700/x"), "x").unwrap();
+    // Glob matches that are links: followed, a directory's contents copied.
+    fs::create_dir_all(ctx.join("gd")).unwrap();
+    fs::write(ctx.join("gd/f"), "F\n").unwrap();
+    fs::write(ctx.join("gb.dat"), "B\n").unwrap();
+    symlink("gb.dat", ctx.join("ga.txt")).unwrap();
+    symlink("gd/", ctx.join("gdl.txt")).unwrap();
     fs::set_permissions(
         ctx.join("d700"),
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
@@ -408,7 +414,8 @@ fn copy_and_add_details_match_docker_build() {
              RUN mkdir -m 711 /exist && chown 9:9 /exist\n\
              COPY --from=src /out/d /exist\n\
              COPY d7* /one-match\n\
-             COPY nothing* /none/\n"
+             COPY nothing* /none/\n\
+             COPY g*.txt /g/\n"
         ),
     )
     .unwrap();

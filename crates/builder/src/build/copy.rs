@@ -49,8 +49,11 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
             // it (the legacy builder failed), checked against dockerd 20.10.
             for r in all {
                 if glob::matches(&rel, &r) && !ignore.is_some_and(|i| i.excluded(&r)) {
+                    // A matched link is followed as a named one is (BuildKit:
+                    // `a.txt -> b.dat` copies b.dat's bytes as a.txt, a link
+                    // to a directory copies its contents).
                     out.push(Source {
-                        path: root.join(&r),
+                        path: followed(root, &r, w)?,
                         rel: r,
                         keep: None,
                     });
@@ -72,16 +75,11 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
                     "`{w}` not found in the build context (or excluded by .dockerignore)"
                 )));
             }
-            // A source that is itself a symlink is followed (within the
-            // root), as Docker does; links inside copied dirs stay links.
             let path = if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-                super::copy_step::scoped(root, &rel)?
+                followed(root, &rel, w)?
             } else {
                 path
             };
-            if !path.exists() {
-                return Err(Error::Invalid(format!("`{w}` is a dangling symlink")));
-            }
             out.push(Source {
                 path,
                 rel,
@@ -90,6 +88,19 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
         }
     }
     Ok(out)
+}
+
+/// A source that is itself a symlink is followed within the root, as
+/// Docker does (links inside copied directories stay links); one that
+/// leads nowhere there (dangling, or to the daemon's host) is an error.
+fn followed(root: &Path, rel: &str, w: &str) -> Result<PathBuf> {
+    let path = super::copy_step::scoped(root, rel)?;
+    if !path.exists() {
+        return Err(Error::Invalid(format!(
+            "`{w}`: {rel} is a dangling symlink (links resolve inside the build context)"
+        )));
+    }
+    Ok(path)
 }
 
 /// COPY --parents: each word is `[pivot/./]pattern`; what the pattern
@@ -536,6 +547,7 @@ pub fn extract(p: &Path, dst: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::unix::fs::symlink;
 
     fn tar_bytes() -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
@@ -557,6 +569,40 @@ mod tests {
         h.set_cksum();
         b.append_data(&mut h, "d/file", &b"inside"[..]).unwrap();
         b.into_inner().unwrap()
+    }
+
+    /// Links matched by a glob are followed inside the context, as named
+    /// ones are: never to the host, and a dangling one is an error.
+    #[test]
+    fn glob_matches_follow_links_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let host = t.path().join("host");
+        fs::create_dir_all(&host).unwrap();
+        fs::write(host.join("secret"), "HOST").unwrap();
+        let r = t.path().join("ctx");
+        fs::create_dir_all(r.join("d")).unwrap();
+        fs::write(r.join("b.dat"), "B").unwrap();
+        fs::write(r.join("d/f"), "F").unwrap();
+        symlink("b.dat", r.join("a.txt")).unwrap();
+        symlink("d/", r.join("dl.txt")).unwrap();
+        let got = resolve(&r, &["*.txt".to_string()], None).unwrap();
+        let paths: Vec<_> = got
+            .iter()
+            .map(|s| (s.rel.as_str(), s.path.clone()))
+            .collect();
+        assert_eq!(paths, [("a.txt", r.join("b.dat")), ("dl.txt", r.join("d"))]);
+        // An absolute link names the context's own path, not the host's.
+        symlink(host.join("secret"), r.join("h.txt")).unwrap();
+        let e = resolve(&r, &["*.txt".to_string()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("h.txt is a dangling symlink"), "{e}");
+        fs::remove_file(r.join("h.txt")).unwrap();
+        symlink("nope", r.join("dang.txt")).unwrap();
+        let e = resolve(&r, &["*.txt".to_string()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dang.txt is a dangling symlink"), "{e}");
     }
 
     /// Every format Docker's ADD unpacks is recognised and unpacked with
