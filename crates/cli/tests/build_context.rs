@@ -241,6 +241,75 @@ fn context_in_another_mount_namespace() {
     d.finish();
 }
 
+/// `RUN --mount=type=bind` of a context read in place: read-only down
+/// through a host directory mounted inside it (a plain `ro` bind covers
+/// only the top mount), and without what .dockerignore excludes.
+#[test]
+fn a_context_bind_is_read_only_through_submounts_and_filtered() {
+    let mut d = Daemon::start();
+    let ctx = tempfile::Builder::new()
+        .prefix("berth-bindro-ctx-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let host = tempfile::Builder::new()
+        .prefix("berth-bindro-host-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let dir = ctx.path();
+    std::fs::write(host.path().join("file"), "orig\n").unwrap();
+    write(
+        dir,
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {IMAGE}\n\
+                     RUN --mount=type=bind,source=data,target=/d sh -c 'echo X >/d/sub/file; echo t >/d/t; cat /d/sub/file /d/keep; true'\n\
+                     RUN --mount=type=bind,target=/ctx sh -c 'cat /ctx/secret/.env /ctx/secret/plain; true'\n"
+                ),
+            ),
+            (".dockerignore", "secret/.env\n"),
+            ("secret/.env", "hunter2\n"),
+            ("secret/plain", "plain-text\n"),
+            ("data/keep", "kept\n"),
+            ("data/sub/.stub", ""),
+        ],
+    );
+    let sub = dir.join("data/sub");
+    let st = Command::new("mount")
+        .arg("--bind")
+        .arg(host.path())
+        .arg(&sub)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = berth(&d, &["build", "--progress", "plain", dir.to_str().unwrap()]);
+    let _ = Command::new("umount").arg(&sub).status();
+    assert_eq!(o.code, 0, "{}\n{}", o.stderr, d.log());
+    assert!(
+        !d.root.path().join("builder/contexts").exists(),
+        "read in place: {}",
+        o.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("file")).unwrap(),
+        "orig\n",
+        "the submount was written through: {}",
+        o.stderr
+    );
+    assert!(!dir.join("data/t").exists());
+    // The bind shows what it should...
+    assert!(
+        o.stderr.contains("orig") && o.stderr.contains("kept"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("plain-text"), "{}", o.stderr);
+    // ...and not what .dockerignore excludes.
+    assert!(!o.stderr.contains("hunter2"), "{}", o.stderr);
+    d.finish();
+}
+
 /// A byte relay in front of berthd's socket, as socat or an ssh forward
 /// would be: it runs as root, so the daemon sees uid 0, but it passes no
 /// fds. Serves until the test process ends.

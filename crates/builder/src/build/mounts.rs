@@ -6,7 +6,9 @@
 //!   kept across builds; `sharing=locked` holds an exclusive lock for the
 //!   step, `private` takes a fresh dir when another step holds the cache.
 //! - bind: a path of the context, or of a stage or image (`from=`),
-//!   read-only unless `rw` (then writes go to a throwaway overlay).
+//!   read-only with all its submounts unless `rw` (then the step gets a
+//!   throwaway copy); a copy without what .dockerignore excludes, when it
+//!   excludes anything there.
 //! - tmpfs: an empty tmpfs.
 //! - secret: the build's `--secret id=…` file, read-only at
 //!   `/run/secrets/<id>`; only its id reaches the cache key.
@@ -15,14 +17,16 @@ use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use berth_image::Digest;
 use berth_image::lease::Lease;
+use berth_image::{Digest, fswalk};
+use nix::fcntl::OFlag;
 use serde_json::{Value, json};
 
 use super::copy;
 use super::copy_step::scoped;
 use super::run::ReadOnlyRoot;
 use super::steps::{Ctx, StageState};
+use crate::dockerfile::ignore::Ignore;
 use crate::dockerfile::{Dockerfile, MountType, RunMount, Sharing};
 use crate::error::{Error, IoContext, Result};
 
@@ -42,12 +46,21 @@ pub(super) struct Prepared {
     _roots: Vec<ReadOnlyRoot>,
     _locks: Vec<fs::File>,
     scratch: Vec<PathBuf>,
+    /// Scratch dirs holding a detached bind at `src` (see bind_detached).
+    detached: Vec<PathBuf>,
 }
 
 impl Drop for Prepared {
     fn drop(&mut self) {
         for d in &self.scratch {
             let _ = fs::remove_dir_all(d);
+        }
+        // Never removed while still mounted: the mount is someone's real
+        // directory (read-only, but still).
+        for d in &self.detached {
+            if berth_image::rootfs::unmount(&d.join("src")).is_ok() {
+                let _ = fs::remove_dir_all(d);
+            }
         }
     }
 }
@@ -233,7 +246,7 @@ impl Ctx<'_> {
                 }
                 MountType::Bind => {
                     let source = m.source.clone().unwrap_or_default();
-                    let (host, key) = match &m.from {
+                    let (root_dir, key, filtered) = match &m.from {
                         None => {
                             let host = scoped(&self.opts.context, &source)?;
                             if host.symlink_metadata().is_err() {
@@ -241,12 +254,25 @@ impl Ctx<'_> {
                                     "RUN --mount=type=bind: source {source:?} not found in the build context"
                                 )));
                             }
+                            // What .dockerignore excludes is no part of the
+                            // context: not of the key, not of the mount.
+                            let ignore = self.ignore.as_ref();
                             let srcs = copy::resolve(
                                 &self.opts.context,
                                 std::slice::from_ref(&source),
-                                None,
+                                ignore,
                             )?;
-                            (host, copy::hash(&srcs, None)?)
+                            let filtered = match (ignore, srcs.as_slice()) {
+                                (Some(i), [s]) if excludes(&s.path, &s.rel, i)? => {
+                                    Some((s.clone(), i.clone()))
+                                }
+                                _ => None,
+                            };
+                            (
+                                self.opts.context.clone(),
+                                copy::hash(&srcs, ignore)?,
+                                filtered,
+                            )
                         }
                         Some(f) => {
                             let st = self.stage_or_image(df, idx, done, f, lease)?;
@@ -258,29 +284,38 @@ impl Ctx<'_> {
                                     "RUN --mount=type=bind: source {source:?} not found in {f}"
                                 )));
                             }
+                            let dir = root.dir.clone();
                             p._roots.push(root);
                             let chain: Vec<String> =
                                 st.layers.iter().map(|l| l.chain_id.to_string()).collect();
-                            (host, json!(chain).to_string())
+                            (dir, json!(chain).to_string(), None)
                         }
                     };
-                    let src = if m.readonly && bindable(&host) {
-                        std::fs::canonicalize(&host).ctx("resolve", &host)?
-                    } else if m.readonly {
-                        // A context read in place elsewhere (another mount
-                        // namespace): the step gets a copy.
-                        let d = self.tmp.join(super::run::unique("bindro"));
-                        copy_tree(&host, &d)?;
-                        p.scratch.push(d.clone());
-                        d
+                    let d = self.tmp.join(super::run::unique(if m.readonly {
+                        "bindro"
                     } else {
-                        // Writes are allowed but discarded: the step gets a
-                        // copy in a scratch dir.
-                        let d = self.tmp.join(super::run::unique("bindrw"));
-                        copy_tree(&host, &d)?;
-                        p.scratch.push(d.clone());
-                        d
+                        "bindrw"
+                    }));
+                    let src = d.join("src");
+                    let bound = match &filtered {
+                        Some(_) => false,
+                        None if m.readonly => bind_detached(&root_dir, &source, &d, &src)?,
+                        None => false,
                     };
+                    if bound {
+                        p.detached.push(d);
+                    } else {
+                        // A copy in a scratch dir: writes are allowed but
+                        // discarded (rw), what .dockerignore excludes is
+                        // left out, or the context is in a mount namespace
+                        // the daemon cannot bind from.
+                        p.scratch.push(d.clone());
+                        fs::create_dir_all(&d).ctx("create", &d)?;
+                        match &filtered {
+                            Some((s, ignore)) => copy_filtered(s, &src, ignore)?,
+                            None => copy_tree(&scoped(&root_dir, &source)?, &src)?,
+                        }
+                    }
                     let file = src.is_file();
                     p.oci.push(bind(&target, &src, m.readonly));
                     p.key.push(json!({"bind": source, "target": target, "from": m.from, "content": key, "ro": m.readonly}));
@@ -290,6 +325,82 @@ impl Ctx<'_> {
         }
         Ok(p)
     }
+}
+
+/// Binds `source` below `root` at `mount` (inside the new scratch dir
+/// `dir`), read-only with every submount: by an fd opened beneath the
+/// root (RESOLVE_IN_ROOT), cloned as a detached tree and attached, so no
+/// path under the context is walked again between check and mount, and
+/// the runtime binds only the daemon's own scratch path. False when the
+/// source lives in another mount namespace (a client's private mount),
+/// which the kernel does not clone from: the caller copies instead.
+fn bind_detached(root: &Path, source: &str, dir: &Path, mount: &Path) -> Result<bool> {
+    use std::os::fd::AsFd;
+    let at = root.join(source);
+    let r = fswalk::open_root(root).ctx("open", root)?;
+    let fd = fswalk::open_in_root(r.as_fd(), Path::new(source), OFlag::O_PATH).ctx("open", &at)?;
+    let tree = match berth_runtime::idmap::readonly_tree(fd.as_fd()) {
+        Ok(t) => t,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
+        Err(e) => return Err(e).ctx("clone mount", &at),
+    };
+    let is_dir = nix::sys::stat::fstat(&fd)
+        .map_err(std::io::Error::from)
+        .ctx("stat", &at)?
+        .st_mode
+        & libc::S_IFMT
+        == libc::S_IFDIR;
+    fs::create_dir_all(dir).ctx("create", dir)?;
+    let made = if is_dir {
+        fs::create_dir(mount)
+    } else {
+        fs::File::create(mount).map(drop)
+    };
+    let attached = made
+        .and_then(|()| berth_runtime::idmap::attach(&tree, mount))
+        .ctx("mount", mount);
+    if attached.is_err() {
+        let _ = fs::remove_dir_all(dir);
+    }
+    attached.map(|()| true)
+}
+
+/// Does `ignore` exclude anything at or below `path` (context-relative
+/// `rel`)? Links are not followed: a copy keeps them as links.
+fn excludes(path: &Path, rel: &str, ignore: &Ignore) -> Result<bool> {
+    if !rel.is_empty() && ignore.excluded(rel) {
+        return Ok(true);
+    }
+    if !fs::symlink_metadata(path).ctx("stat", path)?.is_dir() {
+        return Ok(false);
+    }
+    for e in fs::read_dir(path).ctx("read", path)? {
+        let e = e.ctx("read", path)?;
+        let n = e.file_name();
+        let r = if rel.is_empty() {
+            n.to_string_lossy().into_owned()
+        } else {
+            format!("{rel}/{}", n.to_string_lossy())
+        };
+        if excludes(&e.path(), &r, ignore)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A copy of a context source without what `ignore` excludes; the top
+/// keeps the source's mode and owner, as a bind would show them.
+fn copy_filtered(s: &copy::Source, dst: &Path, ignore: &Ignore) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let attrs = copy::Attrs {
+        owner: None,
+        chmod: None,
+    };
+    copy::copy(s, dst, attrs, Some(ignore))?;
+    let m = fs::metadata(&s.path).ctx("stat", &s.path)?;
+    std::os::unix::fs::lchown(dst, Some(m.uid()), Some(m.gid())).ctx("chown", dst)?;
+    fs::set_permissions(dst, fs::Permissions::from_mode(m.mode() & 0o7777)).ctx("chmod", dst)
 }
 
 /// `cp -a` for a rw bind source (files, dirs, links; owners and modes).
@@ -308,16 +419,4 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Can the runtime bind `host` by its real path? A context read in place
-/// is named `/proc/<berthd>/fd/<n>/…`, a path mount(2) refuses; its
-/// canonical path works when it is the same inode in the daemon's mount
-/// namespace (not when the client's directory is only in its own).
-fn bindable(host: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(real), Ok(m)) = (std::fs::canonicalize(host), std::fs::metadata(host)) else {
-        return false;
-    };
-    std::fs::metadata(&real).is_ok_and(|r| (r.dev(), r.ino()) == (m.dev(), m.ino()))
 }
