@@ -218,6 +218,10 @@ impl ImageStore {
         }
         for l in self.leases.list()? {
             match l {
+                Err(p) if crate::lease::written_before_boot(&p) => r.findings.push(garbage(
+                    format!("unreadable lease {} from before the last boot", p.display()),
+                    Fix::RemovePath(p),
+                )),
                 Err(p) => r.findings.push(problem(
                     format!("unreadable lease {}", p.display()),
                     Fix::RemovePath(p),

@@ -115,6 +115,29 @@ impl Lease {
     }
 }
 
+/// Whether `p` was last written before this boot. Only durable leases
+/// (a container's) are fsynced; the others are written without, because
+/// what they stand for (a process, a mount, a `--rm` container) cannot
+/// outlive a reboot. A power cut can leave such a file empty or torn; it
+/// then protects nothing, and must not stop every later GC. A torn file of
+/// this boot cannot come from a power cut (the page cache is intact), so
+/// that one still counts as corruption.
+pub fn written_before_boot(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(boot) = boot_time() else {
+        return false;
+    };
+    fs::metadata(p).is_ok_and(|m| m.mtime() < boot)
+}
+
+/// The kernel's boot time in Unix seconds (`btime` in /proc/stat).
+fn boot_time() -> Option<i64> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 pub fn path_lease_id(canonical: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let d = Digest::sha256_of(canonical.as_os_str().as_bytes());
@@ -244,13 +267,16 @@ impl Leases {
         Ok(out)
     }
 
-    /// Live leases; fails if any lease file is unreadable (GC must not guess).
+    /// Live leases; fails if any lease file of this boot is unreadable (GC
+    /// must not guess). One written before the last boot is dead whatever it
+    /// said (see [`written_before_boot`]).
     pub fn live(&self) -> Result<Vec<Lease>> {
         let mut out = Vec::new();
         for l in self.list()? {
             match l {
                 Ok(l) if l.is_live() => out.push(l),
                 Ok(_) => {}
+                Err(p) if written_before_boot(&p) => {}
                 Err(p) => {
                     return Err(Error::Hostile {
                         path: p.display().to_string(),
@@ -266,9 +292,15 @@ impl Leases {
     /// interrupted lease writes.
     pub fn clean_dead(&self) -> Result<usize> {
         let mut n = 0;
-        for l in self.list()?.into_iter().flatten() {
-            if !l.is_live() && self.remove(&l.id)? {
-                n += 1;
+        for l in self.list()? {
+            match l {
+                Ok(l) if !l.is_live() && self.remove(&l.id)? => n += 1,
+                Ok(_) => {}
+                Err(p) if written_before_boot(&p) => {
+                    fs::remove_file(&p).ctx("remove", &p)?;
+                    n += 1;
+                }
+                Err(_) => {}
             }
         }
         Ok(n)
@@ -301,6 +333,39 @@ impl Drop for LeaseGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A torn lease file from before the last boot (a power cut during an
+    /// unsynced write) is ignored and collected; a torn one written in this
+    /// boot still stops GC, because that is corruption, not a power cut.
+    #[test]
+    fn torn_lease_from_a_previous_boot_is_dead() {
+        let t = tempfile::tempdir().unwrap();
+        let ls = Leases::open(t.path()).unwrap();
+        let torn = ls.dir().join("pull-1-abc.json");
+        fs::write(&torn, b"").unwrap();
+        assert!(ls.live().is_err(), "a torn lease of this boot must stop GC");
+        let before_boot = boot_time().unwrap() - 3600;
+        let c = std::ffi::CString::new(torn.as_os_str().as_encoded_bytes()).unwrap();
+        let times = [
+            libc::timespec {
+                tv_sec: before_boot,
+                tv_nsec: 0,
+            },
+            libc::timespec {
+                tv_sec: before_boot,
+                tv_nsec: 0,
+            },
+        ];
+        // SAFETY: utimensat on a NUL-terminated path with two timespecs.
+        assert_eq!(
+            unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) },
+            0
+        );
+        assert!(written_before_boot(&torn));
+        assert_eq!(ls.live().unwrap(), vec![]);
+        assert_eq!(ls.clean_dead().unwrap(), 1);
+        assert!(!torn.exists());
+    }
 
     #[test]
     fn process_and_path_leases() {
