@@ -578,7 +578,7 @@ fn read_pid(path: &std::path::Path) -> Result<i32> {
         .map_err(|_| ShimError::Protocol(format!("bad pid file {}: {s:?}", path.display())))
 }
 
-/// Write to a temporary name, fsync, rename: readers see all or nothing.
+/// Write to a temporary name, then rename: readers see all or nothing.
 /// Atomic (temp + rename) but not fsynced: the state dir is under the exec
 /// root (`/run`), which does not outlive a reboot, and neither does the
 /// container whose exit this records — a daemon restart finds the file in
