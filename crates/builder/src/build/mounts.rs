@@ -312,7 +312,7 @@ impl Ctx<'_> {
                         p.scratch.push(d.clone());
                         fs::create_dir_all(&d).ctx("create", &d)?;
                         match &filtered {
-                            Some((s, ignore)) => copy_filtered(s, &src, ignore)?,
+                            Some((s, ignore)) => copy_filtered(s, &d, ignore)?,
                             None => copy_tree(&scoped(&root_dir, &source)?, &src)?,
                         }
                     }
@@ -389,18 +389,25 @@ fn excludes(path: &Path, rel: &str, ignore: &Ignore) -> Result<bool> {
     Ok(false)
 }
 
-/// A copy of a context source without what `ignore` excludes; the top
-/// keeps the source's mode and owner, as a bind would show them.
-fn copy_filtered(s: &copy::Source, dst: &Path, ignore: &Ignore) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
+/// A copy of a context source as the entry `src` of the scratch dir
+/// `dir`, without what `ignore` excludes; the top keeps the source's mode
+/// and owner, as a bind would show them.
+fn copy_filtered(s: &copy::Source, dir: &Path, ignore: &Ignore) -> Result<()> {
+    use std::os::fd::AsFd;
     let attrs = copy::Attrs {
         owner: None,
         chmod: None,
     };
-    copy::copy(s, dst, attrs, Some(ignore))?;
-    let m = fs::metadata(&s.path).ctx("stat", &s.path)?;
-    std::os::unix::fs::lchown(dst, Some(m.uid()), Some(m.gid())).ctx("chown", dst)?;
-    fs::set_permissions(dst, fs::Permissions::from_mode(m.mode() & 0o7777)).ctx("chmod", dst)
+    let d = fswalk::open_root(dir).ctx("open", dir)?;
+    copy::copy_entry(
+        &s.path,
+        &s.rel,
+        d.as_fd(),
+        std::ffi::OsStr::new("src"),
+        &dir.join("src"),
+        attrs,
+        Some(ignore),
+    )
 }
 
 /// `cp -a` for a rw bind source (files, dirs, links; owners and modes).
