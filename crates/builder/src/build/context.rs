@@ -216,16 +216,102 @@ fn unchanged(m: &fs::Metadata, h: &tar::Header, link: Option<&Path>, at: &Path) 
     }
 }
 
-/// A regular file as `unpack_in` makes it: contents, owner, mode, mtime.
-fn write_file(at: &Path, h: &tar::Header, data: &[u8]) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::write(at, data).ctx("write", at)?;
-    let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
-    std::os::unix::fs::lchown(at, Some(uid), Some(gid)).ctx("chown", at)?;
+/// How far apart (seconds) a client's read of a file and the sync's
+/// write of it may be, and still be told apart by mtime alone.
+const RACY_SECONDS: i64 = 2;
+
+/// Could the kept file differ from the tar entry although size and mtime
+/// second agree? Tar headers carry whole seconds (both `berth build`'s and
+/// docker's), so an edit that keeps the size and lands in the same second
+/// as the previous one, after the client read the file, looks unchanged.
+/// That is only possible when the file's mtime second is (about) when the
+/// kept copy was written, which its ctime records (as git's racy-clean
+/// check uses the index's time); an older mtime is settled.
+fn ambiguous(m: &fs::Metadata, h: &tar::Header) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(mtime) = h.mtime() else {
+        return true;
+    };
+    mtime as i64 + RACY_SECONDS >= m.ctime()
+}
+
+/// Compares the kept file `at` with the entry in chunks (never a whole
+/// file in memory); on the first difference the rest of the entry goes
+/// to a new file beside it (the equal prefix copied from the old one),
+/// renamed over it. Equal: its ctime moves to now, so a settled mtime is
+/// not compared again next time.
+fn compare_or_rewrite(e: &mut impl Read, at: &Path) -> Result<()> {
+    use std::io::{Seek, Write};
+    const CHUNK: usize = 64 << 10;
+    let mut old = fs::File::open(at).ctx("open", at)?;
+    let (mut a, mut b) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    let mut same: u64 = 0;
+    loop {
+        let n = read_full(e, &mut a).ctx("read context tar", at)?;
+        let k = read_full(&mut old, &mut b[..n]).ctx("read", at)?;
+        if n == 0 && k == 0 {
+            // Equal: touch the ctime (same mtime) to settle it.
+            let t = old.metadata().ctx("stat", at)?.modified().ctx("stat", at)?;
+            return fs::File::options()
+                .write(true)
+                .open(at)
+                .and_then(|f| f.set_modified(t))
+                .ctx("set mtime", at);
+        }
+        if n != k || a[..n] != b[..n] {
+            let tmp = at.with_file_name(format!(
+                ".{}.sync-{}",
+                at.file_name().unwrap_or_default().to_string_lossy(),
+                std::process::id()
+            ));
+            let _ = fs::remove_file(&tmp);
+            let mut new = fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .ctx("create", &tmp)?;
+            let written = (|| -> std::io::Result<()> {
+                old.seek(std::io::SeekFrom::Start(0))?;
+                std::io::copy(&mut (&mut old).take(same), &mut new)?;
+                new.write_all(&a[..n])?;
+                std::io::copy(e, &mut new)?;
+                Ok(())
+            })();
+            drop(new);
+            if let Err(err) = written {
+                let _ = fs::remove_file(&tmp);
+                return Err(err).ctx("write", at);
+            }
+            let m = old.metadata().ctx("stat", at)?;
+            set_attrs(&tmp, &m)?;
+            return fs::rename(&tmp, at).ctx("rename", at);
+        }
+        same += n as u64;
+    }
+}
+
+/// Reads until `buf` is full or the input ends.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The kept file's owner, mode and mtime (the header's, which it matched)
+/// on its rewrite.
+fn set_attrs(at: &Path, m: &fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    std::os::unix::fs::lchown(at, Some(m.uid()), Some(m.gid())).ctx("chown", at)?;
     // After the chown, which clears set-id bits.
-    let mode = h.mode().unwrap_or(0o644) & 0o7777;
-    fs::set_permissions(at, fs::Permissions::from_mode(mode)).ctx("chmod", at)?;
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(h.mtime().unwrap_or(0));
+    fs::set_permissions(at, fs::Permissions::from_mode(m.mode() & 0o7777)).ctx("chmod", at)?;
+    let t = m.modified().ctx("stat", at)?;
     fs::File::options()
         .write(true)
         .open(at)
@@ -291,18 +377,13 @@ fn sync<R: Read>(dir: &Path, mut a: tar::Archive<R>) -> Result<()> {
         }
         if let Ok(m) = fs::symlink_metadata(&at) {
             if unchanged(&m, e.header(), link.as_deref(), &at) {
-                if !m.is_file() {
+                if !m.is_file() || !ambiguous(&m, e.header()) {
                     continue;
                 }
-                // Same size and mtime second: the contents decide (an edit
+                // Same size and mtime second, and that second is when the
+                // kept copy was written: the contents decide (an edit
                 // within the second the last sync saw would look the same).
-                let mut data = Vec::with_capacity(m.len() as usize);
-                e.read_to_end(&mut data).ctx("read context tar", &at)?;
-                if fs::read(&at).is_ok_and(|old| old == data) {
-                    continue;
-                }
-                fs::remove_file(&at).ctx("remove", &at)?;
-                write_file(&at, e.header(), &data)?;
+                compare_or_rewrite(&mut e, &at)?;
                 continue;
             }
             // Replaced, never written in place.
@@ -461,6 +542,58 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(fs::read_to_string(k.dir.join("build/keep")).unwrap(), "K");
+    }
+
+    /// Same size and mtime second: a file whose mtime is about when its
+    /// kept copy was written is compared (in chunks: a difference past the
+    /// first one is found and rewritten right); an older mtime is settled
+    /// and the file not read at all (its stale copy here proves it).
+    #[test]
+    fn sync_compares_only_files_of_an_ambiguous_second() {
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        let root = tempfile::tempdir().unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let (uid, gid) = (
+            nix::unistd::geteuid().as_raw() as u64,
+            nix::unistd::getegid().as_raw() as u64,
+        );
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, mtime) in [("old", now - 1000), ("new", now)] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(big.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(uid);
+            h.set_gid(gid);
+            h.set_mtime(mtime);
+            b.append_data(&mut h, name, &big[..]).unwrap();
+        }
+        let t = b.into_inner().unwrap();
+        drop(kept(root.path(), "ef", &t).unwrap().unwrap());
+        let dir = root.path().join("builder/contexts/ef");
+        let mut other = big.clone();
+        other[200_000] ^= 0xff;
+        for (name, mtime) in [("old", now - 1000), ("new", now)] {
+            fs::write(dir.join(name), &other).unwrap();
+            fs::File::options()
+                .write(true)
+                .open(dir.join(name))
+                .unwrap()
+                .set_modified(UNIX_EPOCH + Duration::from_secs(mtime))
+                .unwrap();
+        }
+        drop(kept(root.path(), "ef", &t).unwrap().unwrap());
+        assert!(fs::read(dir.join("new")).unwrap() == big, "compared");
+        assert!(fs::read(dir.join("old")).unwrap() == other, "not read");
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
     }
 
     /// An entry below a symlink never reaches what the link points at,
