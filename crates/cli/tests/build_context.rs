@@ -111,8 +111,8 @@ fn context_in_place_and_as_tar_give_the_same_image() {
     let id = image_id(&o.stderr);
     let contexts = d.root.path().join("builder/contexts");
     assert!(!contexts.exists(), "path mode keeps no context copy");
-    // A bind mount of the context (by its real path: mount(2) refuses
-    // /proc/<pid>/fd/<n>).
+    // A bind mount of the context (a detached clone of the passed
+    // directory's tree, attached in the daemon's scratch dir).
     assert_eq!(
         berth_ok(&d, &["run", "--rm", "bc:one", "cat", "/bound"]),
         "log\n"
@@ -207,7 +207,7 @@ fn context_in_place_and_as_tar_give_the_same_image() {
 }
 
 /// A client in a mount namespace of its own names a directory only it
-/// sees: the daemon reads it through the client's /proc/<pid>/root.
+/// sees: the daemon reads it through the fd the client passed.
 #[test]
 fn context_in_another_mount_namespace() {
     let mut d = Daemon::start();
@@ -232,7 +232,8 @@ fn context_in_another_mount_namespace() {
         !d.root.path().join("builder/contexts").exists(),
         "read in place, not sent as a tar: {err}"
     );
-    // The bind mount got a copy: the daemon's namespace has no such path.
+    // The bind mount got a copy: the kernel clones no mount of another
+    // namespace.
     assert!(err.lines().any(|l| l.ends_with(" private")), "{err}");
     assert_eq!(
         berth_ok(&d, &["run", "--rm", "ns:one", "cat", "/f"]).trim(),

@@ -440,3 +440,27 @@ pub fn builder(store: &ImageStore, c: BuilderCmd) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::in_place_refused;
+
+    /// Only a refusal of the in-place context, or an answer from a daemon
+    /// that took the fd preamble for a broken request, makes `berth build`
+    /// send a tar: a real bad request is not sent twice.
+    #[test]
+    fn falls_back_only_on_a_refused_directory() {
+        assert!(in_place_refused(
+            r#"{"message":"berthcontextpath refused: no directory fd came with this connection"}"#
+        ));
+        // hyper's and Go's answers to a request starting with 0x00.
+        assert!(in_place_refused(""));
+        assert!(in_place_refused("400 Bad Request"));
+        assert!(!in_place_refused(
+            r#"{"message":"buildargs: expected a JSON object of strings"}"#
+        ));
+        assert!(!in_place_refused(
+            r#"{"message":"dockerfile \"../x\": must be a path inside the build context"}"#
+        ));
+    }
+}
