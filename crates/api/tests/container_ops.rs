@@ -44,7 +44,16 @@ fn top_pause_unpause_stop_paused() {
         .to_string();
 
     // Every process of the container, ps -ef style, none of the host's.
-    let top = d.ok(&["top", &name]);
+    // `run -d` answers once the shell runs: its two children may be a few
+    // ms behind under load.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let top = loop {
+        let top = d.ok(&["top", &name]);
+        if top.lines().count() >= 4 || std::time::Instant::now() > end {
+            break top;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let mut lines = top.lines();
     let header = lines.next().unwrap();
     assert!(header.contains("PID") && header.contains("CMD"), "{top}");

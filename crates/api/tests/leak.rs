@@ -45,9 +45,24 @@ fn run_rm_many_leaves_nothing() {
                 for i in (t..n).step_by(threads) {
                     let f = dir.join(format!("{i}.cid"));
                     let f = f.display().to_string();
-                    // Alternate plain runs, a tmpfs and an anonymous volume.
+                    // Alternate plain runs (which exit 3: the removal follows
+                    // the exit at once, and the client must still get the
+                    // code), a tmpfs and an anonymous volume.
                     let o = match i % 3 {
-                        0 => d.ok(&["run", "--rm", "--cidfile", &f, IMAGE, "echo", "hi"]),
+                        0 => {
+                            let o = d.docker(&[
+                                "run",
+                                "--rm",
+                                "--cidfile",
+                                &f,
+                                IMAGE,
+                                "sh",
+                                "-c",
+                                "echo hi; exit 3",
+                            ]);
+                            assert_eq!(o.code, 3, "{}", o.stderr);
+                            o.stdout
+                        }
                         1 => d.ok(&[
                             "run",
                             "--rm",

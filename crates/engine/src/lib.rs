@@ -66,6 +66,30 @@ pub(crate) struct Table {
     /// Volumes a create in progress mounts, before its container is in
     /// `containers`: they count as in use.
     pub volume_holds: BTreeMap<String, usize>,
+    /// Exit codes of the last removed containers: a wait whose thread did
+    /// not run between the exit and the removal (a `--rm` container is
+    /// removed right after its exit) still answers with the exit code.
+    pub removed_exits: std::collections::VecDeque<(String, i32)>,
+}
+
+impl Table {
+    /// How many removed containers' exit codes are kept.
+    const REMOVED_EXITS: usize = 256;
+
+    pub fn note_removed(&mut self, id: &str, exit_code: i32) {
+        if self.removed_exits.len() == Self::REMOVED_EXITS {
+            self.removed_exits.pop_front();
+        }
+        self.removed_exits.push_back((id.to_string(), exit_code));
+    }
+
+    pub fn removed_exit(&self, id: &str) -> Option<i32> {
+        self.removed_exits
+            .iter()
+            .rev()
+            .find(|(i, _)| i == id)
+            .map(|(_, code)| *code)
+    }
 }
 
 pub struct Engine {

@@ -1159,7 +1159,12 @@ impl Engine {
         self.destroy(&c);
         // After the record is gone, so a waiter woken by the event sees it.
         let attrs = self.container_attrs(&c.id, &[]);
-        self.lock().containers.remove(&c.id);
+        {
+            let mut t = self.lock();
+            if let Some(gone) = t.containers.remove(&c.id) {
+                t.note_removed(&c.id, gone.state.exit_code);
+            }
+        }
         self.emit("container", "destroy", &c.id, attrs);
         if volumes {
             self.remove_anonymous_volumes(&c.mount_points);
@@ -1297,9 +1302,10 @@ impl WaitTicket {
 }
 
 fn wait_check(t: &crate::Table, ticket: &mut WaitTicket) -> Option<i32> {
-    // Removed: every condition holds, with the last exit code seen.
+    // Removed: every condition holds, with its last exit code (the waiter
+    // may not have run since the exit).
     let Some(c) = t.containers.get(&ticket.id) else {
-        return Some(ticket.last);
+        return Some(t.removed_exit(&ticket.id).unwrap_or(ticket.last));
     };
     ticket.last = c.state.exit_code;
     let done = match ticket.cond {
@@ -1343,6 +1349,29 @@ mod tests {
         assert!(names.iter().all(|n| valid_name(n)), "{names:?}");
         // 256 pairs (the old space) would give at most 256 distinct names.
         assert!(names.len() > 1800, "only {} distinct of 2000", names.len());
+    }
+
+    #[test]
+    fn a_wait_that_missed_the_exit_gets_the_removed_containers_code() {
+        let mut t = crate::Table::default();
+        let mut ticket = WaitTicket {
+            id: "c1".into(),
+            cond: WaitCondition::Removed,
+            exits: 0,
+            last: 0,
+        };
+        // Exit (code 3) and removal both happened before the waiter ran.
+        t.note_removed("c1", 3);
+        assert_eq!(wait_check(&t, &mut ticket), Some(3));
+        // Unknown to the table: the code last seen.
+        ticket.id = "c2".into();
+        ticket.last = 7;
+        assert_eq!(wait_check(&t, &mut ticket), Some(7));
+        for i in 0..300 {
+            t.note_removed(&format!("x{i}"), 1);
+        }
+        assert_eq!(t.removed_exits.len(), 256);
+        assert_eq!(t.removed_exit("c1"), None);
     }
 
     #[test]
