@@ -256,12 +256,19 @@ impl Leases {
             if name.starts_with('.') || !name.ends_with(".json") {
                 continue;
             }
-            match fs::read(&p)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Lease>(&b).ok())
-            {
-                Some(l) => out.push(Ok(l)),
-                None => out.push(Err(p)),
+            let bytes = match fs::read(&p) {
+                Ok(b) => b,
+                // Released since the listing (a guard removes its lease
+                // without the GC lock): gone, not torn.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(_) => {
+                    out.push(Err(p));
+                    continue;
+                }
+            };
+            match serde_json::from_slice::<Lease>(&bytes) {
+                Ok(l) => out.push(Ok(l)),
+                Err(_) => out.push(Err(p)),
             }
         }
         Ok(out)
@@ -393,5 +400,33 @@ mod tests {
         assert_eq!(ls.live().unwrap().len(), 2);
         fs::write(ls.dir().join("torn.json"), b"{").unwrap();
         assert!(ls.live().is_err(), "GC must refuse to guess");
+    }
+
+    /// A lease released while a collector lists them (a build's guard
+    /// drops it without the GC lock) is gone, not torn: GC goes on.
+    #[test]
+    fn a_lease_released_during_a_listing_is_not_torn() {
+        let t = tempfile::tempdir().unwrap();
+        let ls = Leases::open(t.path()).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let (ls, stop) = (Leases::open(t.path()).unwrap(), stop.clone());
+            std::thread::spawn(move || {
+                let l = Lease::for_process("build");
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    ls.put(&l).unwrap();
+                    ls.remove(&l.id).unwrap();
+                }
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(300);
+        while std::time::Instant::now() < deadline {
+            if let Err(e) = ls.live() {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                panic!("{e}");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churn.join().unwrap();
     }
 }
