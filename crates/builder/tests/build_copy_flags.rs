@@ -445,3 +445,107 @@ fn destination_links_stay_in_the_rootfs() {
         0o755
     );
 }
+
+/// The cache key is made from the context as it was hashed, and the copy
+/// reads the files again: a file replaced in between (an in-place context
+/// being edited) must not leave key(old) → layer(new) in the cache. Builds
+/// with --no-cache copy (and store an entry) while a file keeps flipping
+/// between two contents; a cached build of each content afterwards must
+/// give exactly that content.
+#[test]
+fn a_context_changing_during_the_copy_is_not_cached_wrongly() {
+    let e = env();
+    let ctx = e.context("ctx");
+    let size = 2 << 20;
+    let (a, b) = (vec![b'A'; size], vec![b'B'; size]);
+    let put = |p: &Path, data: &[u8], tmp: &str| {
+        let t = p.with_file_name(tmp);
+        fs::write(&t, data).unwrap();
+        fs::rename(&t, p).unwrap();
+    };
+    let f = ctx.join("f");
+    put(&f, &a, ".t");
+    let df = "FROM scratch\nCOPY f /f\n";
+    let content = |r: &berth_builder::build::BuildResult| {
+        let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+        let m = Mounted::new(&e.store, &rec, e.dir.path().join("mnt"));
+        fs::read(m.dir.join("f")).unwrap()
+    };
+    for round in 0..4 {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flipper = {
+            let (f, a, b, stop) = (f.clone(), a.clone(), b.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut flip = false;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = f.with_file_name(".flip");
+                    fs::write(&t, if flip { &a } else { &b }).unwrap();
+                    fs::rename(&t, &f).unwrap();
+                    flip = !flip;
+                }
+            })
+        };
+        e.build(&ctx, df, |o| o.no_cache = true);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        flipper.join().unwrap();
+        for (name, data) in [("A", &a), ("B", &b)] {
+            put(&f, data, ".t");
+            let (r, _) = e.build(&ctx, df, |_| {});
+            assert!(
+                content(&r) == *data,
+                "round {round}: the cached layer for {name} holds other content"
+            );
+        }
+    }
+}
+
+/// A build's layers are leased before they are stored (and a cache hit's
+/// before it is used): a collect running all the time (a prune, another
+/// build's teardown) never deletes one under the build.
+#[test]
+fn layers_survive_a_concurrent_collect() {
+    let e = env();
+    let ctx = e.context("ctx");
+    let mut df = String::from("FROM scratch\n");
+    for i in 0..6 {
+        fs::write(ctx.join(format!("f{i}")), format!("{i}\n")).unwrap();
+        df.push_str(&format!("COPY f{i} /f{i}\n"));
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let collector = {
+        let (store, stop) = (e.store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                store.collect(None).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut o = berth_builder::build::BuildOptions::new(&ctx);
+    o.dockerfile = berth_builder::build::DockerfileSource::Text(df.clone());
+    let results: Vec<_> = (0..3)
+        .map(|i| {
+            o.no_cache = i == 0;
+            let sink: berth_builder::build::Sink =
+                std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            berth_builder::build::build(&e.store, &o, sink).map(|r| r.image_id)
+        })
+        .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = collector.join().unwrap();
+    assert!(rounds > 3, "the collector ran {rounds} times");
+    for r in results {
+        let id = r.unwrap_or_else(|e| panic!("build failed under a collect: {e}"));
+        let rec = e.store.resolve(&id.to_string()).unwrap();
+        for l in &rec.layers {
+            assert!(
+                e.store.layers.exists(&l.chain_id),
+                "layer {} gone",
+                l.chain_id
+            );
+            assert!(e.store.content.exists(&l.blob), "blob {} gone", l.blob);
+        }
+    }
+}

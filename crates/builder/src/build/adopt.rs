@@ -26,6 +26,14 @@ pub struct Tarball<'a> {
     pub diff_id: Digest,
 }
 
+/// The chain id of the layer `diff_id` on `parent` (OCI image spec).
+pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(p) => Digest::sha256_of(format!("{p} {diff_id}").as_bytes()),
+    }
+}
+
 /// Stores a step's layer: the blob into the content store, `upper` as the
 /// layer dir (falling back to unpacking the blob when the rename is not
 /// possible, e.g. the scratch dir on another filesystem).
@@ -36,10 +44,7 @@ pub fn store_step_layer(
     parent: Option<&Digest>,
     epoch: Option<i64>,
 ) -> Result<LayerRecord> {
-    let chain_id = match parent {
-        None => t.diff_id.clone(),
-        Some(p) => Digest::sha256_of(format!("{p} {}", t.diff_id).as_bytes()),
-    };
+    let chain_id = chain_id(parent, &t.diff_id);
     let fallback = |tar: &Path| {
         changeset::store_layer(
             store,

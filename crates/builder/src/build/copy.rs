@@ -236,20 +236,50 @@ fn list(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
+/// Every entry a hash read, as it was then: (path, (device, inode), stamp).
+pub(super) type Seen = Vec<(PathBuf, (u64, u64), super::filehash::Stamp)>;
+
 /// Hashes what a COPY would copy: names, types, modes, owners, link
 /// targets and contents, in sorted order.
 pub fn hash(sources: &[Source], ignore: Option<&Ignore>) -> Result<String> {
+    hash_seen(sources, ignore).map(|(h, _)| h)
+}
+
+/// [`hash`], and what it saw, so a copy (which reads the files again) can
+/// tell whether it copied the same.
+pub(super) fn hash_seen(sources: &[Source], ignore: Option<&Ignore>) -> Result<(String, Seen)> {
     let mut h = Hasher::new(Algorithm::Sha256);
+    let mut seen = Vec::new();
     for s in sources {
         h.update(s.rel.as_bytes());
         h.update(b"\0");
-        hash_tree(&s.path, &s.rel, ignore, &mut h)?;
+        hash_tree(&s.path, &s.rel, ignore, &mut h, &mut seen)?;
     }
-    Ok(h.finish().to_string())
+    Ok((h.finish().to_string(), seen))
 }
 
-fn hash_tree(path: &Path, rel: &str, ignore: Option<&Ignore>, h: &mut Hasher) -> Result<()> {
+/// Is every entry `hash` saw still the same inode, unchanged (a write,
+/// chmod, chown or rename moves its ctime)?
+pub(super) fn unchanged(seen: &Seen) -> bool {
+    seen.iter().all(|(p, id, stamp)| {
+        fs::symlink_metadata(p)
+            .is_ok_and(|m| (m.dev(), m.ino()) == *id && super::filehash::Stamp::of(&m) == *stamp)
+    })
+}
+
+fn hash_tree(
+    path: &Path,
+    rel: &str,
+    ignore: Option<&Ignore>,
+    h: &mut Hasher,
+    seen: &mut Seen,
+) -> Result<()> {
     let m = fs::symlink_metadata(path).ctx("stat", path)?;
+    seen.push((
+        path.to_path_buf(),
+        (m.dev(), m.ino()),
+        super::filehash::Stamp::of(&m),
+    ));
     h.update(format!("{}:{:o}:{}:{}\0", rel, m.mode(), m.uid(), m.gid()).as_bytes());
     if m.file_type().is_symlink() {
         h.update(
@@ -275,7 +305,7 @@ fn hash_tree(path: &Path, rel: &str, ignore: Option<&Ignore>, h: &mut Hasher) ->
             if ignore.is_some_and(|i| i.excluded(&r)) {
                 continue;
             }
-            hash_tree(&path.join(&n), &r, ignore, h)?;
+            hash_tree(&path.join(&n), &r, ignore, h, seen)?;
         }
     }
     Ok(())

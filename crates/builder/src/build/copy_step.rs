@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::dest::{self, Dest};
 use super::run::{ReadOnlyRoot, StepRoot};
-use super::steps::{Ctx, Scope, StageState, chain, non_empty};
+use super::steps::{Ctx, Made, Scope, StageState, chain, non_empty};
 use super::{config, copy, fetch};
 use crate::dockerfile::ignore::Ignore;
 use crate::dockerfile::{self, Dockerfile, expand};
@@ -134,11 +134,11 @@ impl Ctx<'_> {
         } else {
             copy::resolve(root, &words, ignore)?
         };
-        let content = if from_root.is_some() {
+        let (content, seen) = if from_root.is_some() {
             // Another stage's files are pinned by its layer chain.
-            from_key.clone() + &json!(words).to_string()
+            (from_key.clone() + &json!(words).to_string(), Vec::new())
         } else {
-            copy::hash(&sources, ignore)?
+            copy::hash_seen(&sources, ignore)?
         };
         let shown = format!(
             "{kw} {}{} {}",
@@ -193,7 +193,7 @@ impl Ctx<'_> {
         let many = sources.len() + heredocs.len() + urls.len() > 1;
         let add = c.add;
         let by = format!("{shown} # buildkit");
-        self.cached_layer(st, key, &by, linked, lease, |me, st| {
+        self.cached_layer(st, key, &by, linked, lease, |me, st, lease| {
             // A linked layer starts from nothing: the destination's parents
             // are made fresh, never resolved through the base's links.
             let lowers = if linked { Vec::new() } else { me.lowers(st)? };
@@ -291,7 +291,17 @@ impl Ctx<'_> {
                     None,
                 )?;
             }
-            me.commit(&mut step, st)
+            // An in-place context can change while it is copied: the layer
+            // then holds what was read, not what the key was made of, so it
+            // serves this build but is not cached under that key.
+            let cacheable = copy::unchanged(&seen);
+            if !cacheable {
+                me.line("the build context changed while it was copied: this layer is not cached");
+            }
+            Ok(Made {
+                layer: me.commit(&mut step, st, lease)?,
+                cacheable,
+            })
         })
     }
 }

@@ -26,15 +26,16 @@ const MAX_ENTRIES: usize = 1 << 19;
 /// How old a file's last change must be (seconds) for its digest to be kept.
 const RACY_SECS: i64 = 2;
 
+/// What any change to a file alters (the inode aside).
 #[derive(Clone, PartialEq, Eq, Debug)]
-struct Stamp {
+pub(super) struct Stamp {
     size: u64,
     mtime: (i64, i64),
     ctime: (i64, i64),
 }
 
 impl Stamp {
-    fn of(m: &Metadata) -> Stamp {
+    pub(super) fn of(m: &Metadata) -> Stamp {
         Stamp {
             size: m.len(),
             mtime: (m.mtime(), m.mtime_nsec()),

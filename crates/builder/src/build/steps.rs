@@ -500,13 +500,28 @@ impl<'a> Ctx<'a> {
         by: &str,
         linked: bool,
         lease: &mut Lease,
-        make: impl FnOnce(&mut Self, &StageState) -> Result<Option<LayerRecord>>,
+        make: impl FnOnce(&mut Self, &StageState, &mut Lease) -> Result<Made>,
     ) -> Result<()> {
         let t = Instant::now();
         let hit = if self.opts.no_cache {
             None
         } else {
             self.cache.get(&self.store, &key)
+        };
+        // The hit's layer is leased before it is used; a collect that ran
+        // between the lookup and the lease may have taken its blob, which
+        // makes it a miss.
+        let parent = st.layers.last().map(|p| p.chain_id.clone());
+        let hit = match hit {
+            Some(e) => match &e.layer {
+                Some(l) => {
+                    let chain = adopt::chain_id(parent.as_ref(), &l.diff_id);
+                    self.hold(lease, &chain, &l.blob)?;
+                    self.store.content.exists(&l.blob).then_some(e)
+                }
+                None => Some(e),
+            },
+            None => None,
         };
         let (layer, created) = match hit {
             Some(e) => {
@@ -516,28 +531,28 @@ impl<'a> Ctx<'a> {
                 (layer, e.created)
             }
             None => {
-                let l = make(self, st)?;
+                let made = make(self, st, lease)?;
                 self.counters.executed.fetch_add(1, Ordering::Relaxed);
                 let created = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
-                self.cache.put(
-                    &key,
-                    &cache::Entry {
-                        layer: l.clone(),
-                        created,
-                        linked,
-                    },
-                )?;
+                if made.cacheable {
+                    self.cache.put(
+                        &key,
+                        &cache::Entry {
+                            layer: made.layer.clone(),
+                            created,
+                            linked,
+                        },
+                    )?;
+                }
                 self.done(t);
-                (l, created)
+                (made.layer, created)
             }
         };
         st.created = rfc3339(self.opts.source_date_epoch.unwrap_or(created as i64));
         if let Some(l) = &layer {
-            lease.chain_ids.push(l.chain_id.clone());
-            lease.blobs.push(l.blob.clone());
-            self.store.leases.put(lease)?;
+            self.hold(lease, &l.chain_id, &l.blob)?;
             st.layers.push(l.clone());
             let ids = st.image["rootfs"]["diff_ids"].as_array_mut();
             match ids {
@@ -552,17 +567,32 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// Adds a layer and its blob to the build's lease (written before
+    /// returning), so no prune or collect deletes them from here on.
+    fn hold(&self, lease: &mut Lease, chain: &Digest, blob: &Digest) -> Result<()> {
+        let mut changed = false;
+        if !lease.chain_ids.contains(chain) {
+            lease.chain_ids.push(chain.clone());
+            changed = true;
+        }
+        if !lease.blobs.contains(blob) {
+            lease.blobs.push(blob.clone());
+            changed = true;
+        }
+        if changed {
+            self.store.leases.put(lease)?;
+        }
+        Ok(())
+    }
+
     /// A cached layer on top of this stage's layers. Only a `--link` step's
     /// entry can have been made on another parent (its key leaves the
     /// parent out), or outlive its layer dir: then the same blob is stored
     /// again under this parent's chain, so the image gets the identical
-    /// layer digest.
+    /// layer digest. The caller has leased that chain and blob.
     fn relink(&self, l: LayerRecord, st: &StageState) -> Result<LayerRecord> {
         let parent = st.layers.last().map(|p| p.chain_id.clone());
-        let chain = match &parent {
-            None => l.diff_id.clone(),
-            Some(p) => Digest::sha256_of(format!("{p} {}", l.diff_id).as_bytes()),
-        };
+        let chain = adopt::chain_id(parent.as_ref(), &l.diff_id);
         if self.store.layers.exists(&chain) {
             return Ok(LayerRecord {
                 chain_id: chain,
@@ -581,10 +611,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// The step's upper dir → a stored layer (None when nothing changed).
+    /// The layer is leased before it is stored: from then on a prune or a
+    /// background collect cannot take it before the image references it.
     pub(super) fn commit(
         &self,
         step: &mut StepRoot,
         st: &StageState,
+        lease: &mut Lease,
     ) -> Result<Option<LayerRecord>> {
         step.unmount()?;
         if layer::is_empty(&step.upper)? {
@@ -594,6 +627,7 @@ impl<'a> Ctx<'a> {
         let (blob, size, diff_id) =
             layer::write_tar(&step.upper, &tgz, self.opts.source_date_epoch)?;
         let parent = st.layers.last().map(|l| l.chain_id.clone());
+        self.hold(lease, &adopt::chain_id(parent.as_ref(), &diff_id), &blob)?;
         let t = adopt::Tarball {
             path: &tgz,
             blob,
@@ -714,7 +748,7 @@ impl<'a> Ctx<'a> {
             &format!("{by} # buildkit"),
             false,
             lease,
-            |me, st| {
+            |me, st, lease| {
                 let mut step = StepRoot::mount(&me.store, &me.tmp, &me.lowers(st)?)?;
                 mkdir_in_root(&step.rootfs, &workdir)?;
                 let spec = RunSpec {
@@ -735,10 +769,21 @@ impl<'a> Ctx<'a> {
                     });
                 }
                 prepared.remove_stubs()?;
-                me.commit(&mut step, st)
+                Ok(Made {
+                    layer: me.commit(&mut step, st, lease)?,
+                    cacheable: true,
+                })
             },
         )
     }
+}
+
+/// What a step that missed the cache made.
+pub(super) struct Made {
+    pub layer: Option<LayerRecord>,
+    /// False when the step's inputs changed while it ran: the layer serves
+    /// this build but is not cached under the key made before.
+    pub cacheable: bool,
 }
 
 pub(super) fn non_empty(s: String) -> String {
