@@ -266,7 +266,8 @@ fn a_context_bind_is_read_only_through_submounts_and_filtered() {
                 &format!(
                     "FROM {IMAGE}\n\
                      RUN --mount=type=bind,source=data,target=/d sh -c 'echo X >/d/sub/file; echo t >/d/t; cat /d/sub/file /d/keep; true'\n\
-                     RUN --mount=type=bind,target=/ctx sh -c 'cat /ctx/secret/.env /ctx/secret/plain; true'\n"
+                     RUN --mount=type=bind,target=/ctx sh -c 'cat /ctx/secret/.env /ctx/secret/plain; true'\n\
+                     RUN --mount=type=bind,source=data,target=/w,rw sh -c 'echo rewritten >/w/keep; echo \"rw:$(cat /w/keep)\"'\n"
                 ),
             ),
             (".dockerignore", "secret/.env\n"),
@@ -299,6 +300,12 @@ fn a_context_bind_is_read_only_through_submounts_and_filtered() {
         o.stderr
     );
     assert!(!dir.join("data/t").exists());
+    // A rw bind writes to a throwaway copy.
+    assert!(o.stderr.contains("rw:rewritten"), "{}", o.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data/keep")).unwrap(),
+        "kept\n"
+    );
     // The bind shows what it should...
     assert!(
         o.stderr.contains("orig") && o.stderr.contains("kept"),

@@ -313,7 +313,7 @@ impl Ctx<'_> {
                         fs::create_dir_all(&d).ctx("create", &d)?;
                         match &filtered {
                             Some((s, ignore)) => copy_filtered(s, &d, ignore)?,
-                            None => copy_tree(&scoped(&root_dir, &source)?, &src)?,
+                            None => copy_tree(&root_dir, &source, &src)?,
                         }
                     }
                     let file = src.is_file();
@@ -336,9 +336,7 @@ impl Ctx<'_> {
 /// which the kernel does not clone from: the caller copies instead.
 fn bind_detached(root: &Path, source: &str, dir: &Path, mount: &Path) -> Result<bool> {
     use std::os::fd::AsFd;
-    let at = root.join(source);
-    let r = fswalk::open_root(root).ctx("open", root)?;
-    let fd = fswalk::open_in_root(r.as_fd(), Path::new(source), OFlag::O_PATH).ctx("open", &at)?;
+    let (fd, at) = open_source(root, source)?;
     let tree = match berth_runtime::idmap::readonly_tree(fd.as_fd()) {
         Ok(t) => t,
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
@@ -363,6 +361,16 @@ fn bind_detached(root: &Path, source: &str, dir: &Path, mount: &Path) -> Result<
         let _ = fs::remove_dir_all(dir);
     }
     attached.map(|()| true)
+}
+
+/// `source` opened (O_PATH) beneath `root` as if it were `/`, and its
+/// path for messages.
+fn open_source(root: &Path, source: &str) -> Result<(std::os::fd::OwnedFd, PathBuf)> {
+    use std::os::fd::AsFd;
+    let at = root.join(source);
+    let r = fswalk::open_root(root).ctx("open", root)?;
+    let fd = fswalk::open_in_root(r.as_fd(), Path::new(source), OFlag::O_PATH).ctx("open", &at)?;
+    Ok((fd, at))
 }
 
 /// Does `ignore` exclude anything at or below `path` (context-relative
@@ -410,19 +418,29 @@ fn copy_filtered(s: &copy::Source, dir: &Path, ignore: &Ignore) -> Result<()> {
     )
 }
 
-/// `cp -a` for a rw bind source (files, dirs, links; owners and modes).
-fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+/// `cp -a` of `source` below `root` to `dst` (files, dirs, links; owners
+/// and modes), for a rw bind or a source the kernel cannot clone. The
+/// source is opened beneath the root first (RESOLVE_IN_ROOT) and cp reads
+/// it through that fd (`-H` follows only that command-line link), so no
+/// ancestor swapped for a symlink meanwhile can redirect it.
+fn copy_tree(root: &Path, source: &str, dst: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let (fd, at) = open_source(root, source)?;
     let ok = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(src)
+        .args(["-a", "-H"])
+        .arg(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            fd.as_raw_fd()
+        ))
         .arg(dst)
         .status()
-        .ctx("run cp -a", src)?
+        .ctx("run cp -a", &at)?
         .success();
     if !ok {
         return Err(Error::Invalid(format!(
-            "copying {} for a rw bind mount failed",
-            src.display()
+            "copying {} for a bind mount failed",
+            at.display()
         )));
     }
     Ok(())
