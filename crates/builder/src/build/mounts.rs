@@ -332,14 +332,19 @@ impl Ctx<'_> {
 /// root (RESOLVE_IN_ROOT), cloned as a detached tree and attached, so no
 /// path under the context is walked again between check and mount, and
 /// the runtime binds only the daemon's own scratch path. False when the
-/// source lives in another mount namespace (a client's private mount),
-/// which the kernel does not clone from: the caller copies instead.
+/// source lives in another mount namespace (a client's private mount,
+/// which the kernel does not clone from) or the kernel lacks the mount
+/// API: the caller copies instead.
 fn bind_detached(root: &Path, source: &str, dir: &Path, mount: &Path) -> Result<bool> {
     use std::os::fd::AsFd;
     let (fd, at) = open_source(root, source)?;
     let tree = match berth_runtime::idmap::readonly_tree(fd.as_fd()) {
         Ok(t) => t,
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
+        // EINVAL: a mount of another namespace; ENOSYS: a kernel before
+        // 5.12 (no mount_setattr), where only a copy is read-only through.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            return Ok(false);
+        }
         Err(e) => return Err(e).ctx("clone mount", &at),
     };
     let is_dir = nix::sys::stat::fstat(&fd)
