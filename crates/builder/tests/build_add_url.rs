@@ -27,7 +27,8 @@ struct Server {
 impl Server {
     /// Serves `files` by path (with a Last-Modified, except under
     /// `/nolm/`); `/elsewhere` redirects to the same server
-    /// under another host name (localhost), anything else is a 404.
+    /// under another host name (localhost), `/hop/<port>/<path>` to
+    /// `localhost:<port>/<path>`, anything else is a 404.
     fn start() -> Server {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
@@ -61,6 +62,10 @@ impl Server {
                     ),
                     (None, "/elsewhere") => format!(
                         "HTTP/1.1 302 Found\r\nLocation: http://localhost:{port}/files/data.bin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    ),
+                    (None, p) if p.starts_with("/hop/") => format!(
+                        "HTTP/1.1 302 Found\r\nLocation: http://localhost:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        &p[5..]
                     ),
                     _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                         .to_string(),
@@ -209,19 +214,35 @@ fn add_checksum_is_verified_and_keys_the_cache() {
     assert!(err.contains("expected 64 hex digits"), "{err}");
 }
 
-/// Only the named host is contacted; HTTP errors are said plainly.
+/// Redirects to other hosts are followed, as BuildKit does (release
+/// downloads redirect to a CDN), up to 10; HTTP errors are said plainly.
 #[test]
-fn add_url_errors_are_clear() {
+fn add_url_redirects_and_errors() {
     let e = env();
     let s = Server::start();
+    let other = Server::start();
     s.put("/files/data.bin", b"x");
     let ctx = e.context("ctx");
-    let (err, _) = e.build_err(
+    let hop = other.url(&format!("/hop/{}/files/data.bin", s.port));
+    let (r, _) = e.build(
         &ctx,
-        &format!("FROM busybox\nADD {} /x\n", s.url("/elsewhere")),
+        &format!(
+            "FROM scratch\nADD {} /x\nADD {hop} /y\n",
+            s.url("/elsewhere")
+        ),
+        |_| {},
     );
+    let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+    let m = Mounted::new(&e.store, &rec, e.dir.path().join("mnt"));
+    assert_eq!(fs::read(m.dir.join("x")).unwrap(), b"x");
+    assert_eq!(fs::read(m.dir.join("y")).unwrap(), b"x");
+    drop(m);
+    // A loop between the two servers stops after 10.
+    let (a, b) = (s.port, other.port);
+    let looped = other.url(&format!("/hop/{a}/hop/{b}/hop/{a}/hop/{b}/hop/{a}/hop/{b}/hop/{a}/hop/{b}/hop/{a}/hop/{b}/hop/{a}/files/data.bin"));
+    let (err, _) = e.build_err(&ctx, &format!("FROM scratch\nADD {looped} /z\n"));
     assert!(
-        err.contains("line 2:") && err.contains("redirect to another host refused"),
+        err.contains("line 2:") && err.contains("stopped after 10 redirects"),
         "{err}"
     );
     let (err, _) = e.build_err(&ctx, &format!("FROM busybox\nADD {} /x\n", s.url("/nope")));

@@ -1,13 +1,18 @@
 //! ADD <http(s) url>: the download, as BuildKit's HTTP source does it. The
 //! file is named after the URL path's last segment, gets mode 0600 and the
-//! server's Last-Modified as its mtime (else 0), and is never unpacked. Only the
-//! host the Dockerfile names is contacted: no proxy from the environment,
-//! and redirects only within that host.
+//! server's Last-Modified as its mtime (else 0), and is never unpacked. No
+//! proxy from the environment. Redirects are followed (up to 10) to any host,
+//! as BuildKit does (a GitHub release URL redirects to
+//! objects.githubusercontent.com), but never from https to http: the
+//! Dockerfile asked for a verified transfer. A server that stops answering
+//! fails the step (connect and idle read timeouts); there is no size cap,
+//! as in BuildKit: the download goes to the daemon's disk, not memory.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use berth_image::Digest;
 use berth_image::digest::{Algorithm, Hasher};
@@ -127,23 +132,51 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// How long a download may wait: to connect, and for the next bytes.
+#[derive(Clone, Copy)]
+struct Timeouts {
+    connect: Duration,
+    idle: Duration,
+}
+
+const TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(30),
+    idle: Duration::from_secs(120),
+};
+
+/// Whether a redirect from `prev` to `next` (the `hops`-th) is followed.
+fn redirect_refused(prev: &reqwest::Url, next: &reqwest::Url, hops: usize) -> Option<String> {
+    if hops >= 10 {
+        Some("stopped after 10 redirects".into())
+    } else if prev.scheme() == "https" && next.scheme() != "https" {
+        Some(format!(
+            "redirect from https to {next} refused (it would drop TLS)"
+        ))
+    } else {
+        None
+    }
+}
+
 async fn download(url: &str, dst: &Path, algo: Algorithm) -> Result<(Digest, Option<String>)> {
+    download_with(url, dst, algo, TIMEOUTS).await
+}
+
+async fn download_with(
+    url: &str,
+    dst: &Path,
+    algo: Algorithm,
+    t: Timeouts,
+) -> Result<(Digest, Option<String>)> {
     let err = |m: String| Error::Invalid(format!("ADD {url}: {m}"));
-    let host = reqwest::Url::parse(url)
-        .map_err(|e| err(e.to_string()))?
-        .host_str()
-        .map(String::from);
     let client = reqwest::Client::builder()
         .no_proxy()
-        .redirect(reqwest::redirect::Policy::custom(move |a| {
-            if a.previous().len() >= 10 {
-                a.error("too many redirects")
-            } else if a.url().host_str().map(String::from) != host {
-                a.error(
-                    "redirect to another host refused (ADD fetches only from the host it names)",
-                )
-            } else {
-                a.follow()
+        .connect_timeout(t.connect)
+        .read_timeout(t.idle)
+        .redirect(reqwest::redirect::Policy::custom(|a| {
+            let prev = a.previous().last().cloned();
+            match prev.and_then(|p| redirect_refused(&p, a.url(), a.previous().len())) {
+                Some(why) => a.error(why),
+                None => a.follow(),
             }
         }))
         .build()
@@ -186,6 +219,75 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader};
+
+    #[test]
+    fn redirects_go_anywhere_but_down_to_http() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        let gh = u("https://github.com/o/r/releases/download/v1/x.tar.gz");
+        let objects = u("https://objects.githubusercontent.com/x?sig=1");
+        assert_eq!(redirect_refused(&gh, &objects, 1), None);
+        assert_eq!(
+            redirect_refused(&u("http://a/x"), &u("https://b/y"), 1),
+            None
+        );
+        assert_eq!(
+            redirect_refused(&u("http://a/x"), &u("http://b/y"), 1),
+            None
+        );
+        let e = redirect_refused(&gh, &u("http://github.com/o/r"), 1).unwrap();
+        assert!(
+            e.contains("from https to http://github.com/o/r refused"),
+            "{e}"
+        );
+        assert!(redirect_refused(&u("http://a/1"), &u("http://a/2"), 9).is_none());
+        let e = redirect_refused(&u("http://a/1"), &u("http://a/2"), 10).unwrap();
+        assert!(e.contains("10 redirects"), "{e}");
+    }
+
+    /// A server that stops sending mid-body fails the download after the
+    /// idle timeout instead of holding the build forever.
+    #[test]
+    fn a_stalled_download_times_out() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..")
+                .unwrap();
+            // Hold the connection open, silent, until the client gives up.
+            let _ = std::io::Read::read(&mut c, &mut [0u8; 1]);
+        });
+        let d = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let t = Timeouts {
+            connect: Duration::from_secs(5),
+            idle: Duration::from_millis(300),
+        };
+        let start = std::time::Instant::now();
+        let url = format!("http://127.0.0.1:{port}/f");
+        let e = rt
+            .block_on(download_with(
+                &url,
+                &d.path().join("f"),
+                Algorithm::Sha256,
+                t,
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timed out") || e.contains("timeout"), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+        drop(rt);
+        server.join().unwrap();
+    }
 
     #[test]
     fn names_from_the_url_path() {
