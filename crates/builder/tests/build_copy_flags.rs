@@ -549,3 +549,46 @@ fn layers_survive_a_concurrent_collect() {
         }
     }
 }
+
+/// A .dockerignore exception below an excluded directory brings that file
+/// (and its directories), as Docker's context does; an exception that
+/// matches nothing below brings no empty directory (both checked against
+/// dockerd 20.10's BuildKit).
+#[test]
+fn dockerignore_exceptions_reach_into_excluded_directories() {
+    let e = env();
+    let ctx = e.context("ctx");
+    fs::create_dir_all(ctx.join("secret/deep")).unwrap();
+    fs::create_dir_all(ctx.join("other")).unwrap();
+    fs::create_dir_all(ctx.join("d/secret")).unwrap();
+    fs::write(ctx.join("secret/keep"), "K\n").unwrap();
+    fs::write(ctx.join("secret/drop"), "D\n").unwrap();
+    fs::write(ctx.join("secret/deep/x"), "X\n").unwrap();
+    fs::write(ctx.join("other/a.md"), "M\n").unwrap();
+    fs::write(ctx.join("d/secret/n"), "N\n").unwrap();
+    fs::write(
+        ctx.join(".dockerignore"),
+        "secret\n!secret/keep\nother\n!*.md\n",
+    )
+    .unwrap();
+    let (r, _) = e.build(
+        &ctx,
+        "FROM scratch\nCOPY . /c/\nCOPY secret /s/\nCOPY sec* /g/\n",
+        |_| {},
+    );
+    let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+    let m = Mounted::new(&e.store, &rec, e.dir.path().join("mnt"));
+    assert_eq!(fs::read(m.dir.join("c/secret/keep")).unwrap(), b"K\n");
+    assert_eq!(fs::read(m.dir.join("c/d/secret/n")).unwrap(), b"N\n");
+    assert_eq!(fs::read(m.dir.join("s/keep")).unwrap(), b"K\n");
+    assert_eq!(fs::read(m.dir.join("g/keep")).unwrap(), b"K\n");
+    for gone in [
+        "c/secret/drop",
+        "c/secret/deep",
+        "c/other",
+        "s/drop",
+        "g/drop",
+    ] {
+        assert!(!exists(&m.dir, gone), "{gone} was copied");
+    }
+}

@@ -48,7 +48,7 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
             // A pattern matching nothing copies nothing: BuildKit allows
             // it (the legacy builder failed), checked against dockerd 20.10.
             for r in all {
-                if glob::matches(&rel, &r) && !ignore.is_some_and(|i| i.excluded(&r)) {
+                if glob::matches(&rel, &r) && !left_out(ignore, &root.join(&r), &r) {
                     // A matched link is followed as a named one is (BuildKit:
                     // `a.txt -> b.dat` copies b.dat's bytes as a.txt, a link
                     // to a directory copies its contents).
@@ -69,7 +69,7 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
                 None => root.join(&rel),
             };
             if fs::symlink_metadata(&path).is_err()
-                || (!rel.is_empty() && ignore.is_some_and(|i| i.excluded(&rel)))
+                || (!rel.is_empty() && left_out(ignore, &path, &rel))
             {
                 return Err(Error::Invalid(format!(
                     "`{w}` not found in the build context (or excluded by .dockerignore)"
@@ -88,6 +88,30 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
         }
     }
     Ok(out)
+}
+
+/// Is the context entry `rel` (at `path`) left out by .dockerignore? An
+/// excluded directory still comes when an exception re-includes something
+/// below it (`secret` + `!secret/keep` brings `secret/keep`, as Docker's
+/// context does), and only then: `other` + `!*.md` with `other/a.md`
+/// (which `*.md` does not match) brings no empty `other`.
+fn left_out(ignore: Option<&Ignore>, path: &Path, rel: &str) -> bool {
+    let Some(i) = ignore else {
+        return false;
+    };
+    if !i.excluded(rel) {
+        return false;
+    }
+    if !i.may_include_under(rel) || !fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        return true;
+    }
+    let Ok(entries) = fs::read_dir(path) else {
+        return true;
+    };
+    !entries.filter_map(|e| e.ok()).any(|e| {
+        let r = format!("{rel}/{}", e.file_name().to_string_lossy());
+        !left_out(ignore, &e.path(), &r)
+    })
 }
 
 /// A source that is itself a symlink is followed within the root, as
@@ -166,7 +190,7 @@ pub fn resolve_parents(
             }) {
                 continue;
             }
-            if glob::matches(&pattern, &r) && !ignore.is_some_and(|i| i.excluded(&ctx_rel(&r))) {
+            if glob::matches(&pattern, &r) && !left_out(ignore, &pivot_dir.join(&r), &ctx_rel(&r)) {
                 taken = Some(r.clone());
                 out.push(Source {
                     path: pivot_dir.join(&r),
@@ -302,7 +326,7 @@ fn hash_tree(
             } else {
                 format!("{rel}/{n}")
             };
-            if ignore.is_some_and(|i| i.excluded(&r)) {
+            if left_out(ignore, &path.join(&n), &r) {
                 continue;
             }
             hash_tree(&path.join(&n), &r, ignore, h, seen)?;
@@ -341,7 +365,7 @@ pub fn copy_children(
         } else {
             format!("{rel}/{}", n.to_string_lossy())
         };
-        if ignore.is_some_and(|i| i.excluded(&r)) {
+        if left_out(ignore, &src.join(&n), &r) {
             continue;
         }
         copy_entry(&src.join(&n), &r, dir, &n, &shown.join(&n), attrs, ignore)?;
