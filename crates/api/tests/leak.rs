@@ -230,3 +230,29 @@ fn only_rm_containers_get_a_volatile_overlay() {
     d.ok(&["rm", &rm, &kept]);
     d.finish();
 }
+
+/// A create the runtime refuses (a cpuset of CPUs the host lacks, which its
+/// cgroup write rejects while the container's child waits to join) reports
+/// the runtime's own message to the client, and its teardown leaves nothing.
+#[test]
+fn refused_create_reports_the_runtime_error_and_leaves_nothing() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    let o = d.docker(&["run", "--rm", "--cpuset-cpus", "4095", IMAGE, "true"]);
+    assert_eq!(o.code, 125, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("failed to create container")
+            && o.stderr.contains("berth-runtime")
+            && o.stderr.contains("cpuset.cpus"),
+        "{}",
+        o.stderr
+    );
+    assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
+    let trash = d.root.path().join("trash");
+    let end = Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_dir(&trash).is_ok_and(|mut rd| rd.next().is_some()) {
+        assert!(Instant::now() < end, "files left in {trash:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    d.finish();
+}
