@@ -122,6 +122,11 @@ impl Daemon {
 
     /// Starts berthd (again) on the same dirs and waits for its socket.
     pub fn spawn(&mut self) {
+        self.spawn_with(&[]);
+    }
+
+    /// [`Daemon::spawn`] with more berthd arguments (`--runtime ...`).
+    pub fn spawn_with(&mut self, extra: &[&str]) {
         let log = std::fs::File::options()
             .create(true)
             .append(true)
@@ -134,6 +139,7 @@ impl Daemon {
             .arg(self.root.path())
             .arg("--exec-root")
             .arg(self.exec_root.path())
+            .args(extra)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
