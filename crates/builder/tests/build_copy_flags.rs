@@ -437,6 +437,19 @@ fn destination_links_stay_in_the_rootfs() {
         );
         assert_eq!(tree(&victim), ["dir", "q"], "{step} wrote on the host");
     }
+    // A file where a directory must be (merged into, or made below) is
+    // an error too, never replaced (BuildKit: "not a directory").
+    for step in [
+        "COPY pdir/ /x/",
+        "COPY f.txt /x/y",
+        // Berth makes the WORKDIR at the next step that needs it.
+        "WORKDIR /x/y\nCOPY f.txt z",
+        "COPY pdir/ /",
+    ] {
+        let df = format!("FROM scratch\nCOPY f.txt /x\nCOPY f.txt /sub\n{step}\n");
+        let (err, _) = e.build_err(&ctx, &df);
+        assert!(err.contains("is not a directory"), "{step}: {err}");
+    }
     let (err, _) = e.build_err(&ctx, "FROM scratch\nCOPY early/ pdir/ /app2/\n");
     assert!(err.contains("cannot copy to non-directory"), "{err}");
     assert_eq!(tree(&victim), ["dir", "q"]);

@@ -9,8 +9,8 @@
 //! fd: a directory is entered with `O_NOFOLLOW`, a file is created with
 //! `O_CREAT | O_EXCL | O_NOFOLLOW` after its old entry is unlinked, and
 //! owners, modes and times are set on the fd (or with `AT_SYMLINK_NOFOLLOW`
-//! for links). A symlink where a directory has to be merged is refused, as
-//! BuildKit refuses it ("cannot copy to non-directory").
+//! for links). A symlink or file where a directory has to be merged or
+//! made is refused, as BuildKit refuses it ("cannot copy to non-directory").
 
 use std::ffi::OsStr;
 use std::fs::{File, Metadata};
@@ -87,8 +87,8 @@ impl Dest {
 }
 
 /// The directory `name` in `parent`, entered without following a link;
-/// made (and `init` run on it) when missing, and a non-directory other
-/// than a link replaced. Also returns whether it was made.
+/// made (and `init` run on it) when missing; anything else there (a link,
+/// a file) is an error. Also returns whether it was made.
 pub fn child_dir(
     parent: BorrowedFd<'_>,
     name: &OsStr,
@@ -113,9 +113,13 @@ pub fn child_dir(
                 shown.display()
             )));
         }
+        // BuildKit neither replaces a file with a directory nor makes one
+        // below it ("not a directory"); checked against dockerd 20.10.
         Ok(_) => {
-            unlinkat(parent, name, UnlinkatFlags::NoRemoveDir)
-                .map_err(|e| io("remove", shown, e))?;
+            return Err(Error::Invalid(format!(
+                "cannot copy to non-directory: {} is not a directory",
+                shown.display()
+            )));
         }
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(io("stat", shown, e)),
