@@ -993,7 +993,15 @@ fn container_operations_match_docker() {
             .lines()
             .any(|l| l == "x")
     );
-    // events: the same lines as docker's for the same window.
+    // events: the same lines as docker's for the same window. One fixed
+    // `--until` for both: docker's CLI sends a duration as whole seconds,
+    // so `0s` in two calls is two windows when a second boundary falls
+    // between them.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
     assert_eq!(
         berth_ok(
             &d,
@@ -1002,7 +1010,7 @@ fn container_operations_match_docker() {
                 "--since",
                 "5m",
                 "--until",
-                "0s",
+                &until,
                 "--filter",
                 "type=container"
             ]
@@ -1012,7 +1020,7 @@ fn container_operations_match_docker() {
             "--since",
             "5m",
             "--until",
-            "0s",
+            &until,
             "--filter",
             "type=container"
         ])
