@@ -373,8 +373,16 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
         // Whatever a failed test left: shims (by their pid files), runtime
-        // state, overlay mounts.
-        for id in self.container_ids() {
+        // state, overlay mounts — of removed containers whose background
+        // teardown the kill cut short (their dirs are in the trash) too.
+        let trashed: Vec<String> = std::fs::read_dir(self.root.path().join("trash"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in self.container_ids().into_iter().chain(trashed) {
             let state = self.exec_root.path().join("containers").join(&id);
             if let Ok(mut c) = berth_shim::ShimClient::connect(&state.join("shim.sock")) {
                 let _ = c.kill(libc::SIGKILL, true);
