@@ -605,3 +605,95 @@ fn dockerignore_exceptions_reach_into_excluded_directories() {
         assert!(!exists(&m.dir, gone), "{gone} was copied");
     }
 }
+
+/// Files under `dir` (not following links) whose bytes are `needle`.
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(m) = fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() {
+                todo.push(p);
+            } else if m.is_file() && fs::read(&p).is_ok_and(|b| b == needle) {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// An in-place context can change while COPY reads it: a directory
+/// swapped for a link to a host directory (and back, atomically, all the
+/// time) is read through the fd the walk opened, so the host's files never
+/// reach a layer.
+#[test]
+fn a_source_swapped_for_a_link_mid_copy_is_not_followed() {
+    let e = env();
+    let host = e.dir.path().join("host");
+    fs::create_dir_all(&host).unwrap();
+    let ctx = e.context("ctx");
+    fs::create_dir_all(ctx.join("tree/d")).unwrap();
+    for i in 0..3 {
+        fs::write(host.join(format!("f{i}")), "HOST-SECRET").unwrap();
+        fs::write(ctx.join(format!("tree/d/f{i}")), "ok").unwrap();
+    }
+    // Outside the copied tree, on the same filesystem: the other side of
+    // each swap.
+    symlink(&host, ctx.join("swap")).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let (d, swap, stop) = (ctx.join("tree/d"), ctx.join("swap"), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                nix::fcntl::renameat2(
+                    nix::fcntl::AT_FDCWD,
+                    &d,
+                    nix::fcntl::AT_FDCWD,
+                    &swap,
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                )
+                .unwrap();
+                std::thread::sleep(std::time::Duration::from_micros(300));
+            }
+        })
+    };
+    let mut o = berth_builder::build::BuildOptions::new(&ctx);
+    o.dockerfile =
+        berth_builder::build::DockerfileSource::Text("FROM scratch\nCOPY tree/ /t/\n".into());
+    o.no_cache = true;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(2000);
+    let mut built = 0;
+    while std::time::Instant::now() < deadline {
+        let sink: berth_builder::build::Sink =
+            std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        // Errors (a name vanishing mid-copy) are fine; leaks are not.
+        let r = match berth_builder::build::build(&e.store, &o, sink) {
+            Ok(r) => r,
+            Err(err) => {
+                eprintln!("DBG {err}");
+                continue;
+            }
+        };
+        built += 1;
+        let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+        for l in &rec.layers {
+            eprintln!(
+                "DBG layer {}",
+                files_holding(&e.store.layers.diff_dir(&l.chain_id), b"ok").len()
+            );
+            let leaked = files_holding(&e.store.layers.diff_dir(&l.chain_id), b"HOST-SECRET");
+            if !leaked.is_empty() {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                panic!("host files copied into a layer: {} of them", leaked.len());
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flipper.join().unwrap();
+    assert!(built > 3, "only {built} builds succeeded");
+}

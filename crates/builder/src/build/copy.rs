@@ -10,9 +10,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::OFlag;
-
 use berth_image::digest::{Algorithm, Hasher};
+use berth_image::fswalk;
 
 use crate::dockerfile::glob;
 use crate::dockerfile::ignore::{Ignore, clean};
@@ -354,28 +353,15 @@ pub fn copy_children(
     attrs: Attrs,
     ignore: Option<&Ignore>,
 ) -> Result<()> {
-    let mut names: Vec<_> = fs::read_dir(src)
-        .ctx("read", src)?
-        .filter_map(|e| e.ok().map(|e| e.file_name()))
-        .collect();
-    names.sort();
-    for n in names {
-        let r = if rel.is_empty() {
-            n.to_string_lossy().into_owned()
-        } else {
-            format!("{rel}/{}", n.to_string_lossy())
-        };
-        if left_out(ignore, &src.join(&n), &r) {
-            continue;
-        }
-        copy_entry(&src.join(&n), &r, dir, &n, &shown.join(&n), attrs, ignore)?;
-    }
-    Ok(())
+    let fd = fswalk::open_root(src).ctx("open", src)?;
+    children(fd.as_fd(), src, rel, dir, shown, attrs, ignore)
 }
 
 /// Copies `src` as the entry `name` of the directory `parent`: a
 /// directory is merged into an existing one (never through a link), a
-/// file or link replaces what was there.
+/// file or link replaces what was there. `src` was resolved when it was
+/// chosen; from here on the source is read through fds (an entry swapped
+/// for a link meanwhile is copied as that link, never followed).
 pub fn copy_entry(
     src: &Path,
     rel: &str,
@@ -385,45 +371,74 @@ pub fn copy_entry(
     attrs: Attrs,
     ignore: Option<&Ignore>,
 ) -> Result<()> {
-    let m = fs::symlink_metadata(src).ctx("stat", src)?;
-    let ft = m.file_type();
+    let (Some(src_dir), Some(src_name)) = (src.parent(), src.file_name()) else {
+        return Err(Error::Invalid(format!(
+            "{}: not a file to copy",
+            src.display()
+        )));
+    };
+    let d = fswalk::open_root(src_dir).ctx("open", src_dir)?;
+    let (m, node) = fswalk::open_child(d.as_fd(), src_name).ctx("open", src)?;
+    copy_node(&m, node, src, rel, parent, name, shown, attrs, ignore)
+}
+
+fn children(
+    src: BorrowedFd<'_>,
+    src_shown: &Path,
+    rel: &str,
+    dir: BorrowedFd<'_>,
+    shown: &Path,
+    attrs: Attrs,
+    ignore: Option<&Ignore>,
+) -> Result<()> {
+    for n in fswalk::names(src).ctx("read", src_shown)? {
+        let r = if rel.is_empty() {
+            n.to_string_lossy().into_owned()
+        } else {
+            format!("{rel}/{}", n.to_string_lossy())
+        };
+        let sp = src_shown.join(&n);
+        if left_out(ignore, &sp, &r) {
+            continue;
+        }
+        let (m, node) = fswalk::open_child(src, &n).ctx("open", &sp)?;
+        copy_node(&m, node, &sp, &r, dir, &n, &shown.join(&n), attrs, ignore)?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn copy_node(
+    m: &fs::Metadata,
+    node: fswalk::Node,
+    src: &Path,
+    rel: &str,
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    shown: &Path,
+    attrs: Attrs,
+    ignore: Option<&Ignore>,
+) -> Result<()> {
     let owner = attrs.owner.unwrap_or((m.uid(), m.gid()));
     let mode = attrs.chmod.unwrap_or(m.mode() & 0o7777);
     let mtime = Some((m.mtime(), m.mtime_nsec()));
-    if ft.is_dir() {
-        let (d, _) = dest::child_dir(parent, name, shown, |_| Ok(()))?;
-        copy_children(src, rel, d.as_fd(), shown, attrs, ignore)?;
-        // Attributes last: a read-only directory must not stop its children.
-        dest::set_attrs(d.as_fd(), shown, owner, mode, mtime)
-    } else if ft.is_symlink() {
-        let t = fs::read_link(src).ctx("readlink", src)?;
-        dest::create_symlink(parent, name, &t, shown, owner, &m)
-    } else if ft.is_file() {
-        // The source as stat'ed: a link swapped in since is not followed.
-        let mut from = File::from(
-            nix::fcntl::open(
-                src,
-                // O_NONBLOCK: a fifo swapped in must not block the open.
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .map_err(|e| dest::io("open", src, e))?,
-        );
-        let now = from.metadata().ctx("stat", src)?;
-        if !now.is_file() || now.ino() != m.ino() {
-            return Err(Error::Invalid(format!(
-                "{} changed while it was being copied",
-                src.display()
-            )));
+    match node {
+        fswalk::Node::Dir(fd) => {
+            let (d, _) = dest::child_dir(parent, name, shown, |_| Ok(()))?;
+            children(fd.as_fd(), src, rel, d.as_fd(), shown, attrs, ignore)?;
+            // Attributes last: a read-only directory must not stop its children.
+            dest::set_attrs(d.as_fd(), shown, owner, mode, mtime)
         }
-        let mut to = dest::create_file(parent, name, shown)?;
-        io::copy(&mut from, &mut to).ctx("copy", shown)?;
-        dest::set_attrs(to.as_fd(), shown, owner, mode, mtime)
-    } else {
-        Err(Error::Unsupported(format!(
+        fswalk::Node::Symlink(t) => dest::create_symlink(parent, name, &t, shown, owner, m),
+        fswalk::Node::File(mut from) => {
+            let mut to = dest::create_file(parent, name, shown)?;
+            io::copy(&mut from, &mut to).ctx("copy", shown)?;
+            dest::set_attrs(to.as_fd(), shown, owner, mode, mtime)
+        }
+        fswalk::Node::Other => Err(Error::Unsupported(format!(
             "copying special file {}",
             src.display()
-        )))
+        ))),
     }
 }
 
