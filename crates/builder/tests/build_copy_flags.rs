@@ -395,10 +395,13 @@ fn destination_links_stay_in_the_rootfs() {
     )
     .unwrap();
     // A directory entry over the base's `/app/sub` link: tar would chmod
-    // (and chown) the link's target.
+    // (and chown) the link's target; Docker replaces the link.
     fs::write(
         ctx.join("over.tar"),
-        tar_of(&[("sub/", tar::EntryType::Directory)]),
+        tar_of(&[
+            ("sub/", tar::EntryType::Directory),
+            ("sub/in.txt", tar::EntryType::Regular),
+        ]),
     )
     .unwrap();
     let base = "FROM scratch AS evil\nCOPY base/ /\nFROM evil\n";
@@ -425,11 +428,18 @@ fn destination_links_stay_in_the_rootfs() {
     assert_eq!(fs::read(m.dir.join("app/EOF")).unwrap(), b"hello\n");
     assert_eq!(stat(&m.dir, "/app/sub").0, "link");
     drop(m);
-    for step in [
-        "COPY pdir/ /app/",
-        "COPY --parents q/x.txt /app/",
-        "ADD over.tar /app/",
-    ] {
+    let (r, _) = e.build(&ctx, &format!("{base}ADD over.tar /app/\n"), |_| {});
+    let rec = e.store.resolve(&r.image_id.to_string()).unwrap();
+    let m = Mounted::new(&e.store, &rec, e.dir.path().join("mnt"));
+    assert_eq!(stat(&m.dir, "/app/sub"), ("dir", 0o777, 0, 0));
+    assert_eq!(fs::read(m.dir.join("app/sub/in.txt")).unwrap(), b"T\n");
+    drop(m);
+    assert_eq!(
+        tree(&victim),
+        ["dir", "q"],
+        "ADD over.tar wrote on the host"
+    );
+    for step in ["COPY pdir/ /app/", "COPY --parents q/x.txt /app/"] {
         let (err, _) = e.build_err(&ctx, &format!("{base}{step}\n"));
         assert!(
             err.contains("cannot copy to non-directory"),

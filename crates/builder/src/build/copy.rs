@@ -560,6 +560,32 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// A directory entry where `dst` has a symlink (an image's `/app/sub ->
+/// /host/dir`) replaces the link with a directory, as Docker's untar does
+/// (checked against dockerd 20.10's BuildKit), before anything below is
+/// unpacked: tar would merge into the link's target and chmod and chown
+/// it, which from `/etc` is the host's. Only when the link itself lies
+/// inside `dst` (else tar refuses the entry as outside anyway).
+fn replace_link_with_dir(dst: &Path, rel: &str) -> Result<()> {
+    let at = dst.join(rel);
+    if rel.is_empty() || !fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Ok(());
+    }
+    let inside = at
+        .parent()
+        .and_then(|p| fs::canonicalize(p).ok())
+        .zip(fs::canonicalize(dst).ok())
+        .is_some_and(|(p, d)| p.starts_with(d));
+    if !inside {
+        return Err(Error::Invalid(format!(
+            "cannot copy to non-directory: {} is a symlink",
+            at.display()
+        )));
+    }
+    fs::remove_file(&at).ctx("remove", &at)?;
+    fs::create_dir(&at).ctx("create", &at)
+}
+
 /// Unpacks an archive into `dst`, owners and modes as in the archive.
 pub fn extract(p: &Path, dst: &Path) -> Result<()> {
     let r = unpacked(p)?;
@@ -576,6 +602,9 @@ pub fn extract(p: &Path, dst: &Path) -> Result<()> {
     for e in a.entries().ctx("extract", p)? {
         let mut e = e.ctx("extract", p)?;
         if e.header().entry_type() == tar::EntryType::Directory {
+            if let Ok(rel) = e.path() {
+                replace_link_with_dir(dst, &clean(&rel.to_string_lossy()))?;
+            }
             dirs.push(e);
         } else {
             e.unpack_in(dst).ctx("extract", p)?;
@@ -584,9 +613,8 @@ pub fn extract(p: &Path, dst: &Path) -> Result<()> {
     dirs.sort_by(|a, b| b.path_bytes().cmp(&a.path_bytes()));
     let mut times = Vec::new();
     for mut d in dirs {
-        // tar merges into an existing directory by following a link there
-        // (and chmods and chowns its target), which from an image's
-        // `/app/x -> /etc` would be the host's. BuildKit refuses it too.
+        // Links were replaced above; one made since (by the archive's own
+        // entries) is refused rather than merged through.
         if let Ok(rel) = d.path() {
             let at = dst.join(clean(&rel.to_string_lossy()));
             if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
