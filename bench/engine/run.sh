@@ -11,9 +11,11 @@
 #      containerd-shim-runc-v2 per container; conmon per container (podman)
 #   4. start rate: 20 sequential `run -d --network none IMAGE sleep 1000`, containers/s (engines
 #      interleaved per container; NSTART over the sum of that engine's times)
+# berthd is driven twice: by the docker CLI (like dockerd) and by Berth's own `berth` CLI, which is
+# what the issue compares (`berth run --rm busybox true` vs `docker run --rm busybox true`).
 # Also the CLI floor (`version` round trip) per daemon, and the docker CLI's own `run --rm` time and
 # start rate against a do-nothing API server (nulld.py), so the fixed client cost is visible.
-# Needs root, target/release/{berthd,berth-shim,berth-runtime} (cargo build --release -p berth-api
+# Needs root, target/release/{berth,berthd,berth-shim,berth-runtime} (cargo build --release -p berth-cli -p berth-api
 # -p berth-shim -p berth-runtime), the registry on localhost:5000 with busybox:latest, and the shared
 # dockerd (/work/shared/fixtures/dockerd.sh start). Starts its own berthd in a temp dir; never stops
 # the shared dockerd or registry. Prints a markdown table.
@@ -30,6 +32,7 @@ NSTART=${NSTART:-20}; NMEM=${NMEM:-10}
 W=$(mktemp -d /var/tmp/berth-bench-engine.XXXXXX)
 BSOCK=$W/berthd.sock
 BD=("$DOCKER" -H "unix://$BSOCK")
+BC=("$BIN/berth" -H "unix://$BSOCK")
 DD=("$DOCKER" -H "unix://$DOCKERD_SOCK")
 PM=(podman --root "$W/proot" --runroot "$W/prunroot" --tmpdir "$W/ptmp" --runtime runc
     --cgroup-manager cgroupfs --events-backend file --storage-driver overlay)
@@ -88,8 +91,10 @@ ms "${PM[@]}" run --rm "${PRUN[@]}" "$PIMG" true >/dev/null
 # --- 1. run --rm latency + CLI floor ---------------------------------------------------------------
 for i in $(seq "$N"); do
   ms "${BD[@]}" version >>"$W/b.ver"
+  ms "${BC[@]}" version >>"$W/bc.ver"
   ms "${DD[@]}" version >>"$W/d.ver"
   ms "${BD[@]}" run --rm --network none "$BIMG" true >>"$W/b.run"
+  ms "${BC[@]}" run --rm --network none "$BIMG" true >>"$W/bc.run"
   ms "${DD[@]}" run --rm --network none "$DIMG" true >>"$W/d.run"
   ms "${PM[@]}" run --rm "${PRUN[@]}" "$PIMG" true >>"$W/p.run"
   ms "${NUL[@]}" run --rm --network none "$DIMG" true >>"$W/n.run"
@@ -114,6 +119,7 @@ echo "shims found: berth-shim $nb, containerd-shim-runc-v2 $nd, conmon $np" >&2
 bc=$(head -1 "$W/b.ids"); dc=$(head -1 "$W/dd.ids"); pc=$(head -1 "$W/p.ids")
 for i in $(seq "$N"); do
   ms "${BD[@]}" exec "$bc" true >>"$W/b.exec"
+  ms "${BC[@]}" exec "$bc" true >>"$W/bc.exec"
   ms "${DD[@]}" exec "$dc" true >>"$W/d.exec"
   ms "${PM[@]}" exec "$pc" true >>"$W/p.exec"
 done
@@ -132,13 +138,14 @@ start1() {  # tag image extra-args... ; appends the µs one `run -d` took to $W/
 }
 for i in $(seq "$NSTART"); do
   start1 BD "$BIMG" --network none
+  start1 BC "$BIMG" --network none
   start1 DD "$DIMG" --network none; cp "$W/rate.DD.ids" "$W/dd.ids"
   start1 PM "$PIMG" "${PRUN[@]}"
   start1 NUL "$DIMG" --network none
 done
 rate() { awk -v n="$NSTART" '{s += $1} END {printf "%.1f", n / (s / 1e6)}' "$W/rate.$1"; }
-R_B=$(rate BD); R_D=$(rate DD); R_P=$(rate PM); R_N=$(rate NUL)
-"${BD[@]}" rm -f $(cat "$W/rate.BD.ids") >/dev/null
+R_B=$(rate BD); R_BC=$(rate BC); R_D=$(rate DD); R_P=$(rate PM); R_N=$(rate NUL)
+"${BD[@]}" rm -f $(cat "$W/rate.BD.ids") $(cat "$W/rate.BC.ids") >/dev/null
 "${DD[@]}" rm -f $(cat "$W/dd.ids") >/dev/null; : >"$W/dd.ids"
 "${PM[@]}" rm -f -t 0 $(cat "$W/rate.PM.ids") >/dev/null 2>&1
 
@@ -158,9 +165,14 @@ echo "| daemon RSS idle after runs (MiB; dockerd+containerd) | $(mib "$B_IDLE") 
 echo "| daemon RSS, $NMEM running (MiB) | $(mib "$B_10") | $(mib "$D_10") | 0 | $(ratio "$B_10" "$D_10") | – |"
 echo "| shim RSS per container (MiB; berth-shim / containerd-shim-runc-v2 / conmon) | $(mib "$BSHIM") | $(mib "$DSHIM") | $(mib "$CONMON") | $(ratio "$BSHIM" "$DSHIM") | $(ratio "$BSHIM" "$CONMON") |"
 echo "| start rate, $NSTART sequential \`run -d\` (containers/s) | $R_B | $R_D | $R_P | **$(ratio "$R_B" "$R_D")** | $(ratio "$R_B" "$R_P") |"
+cv=$(m bc.ver); cr=$(m bc.run); ce=$(m bc.exec)
+echo "| **berth CLI** → berthd: \`berth version\` (ms) | $cv | $dv (docker CLI → dockerd) | – | $(ratio "$cv" "$dv") | – |"
+echo "| **berth CLI**: \`berth run --rm --network none busybox true\` (ms) | $cr | $dr (\`docker run\` → dockerd) | $pr | **$(ratio "$cr" "$dr")** | $(ratio "$cr" "$pr") |"
+echo "| **berth CLI**: \`berth exec C true\` (ms) | $ce | $de | $pe | $(ratio "$ce" "$de") | $(ratio "$ce" "$pe") |"
+echo "| **berth CLI**: start rate, $NSTART sequential \`berth run -d\` (containers/s) | $R_BC | $R_D | $R_P | **$(ratio "$R_BC" "$R_D")** | $(ratio "$R_BC" "$R_P") |"
 nr=$(m n.run)
 echo
 echo "client floor (the same docker CLI against bench/engine/nulld.py, a do-nothing API server):" \
   "\`run --rm\` $nr ms median (0.1x dockerd's run is $(awk -v d="$dr" 'BEGIN {printf "%.1f", d/10}') ms)," \
   "start rate $R_N containers/s"
-echo "raw µs (run): berthd $(tr '\n' ' ' <"$W/b.run")| dockerd $(tr '\n' ' ' <"$W/d.run")| podman $(tr '\n' ' ' <"$W/p.run")"
+echo "raw µs (run): berth CLI $(tr '\n' ' ' <"$W/bc.run")| berthd $(tr '\n' ' ' <"$W/b.run")| dockerd $(tr '\n' ' ' <"$W/d.run")| podman $(tr '\n' ' ' <"$W/p.run")"
