@@ -111,6 +111,10 @@ impl Engine {
         for d in [paths.containers(), paths.exec_root.join("containers")] {
             std::fs::create_dir_all(&d).map_err(|e| error::io_err("create", &d, e))?;
         }
+        // Each container's dir (record, upper/work, log) in a block group of
+        // its own choosing, away from the inodes its predecessors just freed
+        // (see berth_image::layers::spread_subdirs).
+        berth_image::layers::spread_subdirs(&paths.containers());
         let images = Arc::new(ImageStore::open(&paths.root)?);
         images.cleanup()?;
         // Step containers and mounts of builds a previous daemon was running.
