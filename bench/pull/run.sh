@@ -33,6 +33,14 @@ T=$(mktemp -d /var/tmp/bench-pull.XXXXXX)
 BERTHD_PID=
 cleanup() {
   [ -n "$BERTHD_PID" ] && { kill "$BERTHD_PID" 2>/dev/null; wait "$BERTHD_PID" 2>/dev/null || true; }
+  # berthd keeps its default bridge and nftables table across restarts (as
+  # dockerd keeps docker0); this store goes away, so do they. Ours carry
+  # the alias berth-root:<root>.
+  for b in $(ip -br link show type bridge 2>/dev/null | awk '{print $1}'); do
+    if ip -d link show "$b" 2>/dev/null | grep -q "alias berth-root:$T/"; then
+      ip link del "$b" 2>/dev/null; nft delete table ip "$b" 2>/dev/null
+    fi
+  done
   for d in "$T"/podman-*; do
     [ -d "$d" ] && podman --root "$d/root" --runroot "$d/run" system reset -f >/dev/null 2>&1
   done

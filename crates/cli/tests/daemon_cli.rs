@@ -244,6 +244,15 @@ fn concurrent_first_commands_share_one_daemon() {
     }
     let left = daemons();
     assert_eq!(left, vec![holder], "daemons on the root: {left:?}");
+    // Its exec root (/run/berth-<hash>, beside its log) goes with it.
+    let log = std::fs::read_link(format!("/proc/{holder}/fd/2")).unwrap();
+    drop(_guard);
+    let exec_root = log.parent().unwrap();
+    assert!(
+        exec_root.starts_with("/run") && exec_root.to_string_lossy().contains("/berth-"),
+        "{log:?}"
+    );
+    let _ = std::fs::remove_dir_all(exec_root);
 }
 
 #[test]
