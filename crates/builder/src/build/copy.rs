@@ -371,6 +371,15 @@ pub fn copy_entry(
     attrs: Attrs,
     ignore: Option<&Ignore>,
 ) -> Result<()> {
+    if rel.is_empty() {
+        // The context root itself, which for a context passed as an fd is
+        // the daemon's /proc/self/fd/N magic link: followed (the context is
+        // that directory), never copied as the link.
+        let f = File::from(fswalk::open_root(src).ctx("open", src)?);
+        let m = f.metadata().ctx("stat", src)?;
+        let node = fswalk::Node::Dir(f.into());
+        return copy_node(&m, node, src, rel, parent, name, shown, attrs, ignore);
+    }
     let (Some(src_dir), Some(src_name)) = (src.parent(), src.file_name()) else {
         return Err(Error::Invalid(format!(
             "{}: not a file to copy",

@@ -412,20 +412,6 @@ fn copy_filtered(s: &copy::Source, dir: &Path, ignore: &Ignore) -> Result<()> {
         chmod: None,
     };
     let d = fswalk::open_root(dir).ctx("open", dir)?;
-    if s.rel.is_empty() {
-        // The whole context: its path is the daemon's /proc/self/fd/N
-        // magic link to the client's directory, which copy_entry would copy
-        // as that link (and the bind would then show everything).
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let top = dir.join("src");
-        let m = fs::metadata(&s.path).ctx("stat", &s.path)?;
-        fs::create_dir(&top).ctx("create", &top)?;
-        std::os::unix::fs::chown(&top, Some(m.uid()), Some(m.gid())).ctx("chown", &top)?;
-        fs::set_permissions(&top, fs::Permissions::from_mode(m.mode() & 0o7777))
-            .ctx("chmod", &top)?;
-        let t = fswalk::open_root(&top).ctx("open", &top)?;
-        return copy::copy_children(&s.path, "", t.as_fd(), &top, attrs, Some(ignore));
-    }
     copy::copy_entry(
         &s.path,
         &s.rel,
