@@ -95,11 +95,7 @@ pub fn tar_dir(dir: &Path, keep: &[&str], extra: &[(&str, &[u8])]) -> Result<Vec
             .ctx("read", &here)?;
         names.sort();
         for n in names {
-            let r = if rel.is_empty() {
-                n
-            } else {
-                format!("{rel}/{n}")
-            };
+            let r = super::copy::child_rel(&rel, &n);
             let p = dir.join(&r);
             let is_dir = fs::symlink_metadata(&p).ctx("stat", &p)?.is_dir();
             if extra.iter().any(|(n, _)| *n == r) {

@@ -89,6 +89,16 @@ pub fn resolve(root: &Path, words: &[String], ignore: Option<&Ignore>) -> Result
     Ok(out)
 }
 
+/// The context-relative path of the entry `name` of the directory `rel`
+/// ("" is the context root).
+pub(super) fn child_rel(rel: &str, name: &str) -> String {
+    if rel.is_empty() {
+        name.to_string()
+    } else {
+        format!("{rel}/{name}")
+    }
+}
+
 /// Is the context entry `rel` (at `path`) left out by .dockerignore? An
 /// excluded directory still comes when an exception re-includes something
 /// below it (`secret` + `!secret/keep` brings `secret/keep`, as Docker's
@@ -245,11 +255,7 @@ fn list(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<()> {
         .collect();
     names.sort();
     for n in names {
-        let r = if rel.is_empty() {
-            n
-        } else {
-            format!("{rel}/{n}")
-        };
+        let r = child_rel(rel, &n);
         let is_dir = fs::symlink_metadata(root.join(&r)).is_ok_and(|m| m.is_dir());
         out.push(r.clone());
         if is_dir {
@@ -320,11 +326,7 @@ fn hash_tree(
             .collect();
         names.sort();
         for n in names {
-            let r = if rel.is_empty() {
-                n.clone()
-            } else {
-                format!("{rel}/{n}")
-            };
+            let r = child_rel(rel, &n);
             if left_out(ignore, &path.join(&n), &r) {
                 continue;
             }
@@ -401,11 +403,7 @@ fn children(
     ignore: Option<&Ignore>,
 ) -> Result<()> {
     for n in fswalk::names(src).ctx("read", src_shown)? {
-        let r = if rel.is_empty() {
-            n.to_string_lossy().into_owned()
-        } else {
-            format!("{rel}/{}", n.to_string_lossy())
-        };
+        let r = child_rel(rel, &n.to_string_lossy());
         let sp = src_shown.join(&n);
         if left_out(ignore, &sp, &r) {
             continue;

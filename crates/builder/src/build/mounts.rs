@@ -390,11 +390,7 @@ fn excludes(path: &Path, rel: &str, ignore: &Ignore) -> Result<bool> {
     for e in fs::read_dir(path).ctx("read", path)? {
         let e = e.ctx("read", path)?;
         let n = e.file_name();
-        let r = if rel.is_empty() {
-            n.to_string_lossy().into_owned()
-        } else {
-            format!("{rel}/{}", n.to_string_lossy())
-        };
+        let r = copy::child_rel(rel, &n.to_string_lossy());
         if excludes(&e.path(), &r, ignore)? {
             return Ok(true);
         }
