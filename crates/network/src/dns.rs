@@ -413,17 +413,37 @@ pub struct DnsServer {
     threads: Vec<JoinHandle<()>>,
 }
 
-impl DnsServer {
-    /// Binds `listen` on UDP and TCP and serves until dropped.
-    pub fn start(listen: SocketAddr, config: DnsConfig) -> Result<DnsServer> {
+/// UDP and TCP on the same port. With port 0 the kernel picks the UDP
+/// port, and that number may be taken on TCP by an unrelated socket: then
+/// another UDP port is drawn (a few times) instead of failing.
+fn bind_pair(listen: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr)> {
+    let mut attempts = 0;
+    loop {
         let udp = UdpSocket::bind(listen)
             .map_err(|e| NetworkError::os(format!("DNS server: bind udp {listen}"), e))?;
         let addr = udp
             .local_addr()
             .map_err(|e| NetworkError::os("DNS server: local address", e))?;
-        // Same port on TCP (port 0 → whatever UDP got).
-        let tcp = TcpListener::bind(addr)
-            .map_err(|e| NetworkError::os(format!("DNS server: bind tcp {addr}"), e))?;
+        match TcpListener::bind(addr) {
+            Ok(tcp) => return Ok((udp, tcp, addr)),
+            Err(e)
+                if listen.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && attempts < 8 =>
+            {
+                attempts += 1;
+            }
+            Err(e) => {
+                return Err(NetworkError::os(format!("DNS server: bind tcp {addr}"), e));
+            }
+        }
+    }
+}
+
+impl DnsServer {
+    /// Binds `listen` on UDP and TCP and serves until dropped.
+    pub fn start(listen: SocketAddr, config: DnsConfig) -> Result<DnsServer> {
+        let (udp, tcp, addr) = bind_pair(listen)?;
         // The UDP loop checks `stop` between reads.
         udp.set_read_timeout(Some(Duration::from_millis(200)))
             .map_err(|e| NetworkError::os("DNS server: udp timeout", e))?;
