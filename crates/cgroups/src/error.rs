@@ -44,9 +44,16 @@ pub enum CgroupError {
     /// Neither a cgroup2 root nor any cgroup v1 hierarchy under the root.
     #[error("no cgroup hierarchy mounted under {}", .0.display())]
     NoHierarchy(PathBuf),
-    /// The setting cannot be honoured on this host (missing controller, or
-    /// cgroup v2 device rules, which need eBPF). `apply` still writes every
-    /// other setting before returning this, so a caller may log it and go on.
+    /// A requested limit needs a controller or file this host lacks (a
+    /// controller not mounted, no blkio weight file without BFQ/CFQ, a huge
+    /// page size the host does not have). Refused, as runc refuses it:
+    /// running without the limit would break the caller's expectations.
+    #[error("cannot set {what}: {missing}")]
+    Unavailable { what: String, missing: String },
+    /// A setting this host cannot honour and that is safe to skip (as runc
+    /// skips it: kernelTCP without its file, cgroup v2 device rules, which
+    /// need eBPF). `apply` still writes every other setting before returning
+    /// this, so a caller may log it and go on.
     #[error("unsupported: {what}")]
     Unsupported { what: String },
     /// A state change did not complete in time (freezer, rmdir).
@@ -75,6 +82,13 @@ impl CgroupError {
 
     pub(crate) fn unsupported(what: impl Into<String>) -> Self {
         CgroupError::Unsupported { what: what.into() }
+    }
+
+    pub(crate) fn unavailable(what: impl Into<String>, missing: impl Into<String>) -> Self {
+        CgroupError::Unavailable {
+            what: what.into(),
+            missing: missing.into(),
+        }
     }
 
     pub(crate) fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -116,5 +130,12 @@ mod tests {
         assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
         assert!(!e.is_unsupported());
         assert!(CgroupError::unsupported("x").is_unsupported());
+        let refused =
+            CgroupError::unavailable("network classID", "the net_cls controller is not mounted");
+        assert!(!refused.is_unsupported());
+        assert_eq!(
+            refused.to_string(),
+            "cannot set network classID: the net_cls controller is not mounted"
+        );
     }
 }

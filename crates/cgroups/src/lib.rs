@@ -16,11 +16,15 @@
 //! directory laid out like cgroup2. [`Cgroup::open_v1_at`] and
 //! [`Cgroup::open_v2_at`] skip detection.
 //!
-//! `apply` errors: a setting the host cannot honour gives
-//! [`CgroupError::Unsupported`] *after* every other setting has been written,
-//! so a caller may log it and carry on. Device rules on cgroup v2 are such a
-//! setting (v2 needs an eBPF program, which this crate does not load); only
-//! rules that allow everything, the v2 default, pass.
+//! `apply` errors: a limit whose controller or file the host lacks (net_cls
+//! not mounted, a blkio weight without the BFQ/CFQ scheduler's weight file, a
+//! huge page size the host does not have) is refused with
+//! [`CgroupError::Unavailable`], naming the setting and what is missing, as
+//! runc refuses it. Only settings that are safe to skip, as runc skips them,
+//! give [`CgroupError::Unsupported`] *after* every other setting has been
+//! written, so a caller may log it and carry on: kernelTCP without its file,
+//! and device rules on cgroup v2 (v2 needs an eBPF program, which this crate
+//! does not load; only rules that allow everything, the v2 default, pass).
 
 use std::path::{Path, PathBuf};
 

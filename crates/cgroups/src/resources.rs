@@ -216,6 +216,18 @@ pub(crate) fn hugepage_size(limit: &LinuxHugepageLimit) -> Result<&str> {
     Ok(size)
 }
 
+/// The refusal for a huge page size the host does not have (no `file` for
+/// it in the hugetlb cgroup `dir`).
+pub(crate) fn no_page_size(size: &str, dir: &std::path::Path, file: &str) -> CgroupError {
+    CgroupError::unavailable(
+        format!("hugepage limit for {size} pages"),
+        format!(
+            "no {file} in {} (the host has no {size} huge pages)",
+            dir.display()
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,9 +106,11 @@ impl V1Cgroup {
             .map(|s| s.dir.as_path())
     }
 
-    fn require(&self, controller: &str) -> Result<&Path> {
+    /// The directory of `controller`'s hierarchy; refused, naming `what`
+    /// the caller wanted to set, when the controller is not mounted.
+    fn require(&self, controller: &str, what: &str) -> Result<&Path> {
         self.dir_of(controller).ok_or_else(|| {
-            CgroupError::unsupported(format!("{controller} controller is not mounted"))
+            CgroupError::unavailable(what, format!("the {controller} controller is not mounted"))
         })
     }
 
@@ -144,14 +146,15 @@ impl V1Cgroup {
         if !any {
             return Ok(());
         }
-        let dir = self.require("memory")?;
+        let dir = self.require("memory", "memory limits")?;
         let memsw = "memory.memsw.limit_in_bytes";
         let mut swap = swap.map(resources::v1_limit);
         if swap.is_some() && !fs::exists(dir, memsw) {
             if swap.as_deref() != Some("-1") {
-                return Err(CgroupError::unsupported(format!(
-                    "swap limit (no {memsw}: swap accounting is off)"
-                )));
+                return Err(CgroupError::unavailable(
+                    "memory swap limit",
+                    format!("no {memsw} in {} (swap accounting is off)", dir.display()),
+                ));
             }
             swap = None;
         }
@@ -213,7 +216,7 @@ impl V1Cgroup {
             || cpu.burst().is_some()
             || cpu.idle().is_some();
         if wants_cpu {
-            let dir = self.require("cpu")?;
+            let dir = self.require("cpu", "cpu limits")?;
             if let Some(shares) = shares {
                 write_in(dir, "cpu.shares", &shares.to_string())?;
             }
@@ -236,7 +239,7 @@ impl V1Cgroup {
                 write_in(dir, "cpu.cfs_period_us", &p.to_string())?;
             }
             if let Some(burst) = cpu.burst() {
-                self.optional_file(dir, "cpu.cfs_burst_us", &burst.to_string())?;
+                self.optional_file(dir, "cpu.cfs_burst_us", &burst.to_string(), "cpu burst")?;
             }
             if let Some(p) = rt_period {
                 write_in(dir, "cpu.rt_period_us", &p.to_string())?;
@@ -245,13 +248,13 @@ impl V1Cgroup {
                 write_in(dir, "cpu.rt_runtime_us", &r.to_string())?;
             }
             if let Some(idle) = cpu.idle() {
-                self.optional_file(dir, "cpu.idle", &idle.to_string())?;
+                self.optional_file(dir, "cpu.idle", &idle.to_string(), "cpu idle")?;
             }
         }
         let cpus = cpu.cpus().as_deref().filter(|s| !s.is_empty());
         let mems = cpu.mems().as_deref().filter(|s| !s.is_empty());
         if cpus.is_some() || mems.is_some() {
-            let dir = self.require("cpuset")?;
+            let dir = self.require("cpuset", "cpuset")?;
             if let Some(cpus) = cpus {
                 write_in(dir, "cpuset.cpus", cpus)?;
             }
@@ -262,13 +265,14 @@ impl V1Cgroup {
         Ok(())
     }
 
-    /// Writes a file only newer kernels have; Unsupported when it is missing.
-    fn optional_file(&self, dir: &Path, file: &str, value: &str) -> Result<()> {
+    /// Writes a file only some kernels or schedulers have; refused, naming
+    /// `what` and the file, when it is missing.
+    fn optional_file(&self, dir: &Path, file: &str, value: &str, what: &str) -> Result<()> {
         if !fs::exists(dir, file) {
-            return Err(CgroupError::unsupported(format!(
-                "{file} (not in {})",
-                dir.display()
-            )));
+            return Err(CgroupError::unavailable(
+                what,
+                format!("no {file} in {}", dir.display()),
+            ));
         }
         write_in(dir, file, value)
     }
@@ -303,26 +307,59 @@ impl V1Cgroup {
         {
             return Ok(());
         }
-        let dir = self.require("blkio")?;
-        // CFQ offers blkio.weight; with BFQ only blkio.bfq.weight exists.
+        let dir = self.require("blkio", "blkio limits")?;
+        // CFQ offers blkio.weight; with BFQ only blkio.bfq.weight exists;
+        // with neither scheduler (none, mq-deadline, kyber) there is no
+        // weight at all, and a weight is refused as runc refuses it.
         let (weight, weight_device) = if fs::exists(dir, "blkio.weight") {
             ("blkio.weight", "blkio.weight_device")
         } else {
             ("blkio.bfq.weight", "blkio.bfq.weight_device")
         };
+        let no_weight = |what: &str| {
+            CgroupError::unavailable(
+                what,
+                format!(
+                    "neither blkio.weight nor blkio.bfq.weight in {} (block I/O weights \
+                     need the BFQ or CFQ I/O scheduler)",
+                    dir.display()
+                ),
+            )
+        };
+        let any_device_weight = devices
+            .iter()
+            .any(|d| resources::set_weight(d.weight()).is_some());
+        if !fs::exists(dir, weight) {
+            if resources::set_weight(bio.weight()).is_some() {
+                return Err(no_weight("blkio weight"));
+            }
+            if any_device_weight {
+                return Err(no_weight("blkio weight_device"));
+            }
+        }
         if let Some(w) = resources::set_weight(bio.weight()) {
-            self.optional_file(dir, weight, &w.to_string())?;
+            self.optional_file(dir, weight, &w.to_string(), "blkio weight")?;
         }
         if let Some(w) = resources::set_weight(bio.leaf_weight()) {
-            self.optional_file(dir, "blkio.leaf_weight", &w.to_string())?;
+            self.optional_file(
+                dir,
+                "blkio.leaf_weight",
+                &w.to_string(),
+                "blkio leaf weight",
+            )?;
         }
         for dev in devices {
             let line = |w: u16| format!("{}:{} {w}", dev.major(), dev.minor());
             if let Some(w) = resources::set_weight(dev.weight()) {
-                self.optional_file(dir, weight_device, &line(w))?;
+                self.optional_file(dir, weight_device, &line(w), "blkio weight_device")?;
             }
             if let Some(w) = resources::set_weight(dev.leaf_weight()) {
-                self.optional_file(dir, "blkio.leaf_weight_device", &line(w))?;
+                self.optional_file(
+                    dir,
+                    "blkio.leaf_weight_device",
+                    &line(w),
+                    "blkio leaf weight_device",
+                )?;
             }
         }
         for (file, list) in throttles {
@@ -341,8 +378,9 @@ impl V1Cgroup {
         let Some(dir) = self.dir_of("hugetlb") else {
             return match &self.unified {
                 Some(unified) => unified.apply_hugetlb(limits),
-                None => Err(CgroupError::unsupported(
-                    "hugetlb controller is not mounted",
+                None => Err(CgroupError::unavailable(
+                    "hugepage limits",
+                    "the hugetlb controller is not mounted",
                 )),
             };
         };
@@ -350,10 +388,7 @@ impl V1Cgroup {
             let size = resources::hugepage_size(limit)?;
             let file = format!("hugetlb.{size}.limit_in_bytes");
             if !fs::exists(dir, &file) {
-                return Err(CgroupError::invalid(
-                    "hugepageLimits",
-                    format!("page size {size} is not supported by this host"),
-                ));
+                return Err(resources::no_page_size(size, dir, &file));
             }
             let value = resources::v1_limit(limit.limit());
             write_in(dir, &file, &value)?;
@@ -369,7 +404,7 @@ impl V1Cgroup {
         if rules.is_empty() {
             return Ok(());
         }
-        let dir = self.require("devices")?;
+        let dir = self.require("devices", "device rules")?;
         for rule in rules {
             let line = resources::device_rule_line(rule)?;
             let file = if rule.allow() {
@@ -384,11 +419,15 @@ impl V1Cgroup {
 
     fn apply_network(&self, net: &oci_spec::runtime::LinuxNetwork) -> Result<()> {
         if let Some(id) = net.class_id() {
-            write_in(self.require("net_cls")?, "net_cls.classid", &id.to_string())?;
+            write_in(
+                self.require("net_cls", "network classID")?,
+                "net_cls.classid",
+                &id.to_string(),
+            )?;
         }
         let priorities = net.priorities().as_deref().unwrap_or_default();
         if !priorities.is_empty() {
-            let dir = self.require("net_prio")?;
+            let dir = self.require("net_prio", "network priorities")?;
             for p in priorities {
                 let line = format!("{} {}", p.name(), p.priority());
                 write_in(dir, "net_prio.ifpriomap", &line)?;
@@ -453,7 +492,7 @@ impl CgroupManager for V1Cgroup {
         }
         if let Some(pids) = r.pids() {
             let limited = self
-                .require("pids")
+                .require("pids", "pids limit")
                 .and_then(|dir| write_in(dir, "pids.max", &resources::pids_limit(pids.limit())));
             skipped.step(limited)?;
         }
@@ -470,7 +509,7 @@ impl CgroupManager for V1Cgroup {
             skipped.step(self.apply_network(net))?;
         }
         if let Some(rdma) = r.rdma().as_ref().filter(|m| !m.is_empty()) {
-            let limited = self.require("rdma").and_then(|dir| {
+            let limited = self.require("rdma", "rdma limits").and_then(|dir| {
                 resources::rdma_lines(rdma)
                     .iter()
                     .try_for_each(|line| write_in(dir, "rdma.max", line))
@@ -478,9 +517,10 @@ impl CgroupManager for V1Cgroup {
             skipped.step(limited)?;
         }
         if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
-            skipped.step(Err(CgroupError::unsupported(
-                "unified (cgroup v2 files) on a cgroup v1 host",
-            )))?;
+            return Err(CgroupError::unavailable(
+                "unified (cgroup v2 files)",
+                "this is a cgroup v1 host",
+            ));
         }
         skipped.finish()
     }
@@ -494,7 +534,7 @@ impl CgroupManager for V1Cgroup {
     }
 
     fn freeze(&self, state: FreezerState) -> Result<()> {
-        let dir = self.require("freezer")?;
+        let dir = self.require("freezer", "freezer state")?;
         let want = match state {
             FreezerState::Frozen => "FROZEN",
             FreezerState::Thawed => "THAWED",

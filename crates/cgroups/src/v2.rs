@@ -110,16 +110,20 @@ impl V2Cgroup {
         Ok(())
     }
 
-    /// Unsupported unless `controller` is on for this cgroup.
-    fn require(&self, controller: &str) -> Result<PathBuf> {
+    /// The cgroup's directory; refused, naming `what` the caller wanted
+    /// to set, unless `controller` is on for this cgroup.
+    fn require(&self, controller: &str, what: &str) -> Result<PathBuf> {
         let dir = self.dir();
         if Self::available(&dir)?.iter().any(|c| c == controller) {
             Ok(dir)
         } else {
-            Err(CgroupError::unsupported(format!(
-                "{controller} controller is not enabled for {}",
-                dir.display()
-            )))
+            Err(CgroupError::unavailable(
+                what,
+                format!(
+                    "the {controller} controller is not enabled for {}",
+                    dir.display()
+                ),
+            ))
         }
     }
 
@@ -128,13 +132,17 @@ impl V2Cgroup {
         if mem.limit().is_none() && mem.reservation().is_none() && swap.is_none() {
             return self.memory_v1_only(mem);
         }
-        let dir = self.require("memory")?;
+        let dir = self.require("memory", "memory limits")?;
         if let Some(swap) = swap {
             if fs::exists(&dir, "memory.swap.max") {
                 write_in(&dir, "memory.swap.max", &swap)?;
             } else if swap != "max" {
-                return Err(CgroupError::unsupported(
-                    "swap limit (no memory.swap.max: swap accounting is off)",
+                return Err(CgroupError::unavailable(
+                    "memory swap limit",
+                    format!(
+                        "no memory.swap.max in {} (swap accounting is off)",
+                        dir.display()
+                    ),
                 ));
             }
         }
@@ -177,7 +185,7 @@ impl V2Cgroup {
             || cpu.burst().is_some()
             || cpu.idle().is_some();
         if wants_cpu {
-            let dir = self.require("cpu")?;
+            let dir = self.require("cpu", "cpu limits")?;
             if let Some(shares) = cpu.shares().filter(|s| *s > 0) {
                 let weight = resources::shares_to_weight(shares);
                 write_in(&dir, "cpu.weight", &weight.to_string())?;
@@ -195,17 +203,21 @@ impl V2Cgroup {
                 }
                 write_in(&dir, "cpu.max", &max)?;
             }
-            // Newer files (5.14, 5.15): Unsupported on kernels without them.
-            for (file, value) in [
-                ("cpu.max.burst", cpu.burst().map(|b| b.to_string())),
-                ("cpu.idle", cpu.idle().map(|i| i.to_string())),
+            // Newer files (5.14, 5.15): refused on kernels without them.
+            for (file, value, what) in [
+                (
+                    "cpu.max.burst",
+                    cpu.burst().map(|b| b.to_string()),
+                    "cpu burst",
+                ),
+                ("cpu.idle", cpu.idle().map(|i| i.to_string()), "cpu idle"),
             ] {
                 let Some(value) = value else { continue };
                 if !fs::exists(&dir, file) {
-                    return Err(CgroupError::unsupported(format!(
-                        "{file} (not in {})",
-                        dir.display()
-                    )));
+                    return Err(CgroupError::unavailable(
+                        what,
+                        format!("no {file} in {}", dir.display()),
+                    ));
                 }
                 write_in(&dir, file, &value)?;
             }
@@ -213,7 +225,7 @@ impl V2Cgroup {
         let cpus = cpu.cpus().as_deref().filter(|s| !s.is_empty());
         let mems = cpu.mems().as_deref().filter(|s| !s.is_empty());
         if cpus.is_some() || mems.is_some() {
-            let dir = self.require("cpuset")?;
+            let dir = self.require("cpuset", "cpuset")?;
             if let Some(cpus) = cpus {
                 write_in(&dir, "cpuset.cpus", cpus)?;
             }
@@ -235,7 +247,7 @@ impl V2Cgroup {
         if resources::set_weight(bio.weight()).is_none() && devices.is_empty() && lines.is_empty() {
             return self.io_v1_only(bio);
         }
-        let dir = self.require("io")?;
+        let dir = self.require("io", "blkio limits")?;
         // BFQ takes the v1 weight range as is; io.weight (iocost) is 1..10000.
         let bfq = fs::exists(&dir, "io.bfq.weight");
         let (file, convert): (&str, fn(u16) -> u64) = if bfq {
@@ -277,15 +289,12 @@ impl V2Cgroup {
         if limits.is_empty() {
             return Ok(());
         }
-        let dir = self.require("hugetlb")?;
+        let dir = self.require("hugetlb", "hugepage limits")?;
         for limit in limits {
             let size = resources::hugepage_size(limit)?;
             let max = format!("hugetlb.{size}.max");
             if !fs::exists(&dir, &max) {
-                return Err(CgroupError::invalid(
-                    "hugepageLimits",
-                    format!("page size {size} is not supported by this host"),
-                ));
+                return Err(resources::no_page_size(size, &dir, &max));
             }
             let value = resources::v2_limit(limit.limit());
             write_in(&dir, &max, &value)?;
@@ -347,7 +356,7 @@ impl CgroupManager for V2Cgroup {
         }
         if let Some(pids) = r.pids() {
             let limited = self
-                .require("pids")
+                .require("pids", "pids limit")
                 .and_then(|dir| write_in(&dir, "pids.max", &resources::pids_limit(pids.limit())));
             skipped.step(limited)?;
         }
@@ -373,7 +382,7 @@ impl CgroupManager for V2Cgroup {
             )))?;
         }
         if let Some(rdma) = r.rdma().as_ref().filter(|m| !m.is_empty()) {
-            let limited = self.require("rdma").and_then(|dir| {
+            let limited = self.require("rdma", "rdma limits").and_then(|dir| {
                 resources::rdma_lines(rdma)
                     .iter()
                     .try_for_each(|line| write_in(&dir, "rdma.max", line))

@@ -242,18 +242,28 @@ fn apply_writes_every_file() {
     }
 }
 
+/// runc refuses a limit whose controller is missing; so does Berth, naming
+/// the setting and the controller (runtime-tools' net_cls/hugetlb cases).
 #[test]
-fn missing_controllers_are_unsupported_after_the_rest() {
+fn abuse_missing_controllers_are_refused_naming_them() {
     let h = host("c");
     let cg = V1Cgroup::from_proc(&h.root, &h.mountinfo, "", Some(Path::new("/c")), "id").unwrap();
-    let r = LinuxResourcesBuilder::default()
+    let class_id = LinuxResourcesBuilder::default()
         .network(
             LinuxNetworkBuilder::default()
                 .class_id(7u32)
                 .build()
                 .unwrap(),
         )
-        .pids(LinuxPidsBuilder::default().limit(9).build().unwrap())
+        .build()
+        .unwrap();
+    let err = cg.apply(&class_id).unwrap_err();
+    assert!(!err.is_unsupported(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "cannot set network classID: the net_cls controller is not mounted"
+    );
+    let unified = LinuxResourcesBuilder::default()
         .unified(
             [("memory.high".to_string(), "1".to_string())]
                 .into_iter()
@@ -261,11 +271,92 @@ fn missing_controllers_are_unsupported_after_the_rest() {
         )
         .build()
         .unwrap();
-    let err = cg.apply(&r).unwrap_err();
-    assert!(err.is_unsupported());
+    let err = cg.apply(&unified).unwrap_err();
+    assert!(!err.is_unsupported(), "{err}");
+    assert!(err.to_string().contains("cgroup v1 host"), "{err}");
+    // A huge page size the host lacks names the size and the file.
+    let huge = LinuxResourcesBuilder::default()
+        .hugepage_limits(vec![
+            LinuxHugepageLimitBuilder::default()
+                .page_size("64KB")
+                .limit(1 << 20)
+                .build()
+                .unwrap(),
+        ])
+        .build()
+        .unwrap();
+    let err = cg.apply(&huge).unwrap_err().to_string();
+    assert!(
+        err.starts_with("cannot set hugepage limit for 64KB pages: no hugetlb.64KB.max in "),
+        "{err}"
+    );
+}
+
+/// A blkio weight without a weight file (no BFQ/CFQ) is refused; the throttle
+/// files, which every scheduler has, still work.
+#[test]
+fn abuse_blkio_weight_without_a_weight_file_is_refused() {
+    let h = host("c");
+    fs::remove_file(h.root.join("blkio/c/blkio.bfq.weight")).unwrap();
+    let cg = V1Cgroup::from_proc(&h.root, &h.mountinfo, "", Some(Path::new("/c")), "id").unwrap();
+    let weight = |w: u16| {
+        LinuxResourcesBuilder::default()
+            .block_io(LinuxBlockIoBuilder::default().weight(w).build().unwrap())
+            .build()
+            .unwrap()
+    };
+    let err = cg.apply(&weight(300)).unwrap_err();
+    assert!(!err.is_unsupported(), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("net_cls"), "{msg}");
-    assert!(msg.contains("unified"), "{msg}");
+    assert!(
+        msg.starts_with("cannot set blkio weight: neither blkio.weight nor blkio.bfq.weight in ")
+            && msg.contains("BFQ"),
+        "{msg}"
+    );
+    // Docker's "unset" weight 0 asks for nothing.
+    cg.apply(&weight(0)).unwrap();
+    let throttle = LinuxResourcesBuilder::default()
+        .block_io(
+            LinuxBlockIoBuilder::default()
+                .throttle_read_bps_device(vec![
+                    LinuxThrottleDeviceBuilder::default()
+                        .major(8)
+                        .minor(0)
+                        .rate(1000u64)
+                        .build()
+                        .unwrap(),
+                ])
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    cg.apply(&throttle).unwrap();
+    assert_eq!(
+        read(h.root.join("blkio/c/blkio.throttle.read_bps_device")),
+        "8:0 1000"
+    );
+}
+
+/// kernelTCP is skipped with a warning where its file is missing (runc
+/// ignores it everywhere); the rest is written.
+#[test]
+fn kernel_tcp_without_its_file_is_unsupported_after_the_rest() {
+    let h = host("c");
+    let cg = V1Cgroup::from_proc(&h.root, &h.mountinfo, "", Some(Path::new("/c")), "id").unwrap();
+    let r = LinuxResourcesBuilder::default()
+        .memory(
+            LinuxMemoryBuilder::default()
+                .kernel_tcp(1 << 20)
+                .build()
+                .unwrap(),
+        )
+        .pids(LinuxPidsBuilder::default().limit(9).build().unwrap())
+        .build()
+        .unwrap();
+    let err = cg.apply(&r).unwrap_err();
+    assert!(err.is_unsupported(), "{err}");
+    assert!(err.to_string().contains("kernelTCP"), "{err}");
     assert_eq!(read(h.root.join("pids/c/pids.max")), "9");
 }
 

@@ -285,10 +285,10 @@ fn device_rules_are_unsupported_but_the_rest_is_applied() {
 }
 
 #[test]
-fn v1_only_settings_and_missing_controllers_are_unsupported() {
+fn v1_only_settings_are_unsupported_after_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let leaf = layout(tmp.path(), "io.weight");
-    fs::write(leaf.join("cgroup.controllers"), "cpu memory\n").unwrap();
+    fs::write(leaf.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
     let cg = Cgroup::open_at(tmp.path(), Some(Path::new("/a/b")), "x").unwrap();
     let r = LinuxResourcesBuilder::default()
         .memory(
@@ -301,11 +301,34 @@ fn v1_only_settings_and_missing_controllers_are_unsupported() {
         .pids(LinuxPidsBuilder::default().limit(5).build().unwrap())
         .build()
         .unwrap();
-    let err = cg.apply(&r).unwrap_err().to_string();
-    assert!(err.contains("memory.swappiness"), "{err}");
-    assert!(err.contains("pids controller"), "{err}");
+    let err = cg.apply(&r).unwrap_err();
+    assert!(err.is_unsupported(), "{err}");
+    assert!(err.to_string().contains("memory.swappiness"), "{err}");
     assert_eq!(read(&leaf.join("memory.max")), "1048576");
-    assert_eq!(read(&leaf.join("pids.max")), "");
+    assert_eq!(read(&leaf.join("pids.max")), "5");
+}
+
+/// A controller that is not enabled is a refusal naming the setting and the
+/// controller, not a warning (runc refuses too).
+#[test]
+fn abuse_missing_controllers_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leaf = layout(tmp.path(), "io.weight");
+    fs::write(leaf.join("cgroup.controllers"), "cpu memory\n").unwrap();
+    let cg = Cgroup::open_at(tmp.path(), Some(Path::new("/a/b")), "x").unwrap();
+    let r = LinuxResourcesBuilder::default()
+        .pids(LinuxPidsBuilder::default().limit(5).build().unwrap())
+        .build()
+        .unwrap();
+    let err = cg.apply(&r).unwrap_err();
+    assert!(!err.is_unsupported(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot set pids limit: the pids controller is not enabled for {}",
+            leaf.display()
+        )
+    );
 }
 
 #[test]

@@ -233,9 +233,10 @@ impl Runtime {
         }
         match cgroup.apply(&effective_resources(linux)) {
             Ok(()) => {}
-            // Settings this host cannot honour (a controller not mounted, device
-            // rules on cgroup v2 without eBPF) are reported, not fatal: runc and
-            // crun behave the same, and engines always send some of them.
+            // Settings that are safe to skip (device rules on cgroup v2
+            // without eBPF, kernelTCP) are reported, not fatal: runc and crun
+            // behave the same, and engines always send some of them. A limit
+            // the host cannot honour (a controller or file missing) fails.
             Err(e) if e.is_unsupported() => eprintln!("berth-runtime: warning: {e}"),
             Err(e) => return Err(e.into()),
         }
