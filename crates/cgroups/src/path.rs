@@ -133,7 +133,9 @@ const NON_CONTROLLER_OPTIONS: &[&str] = &[
 ];
 
 /// The cgroup and cgroup2 mounts at or below `under`, in mountinfo order,
-/// one per mount point.
+/// one per mount point, as they are visible: a later mount of any type at
+/// the same point or at a parent hides the earlier ones (a tmpfs over
+/// `/sys/fs/cgroup/unified` leaves no cgroup2 mount there).
 pub fn parse_mountinfo(text: &str, under: &Path) -> Vec<CgroupMount> {
     let mut mounts: Vec<CgroupMount> = Vec::new();
     for line in text.lines() {
@@ -145,12 +147,13 @@ pub fn parse_mountinfo(text: &str, under: &Path) -> Vec<CgroupMount> {
         if left.len() < 5 || right.len() < 3 {
             continue;
         }
+        let mount_point = PathBuf::from(unescape(left[4]));
+        mounts.retain(|m| !m.mount_point.starts_with(&mount_point));
         let unified = match right[0] {
             "cgroup" => false,
             "cgroup2" => true,
             _ => continue,
         };
-        let mount_point = PathBuf::from(unescape(left[4]));
         if !mount_point.starts_with(under) {
             continue;
         }
@@ -169,8 +172,6 @@ pub fn parse_mountinfo(text: &str, under: &Path) -> Vec<CgroupMount> {
             unified,
             controllers,
         };
-        // A later mount on the same point hides the earlier one.
-        mounts.retain(|m| m.mount_point != mount.mount_point);
         mounts.push(mount);
     }
     mounts
@@ -378,6 +379,36 @@ mod tests {
         assert_eq!(odd[0].mount_point, PathBuf::from("/mnt/odd dir"));
         assert!(parse_mountinfo(MOUNTINFO, Path::new("/nothing")).is_empty());
         assert!(parse_mountinfo("garbage\n\n1 2 3", Path::new("/")).is_empty());
+    }
+
+    #[test]
+    fn abuse_later_mounts_hide_earlier_cgroup_mounts() {
+        let over_unified = format!(
+            "{MOUNTINFO}50 41 0:50 / /sys/fs/cgroup/unified rw,relatime - tmpfs tmpfs rw\n"
+        );
+        let m = parse_mountinfo(&over_unified, Path::new("/sys/fs/cgroup"));
+        assert_eq!(m.len(), 4);
+        assert!(!m.iter().any(|m| m.unified), "{m:?}");
+        // A cgroup2 mount over it again is the one in effect.
+        let again = format!(
+            "{over_unified}51 50 0:38 /sub /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+        );
+        let m = parse_mountinfo(&again, Path::new("/sys/fs/cgroup"));
+        assert_eq!(m.len(), 5);
+        assert_eq!(m[4].root, PathBuf::from("/sub"));
+        // A mount over a parent hides every hierarchy below it.
+        let over_parent =
+            format!("{MOUNTINFO}50 24 0:50 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw\n");
+        assert!(parse_mountinfo(&over_parent, Path::new("/sys/fs/cgroup")).is_empty());
+        let over_sys = format!("{MOUNTINFO}50 1 0:50 / /sys rw - sysfs sysfs rw\n");
+        assert!(parse_mountinfo(&over_sys, Path::new("/sys/fs/cgroup")).is_empty());
+        // A mount beside or below a hierarchy hides nothing.
+        let beside =
+            format!("{MOUNTINFO}50 31 0:50 / /sys/fs/cgroup/memory-x rw - tmpfs tmpfs rw\n");
+        assert_eq!(
+            parse_mountinfo(&beside, Path::new("/sys/fs/cgroup")).len(),
+            5
+        );
     }
 
     #[test]

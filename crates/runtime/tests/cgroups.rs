@@ -136,11 +136,26 @@ fn device_rules_deny_access() {
 /// Runs the runtime where /sys/fs/cgroup is the host's real cgroup2 hierarchy
 /// and nothing else: the layout of a pure v2 host.
 fn run_on_v2(rt: &Runtime, b: &Bundle, id: &str) -> (i32, String, String) {
+    run_in_private_mount_ns(
+        rt,
+        b,
+        id,
+        "for m in $(awk '$2 ~ \"^/sys/fs/cgroup/\" {print $2}' /proc/self/mounts | sort -r); do umount -l $m; done; \
+         umount -l /sys/fs/cgroup; mount -t cgroup2 cgroup2 /sys/fs/cgroup",
+    )
+}
+
+/// `run`s the bundle in a private mount namespace after the shell commands
+/// `setup`, so the host's mounts stay untouched.
+fn run_in_private_mount_ns(
+    rt: &Runtime,
+    b: &Bundle,
+    id: &str,
+    setup: &str,
+) -> (i32, String, String) {
     b.write();
     let script = format!(
-        "set -e; for m in $(awk '$2 ~ \"^/sys/fs/cgroup/\" {{print $2}}' /proc/self/mounts | sort -r); do umount -l $m; done; \
-         umount -l /sys/fs/cgroup; mount -t cgroup2 cgroup2 /sys/fs/cgroup; \
-         exec {} --root {} run --bundle {} {}",
+        "set -e; {setup}; exec {} --root {} run --bundle {} {}",
         RUNTIME,
         rt.root.path().display(),
         b.path().display(),
@@ -205,4 +220,136 @@ fn zero_block_io_weight_from_docker_is_ignored() {
     b.config["linux"]["resources"]["cpu"] = json!({"shares": 0});
     let (code, _, err) = rt.run(&b, &unique_id("blkio0"));
     assert_eq!(code, 0, "{err}");
+}
+
+/// Whether a cgroup v1 hierarchy holding `controller` is mounted here.
+fn v1_mounted(controller: &str) -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mountinfo.lines().any(|l| {
+        let Some((_, post)) = l.split_once(" - ") else {
+            return false;
+        };
+        let mut f = post.split(' ');
+        f.next() == Some("cgroup")
+            && f.nth(1)
+                .is_some_and(|o| o.split(',').any(|o| o == controller))
+    })
+}
+
+/// Runs a container asking for `resources`: either the host has what they
+/// need and `file` (under the container's cgroup in `hierarchy`) reads
+/// `want`, or the create is refused with `refusal` and leaves no state and
+/// no cgroup behind.
+fn limit_applied_or_refused(
+    resources: serde_json::Value,
+    supported: bool,
+    hierarchy: &str,
+    file: &str,
+    want: &str,
+    refusal: &str,
+) {
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox(&["sleep", "30"]);
+    b.config["linux"]["resources"]
+        .as_object_mut()
+        .unwrap()
+        .extend(resources.as_object().unwrap().clone());
+    b.write();
+    let id = unique_id("refuse");
+    let out = rt.output(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if supported {
+        assert!(out.status.success(), "{err}");
+        let path = format!("/sys/fs/cgroup/{hierarchy}/berth/{id}/{file}");
+        let got = std::fs::read_to_string(&path).unwrap();
+        assert!(got.trim().ends_with(want), "{path}: {got}");
+        rt.ok(&["delete", "--force", &id]);
+        return;
+    }
+    assert!(!out.status.success(), "created without the limit: {err}");
+    assert!(err.contains(refusal), "{err}");
+    let list = rt.ok(&["list", "-q"]);
+    assert!(!list.lines().any(|l| l == id), "{list}");
+    for d in cgroup_dirs(&format!("/berth/{id}")) {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
+
+/// runtime-tools' linux_cgroups_network: runc refuses a classID without
+/// net_cls ("cannot set net_cls limit"), and so does berth-runtime.
+#[test]
+fn abuse_net_cls_class_id_applied_or_refused() {
+    limit_applied_or_refused(
+        json!({"network": {"classID": 1048577}}),
+        v1_mounted("net_cls"),
+        "net_cls",
+        "net_cls.classid",
+        "1048577",
+        "cannot set network classID: the net_cls controller is not mounted",
+    );
+}
+
+/// A blkio weight needs the BFQ (or CFQ) scheduler's weight file; runc
+/// refuses it without ("openat2 …/blkio.bfq.weight: no such file").
+#[test]
+fn abuse_blkio_weight_applied_or_refused() {
+    let blkio = std::path::Path::new("/sys/fs/cgroup/blkio");
+    let file = ["blkio.weight", "blkio.bfq.weight"]
+        .into_iter()
+        .find(|f| blkio.join(f).exists());
+    limit_applied_or_refused(
+        json!({"blockIO": {"weight": 300}}),
+        file.is_some(),
+        "blkio",
+        file.unwrap_or("blkio.weight"),
+        "300",
+        "cannot set blkio weight: neither blkio.weight nor blkio.bfq.weight in /sys/fs/cgroup/blkio/berth/",
+    );
+}
+
+/// A huge page size the host does not have is refused naming the size.
+#[test]
+fn abuse_missing_hugepage_size_is_refused() {
+    let sizes: Vec<String> = std::fs::read_dir("/sys/kernel/mm/hugepages")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !sizes.iter().any(|s| s == "hugepages-64kB"),
+        "this host has 64kB huge pages: pick another size"
+    );
+    limit_applied_or_refused(
+        json!({"hugepageLimits": [{"pageSize": "64KB", "limit": 1048576}]}),
+        false,
+        "",
+        "",
+        "",
+        "cannot set hugepage limit for 64KB pages: no hugetlb.64KB.",
+    );
+}
+
+/// A tmpfs mounted over the hybrid host's cgroup2 mount hides it: the runtime
+/// must not take the tmpfs for cgroup2 (it failed every create with "Bad
+/// file descriptor"). Done in a private mount namespace; the host is untouched.
+#[test]
+fn abuse_tmpfs_over_the_unified_mount_is_not_cgroup2() {
+    let unified = std::path::Path::new("/sys/fs/cgroup/unified/cgroup.controllers");
+    assert!(
+        unified.exists(),
+        "this test needs the host's cgroup2 mount at /sys/fs/cgroup/unified"
+    );
+    let rt = Runtime::new();
+    let b = Bundle::busybox(&["sh", "-c", "grep -c '^0::' /proc/self/cgroup; echo ran"]);
+    let id = unique_id("overmount");
+    let (code, out, err) =
+        run_in_private_mount_ns(&rt, &b, &id, "mount -t tmpfs tmpfs /sys/fs/cgroup/unified");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("ran\n"), "{out}{err}");
+    assert!(
+        !std::path::Path::new(&format!("/sys/fs/cgroup/unified/berth/{id}")).exists(),
+        "a unified cgroup was made although the mount was hidden"
+    );
 }
