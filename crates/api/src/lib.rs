@@ -115,17 +115,27 @@ fn split_version(path: &str) -> Result<(Option<u32>, String)> {
         return Ok((None, path.to_string()));
     };
     let (ver, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let Some(minor) = ver.strip_prefix("1.").and_then(|m| m.parse::<u32>().ok()) else {
+    // dockerd's router takes any `v<digits>.<digits>` prefix as a version
+    // (so `/v9.99/` is "too new", not an unknown path).
+    fn number(s: &str) -> Option<u32> {
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    }
+    let Some((major, minor)) = ver
+        .split_once('.')
+        .and_then(|(a, b)| Some((number(a)?, number(b)?)))
+    else {
         return Ok((None, path.to_string()));
     };
-    if minor < MIN_API_MINOR {
+    if (major, minor) < (1, MIN_API_MINOR) {
         return Err(ApiError::BadRequest(format!(
-            "client version 1.{minor} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+            "client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
         )));
     }
-    if minor > API_MINOR {
+    if (major, minor) > (1, API_MINOR) {
         return Err(ApiError::BadRequest(format!(
-            "client version 1.{minor} is too new. Maximum supported API version is {API_VERSION}"
+            "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
         )));
     }
     Ok((Some(minor), tail.to_string()))
@@ -283,6 +293,25 @@ mod tests {
             split_version("/v1.99/info").unwrap_err().status().as_u16(),
             400
         );
+        for (path, word) in [
+            (
+                "/v9.99/info",
+                "9.99 is too new. Maximum supported API version is 1.45",
+            ),
+            ("/v2.0/info", "2.0 is too new"),
+            (
+                "/v1.0/info",
+                "1.0 is too old. Minimum supported API version is 1.24",
+            ),
+            ("/v0.99/_ping", "0.99 is too old"),
+        ] {
+            let e = split_version(path).unwrap_err();
+            assert_eq!(e.status().as_u16(), 400, "{path}");
+            assert!(e.to_string().contains(word), "{path}: {e}");
+        }
+        // Not a version: left to the router (404).
+        assert_eq!(split_version("/v1x/info").unwrap().0, None);
+        assert_eq!(split_version("/v1./info").unwrap().0, None);
         assert_eq!(decode("localhost%3A5000/busybox"), "localhost:5000/busybox");
     }
 }
