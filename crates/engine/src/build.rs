@@ -33,6 +33,25 @@ pub struct BuildRequest {
     pub context_key: Option<String>,
 }
 
+impl BuildRequest {
+    /// `-t` names, checked before anything is built (dockerd's
+    /// sanitizeRepoAndTags): a name the reference grammar refuses or one
+    /// with a digest is a bad request.
+    pub fn check_tags(&self) -> Result<()> {
+        for t in &self.tags {
+            let r: berth_image::Reference = t
+                .parse()
+                .map_err(|e: berth_image::Error| EngineError::InvalidArgument(e.to_string()))?;
+            if r.digest.is_some() {
+                return Err(EngineError::InvalidArgument(
+                    "build tag cannot contain a digest".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The kept context of clients that send no `berthcontext` key.
 const ANONYMOUS_CONTEXT: &str = "0";
 

@@ -98,10 +98,18 @@ impl Engine {
         Ok(serde_json::from_slice(&self.images.content.read(&rec.id)?)?)
     }
 
+    /// An image by name or ID. A name the reference grammar refuses (and
+    /// no ID) is a bad request, as dockerd's GetImage answers.
     pub(crate) fn resolve_image(&self, name: &str) -> Result<ImageRecord> {
         self.images.resolve(name).map_err(|e| match e {
             berth_image::Error::NotFound(_) | berth_image::Error::InvalidReference(..) => {
-                EngineError::NotFound(format!("No such image: {name}"))
+                let id = name
+                    .strip_prefix("sha256:")
+                    .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()));
+                match name.parse::<Reference>() {
+                    Err(e) if !id => EngineError::InvalidArgument(e.to_string()),
+                    _ => EngineError::NotFound(format!("No such image: {name}")),
+                }
             }
             e => e.into(),
         })
@@ -146,10 +154,7 @@ impl Engine {
         auth: &AuthConfig,
         progress: Arc<dyn Progress>,
     ) -> Result<(Reference, ImageRecord)> {
-        let name = pull_name(from_image, tag);
-        let reference: Reference = name
-            .parse()
-            .map_err(|e: berth_image::Error| EngineError::InvalidArgument(e.to_string()))?;
+        let reference = pull_reference(from_image, tag)?;
         let client = RegistryClient::new(
             &reference.domain,
             ClientOptions {
@@ -247,6 +252,14 @@ pub fn pull_name(from_image: &str, tag: &str) -> String {
     } else {
         format!("{from_image}:{tag}")
     }
+}
+
+/// What a pull of `from_image` with `tag` fetches; a name the reference
+/// grammar refuses is a bad request (checked before a pull's stream starts).
+pub fn pull_reference(from_image: &str, tag: &str) -> Result<Reference> {
+    pull_name(from_image, tag)
+        .parse()
+        .map_err(|e: berth_image::Error| EngineError::InvalidArgument(e.to_string()))
 }
 
 /// `GET /images/{name}/history` entries.

@@ -67,15 +67,59 @@ impl Reference {
     }
 }
 
+/// The distribution/reference grammar's `path-component`:
+/// `[a-z0-9]+` runs joined by `.`, `_`, `__` or one or more `-`.
 fn valid_path_component(c: &str) -> bool {
     let b = c.as_bytes();
-    !b.is_empty()
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|&x| x.is_ascii_lowercase() || x.is_ascii_digit() || b"._-".contains(&x))
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    let mut i = 0;
+    loop {
+        let start = i;
+        while i < b.len() && alnum(b[i]) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if i == b.len() {
+            return true;
+        }
+        let sep = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        match &b[sep..i] {
+            b"." | b"_" | b"__" => {}
+            s if s.iter().all(|&x| x == b'-') => {}
+            _ => return false,
+        }
+    }
 }
 
+/// `host[:port]`: dot-separated `[a-zA-Z0-9]` labels with inner `-`, or a
+/// bracketed IPv6 address; the port all digits.
+fn valid_domain(d: &str) -> bool {
+    let (host, port) = match d.rfind(':') {
+        Some(i) if !d[i..].contains(']') => (&d[..i], Some(&d[i + 1..])),
+        _ => (d, None),
+    };
+    if port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return false;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
+    }
+    !host.is_empty()
+        && host.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'-')
+        })
+}
+
+/// `[\w][\w.-]{0,127}`.
 fn valid_tag(t: &str) -> bool {
     let b = t.as_bytes();
     !b.is_empty()
@@ -85,12 +129,19 @@ fn valid_tag(t: &str) -> bool {
             .all(|&x| x.is_ascii_alphanumeric() || b"._-".contains(&x))
 }
 
+/// docker's words for a name the grammar refuses.
+const FORMAT: &str = "invalid reference format";
+/// distribution/reference's NameTotalLengthMax.
+const NAME_MAX: usize = 255;
+
 impl FromStr for Reference {
     type Err = Error;
+    /// Strict to the distribution/reference grammar, as dockerd parses
+    /// names where they enter (pull, tag, build -t, commit, create).
     fn from_str(s: &str) -> Result<Self> {
         let bad = |why| Error::InvalidReference(s.to_string(), why);
         let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => (r, Some(d.parse::<Digest>()?)),
+            Some((r, d)) => (r, Some(d.parse::<Digest>().map_err(|_| bad(FORMAT))?)),
             None => (s, None),
         };
         let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
@@ -104,27 +155,37 @@ impl FromStr for Reference {
         if let Some(t) = &tag
             && !valid_tag(t)
         {
-            return Err(bad("invalid tag"));
+            return Err(bad(FORMAT));
         }
+        if name.len() > NAME_MAX {
+            return Err(bad(
+                "invalid reference format: repository name must not be more than 255 characters",
+            ));
+        }
+        // docker's splitDockerDomain: a first component with `.` or `:`,
+        // `localhost`, or capitals names a registry.
         let (domain, path) = match name.split_once('/') {
             Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
+                if first.contains(['.', ':'])
+                    || first == "localhost"
+                    || first.bytes().any(|b| b.is_ascii_uppercase()) =>
             {
                 (first.to_string(), rest.to_string())
             }
             _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
         };
-        if domain.is_empty()
-            || !domain
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        {
-            return Err(bad("invalid registry host"));
+        if !valid_domain(&domain) {
+            return Err(bad(FORMAT));
         }
         if !path.split('/').all(valid_path_component) {
-            return Err(bad(
-                "invalid repository name (lowercase letters, digits, . _ -)",
-            ));
+            let lower = path.to_ascii_lowercase();
+            return Err(
+                if lower != path && lower.split('/').all(valid_path_component) {
+                    bad("invalid reference format: repository name must be lowercase")
+                } else {
+                    bad(FORMAT)
+                },
+            );
         }
         let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
             format!("library/{path}")
@@ -178,5 +239,54 @@ mod tests {
         for bad in ["UPPER", "a//b", "x:", "x:-bad", "/x", "a@sha256:12"] {
             assert!(bad.parse::<Reference>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_distribution_grammar_is_enforced() {
+        for good in [
+            "a",
+            "a.b_c__d---e",
+            "x/a.b_c__d---e/f-g",
+            "localhost/x",
+            "Registry.Example:443/x/y:T_1.2-3",
+            "[::1]:5000/x",
+            "127.0.0.1:5000/a/b",
+            "ubuntu:22.04",
+        ] {
+            assert!(good.parse::<Reference>().is_ok(), "{good}");
+        }
+        for bad in [
+            "ok:../bad:latest",
+            "ok:../bad",
+            "../bad",
+            "a/../b",
+            "a..b",
+            "a___b",
+            "a.-b",
+            "-a",
+            "a-",
+            "a/.b",
+            "host:port/x",
+            "host:/x",
+            "-host.com/x",
+            "host-.com/x",
+            "a.b./x",
+            "[zz]:5000/x",
+            "a/b:.tag",
+            "a b",
+            "a\nb",
+            "a:b:c",
+        ] {
+            let e = bad.parse::<Reference>().unwrap_err();
+            assert!(
+                e.to_string().contains("invalid reference format"),
+                "{bad}: {e}"
+            );
+        }
+        let e = "Busybox".parse::<Reference>().unwrap_err().to_string();
+        assert!(e.contains("repository name must be lowercase"), "{e}");
+        let long = "a".repeat(256);
+        let e = long.parse::<Reference>().unwrap_err().to_string();
+        assert!(e.contains("must not be more than 255"), "{e}");
     }
 }

@@ -55,7 +55,7 @@ pub(crate) fn request(q: &BTreeMap<String, Vec<String>>) -> Result<BuildRequest>
             "remote {r:?}: remote build contexts are not supported; send the context as the request body"
         )));
     }
-    Ok(BuildRequest {
+    let r = BuildRequest {
         dockerfile: last(q, "dockerfile").map(String::from),
         tags: q
             .get("t")
@@ -72,7 +72,9 @@ pub(crate) fn request(q: &BTreeMap<String, Vec<String>>) -> Result<BuildRequest>
         context_key: last(q, "berthcontext")
             .filter(|k| !k.is_empty())
             .map(String::from),
-    })
+    };
+    r.check_tags()?;
+    Ok(r)
 }
 
 /// Turns progress text into `{"stream": ...}` messages, one per line, so the
@@ -276,5 +278,18 @@ mod tests {
         assert_eq!(e.status().as_u16(), 400);
         let e = request(&q(&[("remote", "https://x/y.git")])).unwrap_err();
         assert!(e.to_string().contains("remote"), "{e}");
+        // -t names are refused before anything builds.
+        for (t, word) in [
+            ("ok:../bad:latest", "invalid reference format"),
+            ("Upper", "must be lowercase"),
+            (
+                "a@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                "cannot contain a digest",
+            ),
+        ] {
+            let e = request(&q(&[("t", "good:1"), ("t", t)])).unwrap_err();
+            assert_eq!(e.status().as_u16(), 400, "{t}");
+            assert!(e.to_string().contains(word), "{t}: {e}");
+        }
     }
 }

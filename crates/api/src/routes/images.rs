@@ -165,6 +165,8 @@ pub async fn create(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp>
     let tag = q.get("tag").cloned().unwrap_or_default();
     let platform = q.get("platform").cloned().unwrap_or_default();
     let auth = registry_auth(&req)?;
+    // A bad name is a 400 before the stream starts, as dockerd's.
+    berth_engine::images::pull_reference(&from, &tag)?;
     let (progress, resp) = JsonProgress::new(PULL_WORDS);
     // What the name meant before, to tell "newer image" from "up to date".
     let name = berth_engine::images::pull_name(&from, &tag);
