@@ -163,7 +163,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
         (&Method::GET, ["info"]) => s::info(engine).await,
         (&Method::POST, ["build"]) => b::build(engine, req).await,
         (&Method::POST, ["build", "prune"]) => b::prune(engine, req).await,
-        (&Method::GET, ["images", "json"]) => i::list(engine).await,
+        (&Method::GET, ["images", "json"]) => i::list(engine, req).await,
         (&Method::GET, ["images", "search"]) => i::search().await,
         (&Method::GET, ["images", "get"]) => {
             let names = i::names_query(&req);

@@ -85,3 +85,90 @@ fn abuse_bad_references_are_refused_where_they_enter() {
     assert_eq!(d.http("GET", "/images/no-such-image:1/json").0, 404);
     d.finish();
 }
+
+/// `docker images` with filters through the docker CLI: IDs, one a line.
+fn image_ids(d: &Daemon, filters: &[&str]) -> Vec<String> {
+    let mut args = vec!["images", "-q", "--no-trunc"];
+    for f in filters {
+        args.extend(["-f", f]);
+    }
+    let mut ids: Vec<String> = d.ok(&args).lines().map(String::from).collect();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn abuse_image_list_filters_as_dockerd() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    let base = d
+        .ok(&["image", "inspect", "-f", "{{.Id}}", IMAGE])
+        .trim()
+        .to_string();
+    let c1 = d.ok(&["create", IMAGE, "true"]).trim().to_string();
+    let one = d
+        .ok(&["commit", "-c", "LABEL team=a", &c1, "abuse/one:1"])
+        .trim()
+        .to_string();
+    d.ok(&["tag", "abuse/one:1", "abuse/other:x"]);
+    let c2 = d.ok(&["create", IMAGE, "sh"]).trim().to_string();
+    let dangling = d.ok(&["commit", &c2]).trim().to_string();
+    let all = image_ids(&d, &[]);
+    assert_eq!(all.len(), 3, "{all:?}");
+
+    assert_eq!(image_ids(&d, &["dangling=true"]), [dangling.as_str()]);
+    let named = image_ids(&d, &["dangling=false"]);
+    assert!(named.contains(&base) && named.contains(&one) && named.len() == 2);
+    assert_eq!(image_ids(&d, &["label=team"]), [one.as_str()]);
+    assert_eq!(image_ids(&d, &["label=team=a"]), [one.as_str()]);
+    assert!(image_ids(&d, &["label=team=b"]).is_empty());
+    assert!(image_ids(&d, &["label=team", "label=other"]).is_empty());
+    assert_eq!(image_ids(&d, &["reference=*/busybox"]), [base.as_str()]);
+    assert_eq!(image_ids(&d, &["reference=abuse/*:1"]), [one.as_str()]);
+    assert!(image_ids(&d, &["reference=busybox"]).is_empty());
+    assert_eq!(image_ids(&d, &["before=abuse/one:1"]), [base.as_str()]);
+    let since = image_ids(&d, &["since=abuse/one:1"]);
+    assert_eq!(since, [dangling.as_str()]);
+    assert_eq!(
+        image_ids(&d, &["until=2024-01-01T00:00:00Z"]),
+        [base.as_str()]
+    );
+    // A reference filter lists only the names it matched.
+    let (code, body) = d.http(
+        "GET",
+        "/images/json?filters=%7B%22reference%22%3A%5B%22abuse%2Fother%22%5D%7D",
+    );
+    assert_eq!(code, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list[0]["RepoTags"], serde_json::json!(["abuse/other:x"]));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    // Refused, not ignored.
+    refused(
+        &d,
+        "GET",
+        "/images/json?filters=%7B%22nosuch%22%3A%5B%22x%22%5D%7D",
+        "",
+        "invalid filter 'nosuch'",
+    );
+    refused(
+        &d,
+        "GET",
+        "/images/json?filters=%7B%22dangling%22%3A%5B%22maybe%22%5D%7D",
+        "",
+        "invalid filter 'dangling=maybe'",
+    );
+    let (code, _) = d.http(
+        "GET",
+        "/images/json?filters=%7B%22before%22%3A%5B%22no-such%3A1%22%5D%7D",
+    );
+    assert_eq!(code, 404);
+    // The usual clean-up removes the dangling image and nothing else.
+    d.ok(&["rm", &c1, &c2]);
+    d.ok(&["rmi", &dangling]);
+    let left = image_ids(&d, &[]);
+    assert!(
+        left.contains(&base) && left.contains(&one) && left.len() == 2,
+        "{left:?}"
+    );
+    d.finish();
+}

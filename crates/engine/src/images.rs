@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use crate::Engine;
 use crate::error::{EngineError, Result};
-use crate::util::unix_secs;
+use crate::image_filter::ImageFilter;
+use crate::util::{parse_rfc3339, unix_secs};
 
 /// `GET /images/json` entries.
 #[derive(Debug, Serialize)]
@@ -56,6 +57,14 @@ pub enum Removed {
     Deleted(String),
 }
 
+/// When an image was made, in unix seconds (0 when unknown).
+fn created_secs(rec: &ImageRecord) -> f64 {
+    rec.created
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .unwrap_or(0.0)
+}
+
 fn names(rec: &ImageRecord) -> (Vec<String>, Vec<String>) {
     (
         rec.repo_tags.iter().map(|t| familiar(t)).collect(),
@@ -64,31 +73,51 @@ fn names(rec: &ImageRecord) -> (Vec<String>, Vec<String>) {
 }
 
 impl Engine {
+    /// Every image, newest first.
     pub fn images(&self) -> Result<Vec<ImageSummary>> {
-        let mut out: Vec<ImageSummary> = self
-            .images
-            .list()?
-            .into_iter()
-            .map(|rec| {
-                let (repo_tags, repo_digests) = names(&rec);
-                let labels = self
-                    .image_config(&rec)
-                    .ok()
-                    .and_then(|c| serde_json::from_value(c["config"]["Labels"].clone()).ok())
-                    .unwrap_or_default();
-                ImageSummary {
-                    id: rec.id.to_string(),
-                    parent_id: String::new(),
-                    repo_tags,
-                    repo_digests,
-                    created: rec.created.as_deref().map_or(0, unix_secs),
-                    size: rec.size,
-                    shared_size: -1,
-                    labels,
-                    containers: -1,
-                }
-            })
-            .collect();
+        self.list_images(&ImageFilter::default())
+    }
+
+    /// `GET /images/json?filters=`: the images (and, with a `reference`
+    /// filter, the names) the filters keep, newest first.
+    pub fn images_filtered(&self, filters: &str) -> Result<Vec<ImageSummary>> {
+        let f = ImageFilter::parse(filters, |name| Ok(created_secs(&self.resolve_image(name)?)))?;
+        self.list_images(&f)
+    }
+
+    fn list_images(&self, f: &ImageFilter) -> Result<Vec<ImageSummary>> {
+        let mut out = Vec::new();
+        for rec in self.images.list()? {
+            let labels: BTreeMap<String, String> = self
+                .image_config(&rec)
+                .ok()
+                .and_then(|c| serde_json::from_value(c["config"]["Labels"].clone()).ok())
+                .unwrap_or_default();
+            if !f.admits(created_secs(&rec), &labels) {
+                continue;
+            }
+            let familiar_all = |v: &[String]| -> Vec<String> {
+                f.names(v).into_iter().map(|t| familiar(t)).collect()
+            };
+            let (repo_tags, repo_digests) = (
+                familiar_all(&rec.repo_tags),
+                familiar_all(&rec.repo_digests),
+            );
+            if !f.lists(repo_tags.len(), repo_digests.len()) {
+                continue;
+            }
+            out.push(ImageSummary {
+                id: rec.id.to_string(),
+                parent_id: String::new(),
+                repo_tags,
+                repo_digests,
+                created: rec.created.as_deref().map_or(0, unix_secs),
+                size: rec.size,
+                shared_size: -1,
+                labels,
+                containers: -1,
+            });
+        }
         out.sort_by_key(|i| std::cmp::Reverse(i.created));
         Ok(out)
     }

@@ -9,6 +9,7 @@ mod client_dir;
 pub mod container;
 pub mod error;
 pub mod events;
+mod image_filter;
 pub mod images;
 pub mod network;
 pub mod prune;

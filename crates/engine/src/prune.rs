@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::error::{EngineError, Result};
 use crate::images::{ImageSummary, Removed};
-use crate::util::{bool_filter, filter_values, label_matches, parse_rfc3339};
+use crate::util::{bool_filter, filter_entries, filters_json, label_matches, parse_rfc3339};
 use crate::volume::Volume;
 use crate::{Engine, Summary};
 
@@ -37,43 +37,34 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// An `until` filter value: unix seconds, an RFC 3339 time, or a Go
+/// duration before now.
+pub(crate) fn until_time(u: &str) -> Result<f64> {
+    u.parse::<f64>()
+        .ok()
+        .or_else(|| parse_rfc3339(u))
+        .or_else(|| go_duration(u).map(|d| now() - d))
+        .ok_or_else(|| {
+            EngineError::InvalidArgument(format!(
+                "invalid filter 'until={u}': not a time or duration"
+            ))
+        })
+}
+
 impl PruneFilter {
     /// From the `filters` JSON; `allowed` lists the keys the endpoint takes.
     pub fn parse(filters: &str, allowed: &[&str]) -> Result<PruneFilter> {
-        if filters.trim().is_empty() {
-            return Ok(PruneFilter::default());
-        }
-        let v: Value = serde_json::from_str(filters)
-            .map_err(|e| EngineError::InvalidArgument(format!("invalid filters: {e}")))?;
-        Self::from_value(&v, allowed)
+        Self::from_value(&filters_json(filters)?, allowed)
     }
 
     /// From `filters` already parsed as JSON (null: no filter).
     pub fn from_value(v: &Value, allowed: &[&str]) -> Result<PruneFilter> {
         let mut f = PruneFilter::default();
-        for (k, vals) in v.as_object().into_iter().flatten() {
-            if !allowed.contains(&k.as_str()) {
-                return Err(EngineError::InvalidArgument(format!(
-                    "invalid filter '{k}'"
-                )));
-            }
-            let vals = filter_values(vals).ok_or_else(|| {
-                EngineError::InvalidArgument(format!("invalid filter value for {k:?}"))
-            })?;
+        for (k, vals) in filter_entries(v, allowed)? {
             match k.as_str() {
                 "until" => {
                     for u in &vals {
-                        let t = u
-                            .parse::<f64>()
-                            .ok()
-                            .or_else(|| parse_rfc3339(u))
-                            .or_else(|| go_duration(u).map(|d| now() - d))
-                            .ok_or_else(|| {
-                                EngineError::InvalidArgument(format!(
-                                    "invalid filter 'until={u}': not a time or duration"
-                                ))
-                            })?;
-                        f.until = Some(t);
+                        f.until = Some(until_time(u)?);
                     }
                 }
                 "label" => f.labels.extend(vals),

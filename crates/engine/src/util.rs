@@ -130,6 +130,36 @@ pub fn filter_values(vals: &serde_json::Value) -> Option<Vec<String>> {
     }
 }
 
+/// A `filters` query value as JSON (empty: no filter, null).
+pub fn filters_json(filters: &str) -> crate::Result<serde_json::Value> {
+    if filters.trim().is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_str(filters)
+        .map_err(|e| EngineError::InvalidArgument(format!("invalid filters: {e}")))
+}
+
+/// Each filter key with its values; a key not in `allowed` is refused
+/// with dockerd's "invalid filter 'key'".
+pub fn filter_entries(
+    v: &serde_json::Value,
+    allowed: &[&str],
+) -> crate::Result<Vec<(String, Vec<String>)>> {
+    let mut out = Vec::new();
+    for (k, vals) in v.as_object().into_iter().flatten() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid filter '{k}'"
+            )));
+        }
+        let vals = filter_values(vals).ok_or_else(|| {
+            EngineError::InvalidArgument(format!("invalid filter value for {k:?}"))
+        })?;
+        out.push((k.clone(), vals));
+    }
+    Ok(out)
+}
+
 /// A boolean filter value (`dangling=true`), as Docker spells them.
 pub fn bool_filter(key: &str, vals: &[String]) -> crate::Result<bool> {
     match vals.first().map(String::as_str) {

@@ -20,10 +20,15 @@ use crate::http::{
     Resp, blocking, body_json, empty, flag, full, json, json_lines, query, streaming,
 };
 
-pub async fn list(engine: Arc<Engine>) -> Result<Resp> {
+/// `GET /images/json`: `filters` as dockerd's. `all` and `digests` change
+/// nothing here: Berth stores no intermediate (parent) images for `all` to
+/// reveal, and RepoDigests are always listed (dockerd ignores `digests`,
+/// the CLI asks for it only to print them).
+pub async fn list(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
+    let filters = query(&req).get("filters").cloned().unwrap_or_default();
     Ok(json(
         StatusCode::OK,
-        &blocking(move || engine.images()).await?,
+        &blocking(move || engine.images_filtered(&filters)).await?,
     ))
 }
 
