@@ -48,18 +48,6 @@ async fn ping_and_error_codes() {
     assert_eq!(code(resp).await, "BLOB_UPLOAD_UNKNOWN");
 }
 
-async fn raw_request(addr: &str, method: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn path_tricks_in_names_are_name_invalid() {
     let r = start().await;

@@ -57,6 +57,20 @@ pub fn digest(data: &[u8]) -> String {
     )
 }
 
+/// A request written byte for byte on a new connection (an HTTP client
+/// library would normalise `..` away); returns the whole response.
+pub async fn raw_request(addr: &str, method: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
 /// The `errors[0].code` of a spec error body.
 pub async fn code(r: Response) -> String {
     let v: serde_json::Value = r.json().await.unwrap();
