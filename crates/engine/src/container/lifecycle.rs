@@ -446,6 +446,7 @@ impl Engine {
 
         let mut config = req.config;
         let mut host_config = req.host_config;
+        let warnings = super::blkio::verify(&mut host_config, super::blkio::Support::detect())?;
         // `--entrypoint ""` resets the image's entrypoint (and its Cmd).
         if config
             .entrypoint
@@ -577,7 +578,7 @@ impl Engine {
         t.containers.insert(id.clone(), c);
         drop(t);
         self.emit_container(&id, "create", &[]);
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 
     fn check_name(&self, name: &str) -> Result<()> {

@@ -2,6 +2,7 @@
 //! daemon's containers. Lifecycle operations are in [`lifecycle`].
 
 pub mod archive;
+mod blkio;
 pub mod changes;
 pub mod commit;
 pub mod exec;

@@ -49,6 +49,10 @@ pub struct HostConfig {
     pub cpu_period: Option<i64>,
     pub cpuset_cpus: Option<String>,
     pub pids_limit: Option<i64>,
+    /// `--blkio-weight` (10..=1000; 0 is unset).
+    pub blkio_weight: Option<u16>,
+    /// `--blkio-weight-device`.
+    pub blkio_weight_device: Option<Vec<WeightDevice>>,
     pub privileged: Option<bool>,
     pub cap_add: Option<Vec<String>>,
     pub cap_drop: Option<Vec<String>>,
@@ -92,6 +96,14 @@ pub struct Ulimit {
     pub name: String,
     pub soft: i64,
     pub hard: i64,
+}
+
+/// `--blkio-weight-device path:weight`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WeightDevice {
+    pub path: String,
+    pub weight: u16,
 }
 
 /// `--device host[:container[:perms]]`.

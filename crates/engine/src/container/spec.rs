@@ -152,7 +152,7 @@ pub fn capabilities(c: &Container) -> Vec<String> {
     caps
 }
 
-/// Memory, CPU and pids limits from the HostConfig into the OCI
+/// Memory, CPU, pids and block I/O limits from the HostConfig into the OCI
 /// `linux.resources` (at create, and again on `update`).
 pub(crate) fn limits(hc: &HostConfig, resources: &mut Value) -> Result<()> {
     let mem = hc.memory.unwrap_or(0);
@@ -205,7 +205,7 @@ pub(crate) fn limits(hc: &HostConfig, resources: &mut Value) -> Result<()> {
     if let Some(p) = hc.pids_limit.filter(|p| *p != 0) {
         resources["pids"] = json!({"limit": p});
     }
-    Ok(())
+    super::blkio::resources(hc, resources)
 }
 
 /// Docker's swap limit when only memory is given: twice the memory.
