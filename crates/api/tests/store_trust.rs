@@ -87,3 +87,125 @@ fn abuse_blkio_weight_is_dropped_with_dockerds_warning_or_applied() {
     }
     d.finish();
 }
+
+/// `cat path` as `nobody`: Ok(contents) or Err(stderr).
+fn read_as_nobody(path: &Path) -> Result<String, String> {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+        .arg(path)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+fn chmod(p: &Path, m: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+/// A local user reads neither a container's record (its environment, with
+/// passwords), its spec nor its log; a store left world-readable by an older
+/// berthd is tightened at startup; containers running as a non-root user
+/// still work.
+#[test]
+fn abuse_store_is_not_readable_by_local_users() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", IMAGE]);
+    let name = unique("secret");
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-e",
+            "SECRET=hunter2",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo topsecret-output; sleep 300",
+        ])
+        .trim()
+        .to_string();
+    let root = d.root.path().to_path_buf();
+    let cdir = root.join("containers").join(&id);
+    let log = cdir.join(format!("{id}-json.log"));
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("topsecret-output")) {
+        assert!(std::time::Instant::now() < end, "no log line");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let secrets = [
+        cdir.join("config.v2.json"),
+        cdir.join("config.json"),
+        log.clone(),
+    ];
+    // Fresh files: private whatever the dirs above allow.
+    assert_eq!(mode(&secrets[0]), 0o600);
+    assert_eq!(mode(&secrets[1]), 0o600);
+    assert_eq!(mode(&log), 0o640);
+
+    // As an older berthd left it: every dir 0755, every file 0644 (the
+    // temp root starts 0700; /var/lib/berth was 0755).
+    d.kill9();
+    for dir in [
+        &root,
+        &root.join("containers"),
+        &cdir,
+        &d.exec_root.path().to_path_buf(),
+    ] {
+        chmod(dir, 0o755);
+    }
+    for f in &secrets {
+        chmod(f, 0o644);
+    }
+    assert!(
+        read_as_nobody(&secrets[0]).is_ok_and(|c| c.contains("hunter2")),
+        "the setup must be readable before the restart"
+    );
+    d.spawn();
+    assert_eq!(mode(&root), 0o710);
+    assert_eq!(mode(&root.join("containers")), 0o710);
+    assert_eq!(mode(d.exec_root.path()), 0o700);
+    for f in &secrets {
+        let err = read_as_nobody(f).expect_err(&format!("{} readable", f.display()));
+        assert!(err.contains("Permission denied"), "{err}");
+    }
+    // Even with the dirs opened up again, the files themselves are private.
+    chmod(&root, 0o755);
+    chmod(&root.join("containers"), 0o755);
+    chmod(&cdir, 0o755);
+    for f in &secrets {
+        let err = read_as_nobody(f).expect_err(&format!("{} readable", f.display()));
+        assert!(err.contains("Permission denied"), "{err}");
+    }
+    chmod(&root, 0o710);
+    // The container kept running and is still served; a non-root container
+    // reads its image, /etc/hosts and writes /tmp.
+    assert!(d.ok(&["logs", &name]).contains("topsecret-output"));
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "65534:65534",
+        IMAGE,
+        "sh",
+        "-c",
+        "ls / >/dev/null && cat /etc/hosts >/dev/null && echo ok > /tmp/x && cat /tmp/x && id -u",
+    ]);
+    assert_eq!(out, "ok\n65534\n");
+    d.finish();
+}

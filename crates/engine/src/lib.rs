@@ -13,6 +13,7 @@ mod image_filter;
 pub mod images;
 pub mod network;
 pub mod prune;
+mod store_perms;
 mod util;
 pub mod volume;
 
@@ -118,6 +119,7 @@ impl Engine {
         berth_image::layers::spread_subdirs(&paths.containers());
         let images = Arc::new(ImageStore::open(&paths.root)?);
         images.cleanup()?;
+        store_perms::secure(&paths)?;
         // Step containers and mounts of builds a previous daemon was running.
         if let Err(e) = berth_builder::build::cleanup_stale(&paths.root) {
             eprintln!("berthd: cleaning up interrupted builds: {e}");

@@ -92,14 +92,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 /// Temp + rename, with the fsyncs (file and directory) only when `durable`.
 /// Readers never see a torn file either way; without them, a power cut may
 /// leave the previous version (ext4 and btrfs order a replacing rename after
-/// the new data) or, on other filesystems, an empty file.
+/// the new data) or, on other filesystems, an empty file. The file is 0600:
+/// records and specs hold containers' environment.
 pub fn write_replacing(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let io = |op: &str, e: std::io::Error| {
         EngineError::Internal(format!("{op} {}: {e}", path.display()))
     };
     {
-        let mut f = File::create(&tmp).map_err(|e| io("create", e))?;
+        let mut f = create_private(&tmp).map_err(|e| io("create", e))?;
         f.write_all(data).map_err(|e| io("write", e))?;
         if durable {
             f.sync_all().map_err(|e| io("fsync", e))?;
@@ -113,6 +114,25 @@ pub fn write_replacing(path: &Path, data: &[u8], durable: bool) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Creates (or truncates) a file only root may read or write, whatever mode
+/// an older one had.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    Ok(f)
+}
+
+/// Writes `data` to a file only root may read (see [`create_private`]).
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    create_private(path)?.write_all(data)
 }
 
 /// One Docker filter's values: old clients send `["v"]`, newer

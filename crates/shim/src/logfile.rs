@@ -121,10 +121,14 @@ impl JsonLog {
     }
 }
 
+/// Logs are 0640, as dockerd's json-file: a container's output is not for
+/// every local user.
 fn open_append(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o640)
         .open(path)
         .ctx(|| format!("open log {}", path.display()))
 }

@@ -80,6 +80,21 @@ fn bind(path: &Path, group: Option<&str>) -> anyhow::Result<tokio::net::UnixList
             if unsafe { libc::chown(c.as_ptr(), 0, gid) } != 0 {
                 return Err(std::io::Error::last_os_error()).context("chown socket");
             }
+            // The group must reach the socket: its dir (the exec root, 0700
+            // by default) becomes traversable, not listable.
+            if let Some(dir) = path.parent() {
+                let m = std::fs::metadata(dir)
+                    .with_context(|| format!("stat {}", dir.display()))?
+                    .permissions()
+                    .mode();
+                if m & 0o011 != 0o011 {
+                    std::fs::set_permissions(
+                        dir,
+                        std::fs::Permissions::from_mode(m & 0o7777 | 0o011),
+                    )
+                    .with_context(|| format!("chmod {}", dir.display()))?;
+                }
+            }
             0o660
         }
         None => 0o600,

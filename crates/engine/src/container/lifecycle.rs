@@ -643,7 +643,7 @@ impl Engine {
         let mut spec = spec::generate(c, argv, env, ids, crate::cgroup_v2(), &dir)?;
         self.apply_options(c, &mut spec, &rootfs, ids.1)?;
         let p = dir.join("config.json");
-        std::fs::write(&p, serde_json::to_vec_pretty(&spec)?)
+        crate::util::write_private(&p, &serde_json::to_vec_pretty(&spec)?)
             .map_err(|e| io_err("write", &p, e))?;
         self.join_shared_netns(c)
     }
@@ -666,7 +666,8 @@ impl Engine {
         namespaces.retain(|n| n["type"] != "network");
         namespaces.push(serde_json::json!({"type": "network", "path": path}));
         spec["linux"]["namespaces"] = serde_json::Value::Array(namespaces);
-        std::fs::write(&p, serde_json::to_vec_pretty(&spec)?).map_err(|e| io_err("write", &p, e))
+        crate::util::write_private(&p, &serde_json::to_vec_pretty(&spec)?)
+            .map_err(|e| io_err("write", &p, e))
     }
 
     fn shim_options(&self, c: &Container, start: bool) -> Options {
