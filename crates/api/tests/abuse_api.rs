@@ -172,3 +172,132 @@ fn abuse_image_list_filters_as_dockerd() {
     );
     d.finish();
 }
+
+#[test]
+fn abuse_host_config_is_checked_at_create_and_update() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    let ncpu = std::thread::available_parallelism().unwrap().get();
+    let cases: &[(&str, String)] = &[
+        (
+            r#""Memory":-1"#,
+            "Minimum memory limit allowed is 6MB".into(),
+        ),
+        (
+            r#""Memory":-5"#,
+            "Minimum memory limit allowed is 6MB".into(),
+        ),
+        (
+            r#""Memory":1"#,
+            "Minimum memory limit allowed is 6MB".into(),
+        ),
+        (
+            r#""NanoCpus":-1"#,
+            format!(
+                "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+            ),
+        ),
+        (
+            r#""NanoCpus":1000000000000"#,
+            format!("as there are only {ncpu} CPUs available"),
+        ),
+        (
+            r#""NanoCpus":500000000,"CpuPeriod":100000"#,
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
+        ),
+        (
+            r#""OomScoreAdj":5000"#,
+            "Invalid value 5000, range for oom score adj is [-1000, 1000]".into(),
+        ),
+        (
+            r#""MemorySwappiness":500"#,
+            "Invalid value: 500, valid memory swappiness range is 0-100".into(),
+        ),
+        (
+            r#""CpuPeriod":1"#,
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
+                .into(),
+        ),
+        (
+            r#""CpuQuota":1"#,
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)".into(),
+        ),
+        (
+            r#""CpusetCpus":"0-99999""#,
+            "Requested CPUs are not available - requested 0-99999, available: ".into(),
+        ),
+        (
+            r#""CpusetMems":"0-99999""#,
+            "Requested memory nodes are not available - requested 0-99999, available: ".into(),
+        ),
+        (r#""ShmSize":-1"#, "SHM size can not be less than 0".into()),
+    ];
+    for (hc, msg) in cases {
+        let body = format!(r#"{{"Image":"{IMAGE}","Cmd":["true"],"HostConfig":{{{hc}}}}}"#);
+        refused(&d, "POST", "/containers/create", &body, msg);
+    }
+    assert!(
+        d.ok(&["ps", "-aq"]).trim().is_empty(),
+        "a refused create left a container"
+    );
+
+    // In range: applied and shown, as dockerd does.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--oom-score-adj",
+        "500",
+        IMAGE,
+        "cat",
+        "/proc/self/oom_score_adj",
+    ]);
+    assert_eq!(out.trim(), "500");
+    // Positive only: lowering a score needs CAP_SYS_RESOURCE, which some
+    // hosts (this VM) withhold even from root.
+    let id = d
+        .ok(&[
+            "create",
+            "--oom-score-adj",
+            "300",
+            "--pids-limit",
+            "-5",
+            IMAGE,
+            "true",
+        ])
+        .trim()
+        .to_string();
+    let shown = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.OomScoreAdj}} {{.HostConfig.PidsLimit}}",
+        &id,
+    ]);
+    assert_eq!(shown.trim(), "300 <nil>", "negative PidsLimit is unlimited");
+    let plain = d.ok(&["create", IMAGE, "true"]).trim().to_string();
+    let shown = d.ok(&["inspect", "-f", "{{.HostConfig.OomScoreAdj}}", &plain]);
+    assert_eq!(shown.trim(), "0");
+
+    // update checks its own values.
+    refused(
+        &d,
+        "POST",
+        &format!("/containers/{id}/update"),
+        r#"{"Memory":1}"#,
+        "Minimum memory limit allowed is 6MB",
+    );
+    refused(
+        &d,
+        "POST",
+        &format!("/containers/{id}/update"),
+        r#"{"CpusetCpus":"0-99999"}"#,
+        "Requested CPUs are not available - requested 0-99999",
+    );
+    refused(
+        &d,
+        "POST",
+        &format!("/containers/{id}/update"),
+        r#"{"CpuPeriod":1}"#,
+        "CPU cfs period can not be less than 1ms",
+    );
+    d.finish();
+}

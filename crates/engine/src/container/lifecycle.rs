@@ -401,9 +401,14 @@ impl Engine {
     pub fn create(
         self: &Arc<Self>,
         name: Option<&str>,
-        req: CreateRequest,
+        mut req: CreateRequest,
     ) -> Result<(String, Vec<String>)> {
         super::restart::validate(&req.host_config)?;
+        super::validate::host_config(
+            &mut req.host_config,
+            &super::validate::HostResources::probe(),
+            false,
+        )?;
         let image_name = req.config.image.clone().unwrap_or_default();
         if image_name.is_empty() {
             return Err(EngineError::InvalidArgument(

@@ -17,6 +17,7 @@ mod restart;
 mod seed;
 pub mod spec;
 pub mod stats;
+mod validate;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -48,11 +48,17 @@ pub struct HostConfig {
     pub cpu_quota: Option<i64>,
     pub cpu_period: Option<i64>,
     pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    /// 0-100; -1 (or unset) keeps the kernel's.
+    pub memory_swappiness: Option<i64>,
     pub pids_limit: Option<i64>,
     /// `--blkio-weight` (10..=1000; 0 is unset).
     pub blkio_weight: Option<u16>,
     /// `--blkio-weight-device`.
     pub blkio_weight_device: Option<Vec<WeightDevice>>,
+    /// The container process's /proc/self/oom_score_adj (dockerd shows 0
+    /// when unset).
+    pub oom_score_adj: i64,
     pub privileged: Option<bool>,
     pub cap_add: Option<Vec<String>>,
     pub cap_drop: Option<Vec<String>>,

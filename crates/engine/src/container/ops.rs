@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::lifecycle::{check_name_in, valid_name};
-use super::model::Container;
+use super::model::{Container, HostConfig};
 use super::no_such;
 use crate::Engine;
 use crate::error::{EngineError, Result, io_err};
@@ -223,11 +223,21 @@ impl Engine {
                     .into(),
             ));
         }
-        if u.memory.is_some_and(|m| m > 0 && m < 6 * 1024 * 1024) {
-            return Err(EngineError::InvalidArgument(
-                "Minimum memory limit allowed is 6MB".into(),
-            ));
-        }
+        // The request's own values first, as dockerd checks an update.
+        super::validate::host_config(
+            &mut HostConfig {
+                memory: u.memory,
+                memory_swap: u.memory_swap,
+                memory_reservation: u.memory_reservation,
+                nano_cpus: u.nano_cpus,
+                cpu_quota: u.cpu_quota,
+                cpu_period: u.cpu_period,
+                cpuset_cpus: u.cpuset_cpus.clone(),
+                ..HostConfig::default()
+            },
+            &super::validate::HostResources::probe(),
+            true,
+        )?;
         let c = self.inspect(key)?;
         let mut hc = c.host_config.clone();
         if let Some(rp) = &u.restart_policy {
@@ -282,7 +292,8 @@ impl Engine {
             hc.cpuset_cpus = Some(s.clone());
             args.push(format!("--cpuset-cpus={s}"));
         }
-        if let Some(p) = u.pids_limit.filter(|p| *p != 0) {
+        // Any negative limit means unlimited, as dockerd takes it.
+        if let Some(p) = u.pids_limit.filter(|p| *p != 0).map(|p| p.max(-1)) {
             hc.pids_limit = Some(p);
             args.push(format!("--pids-limit={p}"));
         }

@@ -199,6 +199,9 @@ pub(crate) fn limits(hc: &HostConfig, resources: &mut Value) -> Result<()> {
     if let Some(s) = hc.cpuset_cpus.as_ref().filter(|s| !s.is_empty()) {
         cpu.insert("cpus".into(), json!(s));
     }
+    if let Some(s) = hc.cpuset_mems.as_ref().filter(|s| !s.is_empty()) {
+        cpu.insert("mems".into(), json!(s));
+    }
     if !cpu.is_empty() {
         resources["cpu"] = Value::Object(cpu);
     }
@@ -246,7 +249,7 @@ pub fn generate(
     });
     let host_net = hc.network_mode.as_deref() == Some("host");
 
-    let process = json!({
+    let mut process = json!({
         "terminal": c.tty(),
         "user": {"uid": uid_gid.0, "gid": uid_gid.1},
         "args": args,
@@ -255,6 +258,9 @@ pub fn generate(
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": nnp,
     });
+    if hc.oom_score_adj != 0 {
+        process["oomScoreAdj"] = json!(hc.oom_score_adj);
+    }
 
     let sysfs_opts = if privileged {
         json!(["nosuid", "noexec", "nodev", "rw"])
@@ -307,6 +313,13 @@ pub fn generate(
         ])
     };
     limits(hc, &mut resources)?;
+    // cgroup v2 has no swappiness: dropped there, as dockerd discards it.
+    if let Some(s) = hc.memory_swappiness.filter(|_| !cgroup_v2) {
+        if !resources["memory"].is_object() {
+            resources["memory"] = json!({});
+        }
+        resources["memory"]["swappiness"] = json!(s);
+    }
 
     let mut linux = json!({
         "namespaces": namespaces,
