@@ -205,13 +205,24 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
-/// Writes a file so that readers see either the old or the new content.
+/// Writes a file so that readers see either the old or the new content, and
+/// so does a boot after a power cut: the data is fsynced before the rename,
+/// the directory after it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
     f.write_all(bytes)
         .ctx(|| format!("write {}", tmp.display()))?;
-    fs::rename(&tmp, path).ctx(|| format!("rename {} into place", path.display()))
+    f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
+    drop(f);
+    fs::rename(&tmp, path).ctx(|| format!("rename {} into place", path.display()))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("fsync {}", dir.display()))
 }
 
 #[cfg(test)]

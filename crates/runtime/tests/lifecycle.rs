@@ -596,3 +596,33 @@ fn container_processes_start_with_default_signal_state() {
     );
     rt.ok(&["delete", "--force", &id]);
 }
+
+/// The runtime's state survives a power cut: `state.json` is fsynced before
+/// its rename into place and its directory after (seen with strace).
+#[test]
+fn abuse_state_is_written_durably() {
+    let rt = Runtime::new();
+    let b = Bundle::busybox(&["true"]);
+    b.write();
+    let id = unique_id("fsync");
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let mut c = std::process::Command::new("strace");
+    c.args(["-y", "-e", "trace=fsync", "-o"])
+        .arg(trace.path())
+        .arg(RUNTIME)
+        .arg("--root")
+        .arg(rt.root.path())
+        .args(["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let out = output_via_files(c);
+    assert!(out.status.success(), "{out:?}");
+    let t = std::fs::read_to_string(trace.path()).unwrap();
+    let dir = rt.root.path().join(&id);
+    // strace -y: `fsync(3</path>) = 0`.
+    let fsynced = |fd_path: &str| {
+        t.lines()
+            .any(|l| l.starts_with("fsync(") && l.contains(fd_path) && l.ends_with("= 0"))
+    };
+    assert!(fsynced(&format!("<{}/state.tmp>", dir.display())), "{t}");
+    assert!(fsynced(&format!("<{}>", dir.display())), "{t}");
+    rt.ok(&["delete", "--force", &id]);
+}
