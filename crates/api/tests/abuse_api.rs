@@ -301,3 +301,34 @@ fn abuse_host_config_is_checked_at_create_and_update() {
     );
     d.finish();
 }
+
+#[test]
+fn abuse_start_attach_reruns_an_exited_container() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    let name = "again";
+    let first = d.docker(&["run", "--name", name, IMAGE, "sh", "-c", "echo ran; exit 3"]);
+    assert_eq!(
+        (first.code, first.stdout.trim()),
+        (3, "ran"),
+        "{}",
+        first.stderr
+    );
+    // dockerd reruns it and `start -a` shows this run's output and status.
+    for _ in 0..2 {
+        let again = d.docker(&["start", "-a", name]);
+        assert_eq!(
+            (again.code, again.stdout.trim()),
+            (3, "ran"),
+            "{}",
+            again.stderr
+        );
+    }
+    let logs = d.ok(&["logs", name]);
+    assert_eq!(logs.lines().filter(|l| *l == "ran").count(), 3, "{logs}");
+    // Without -a as well.
+    assert_eq!(d.ok(&["start", name]).trim(), name);
+    let code = d.ok(&["wait", name]);
+    assert_eq!(code.trim(), "3");
+    d.finish();
+}

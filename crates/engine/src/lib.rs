@@ -72,6 +72,8 @@ pub(crate) struct Table {
     /// not run between the exit and the removal (a `--rm` container is
     /// removed right after its exit) still answers with the exit code.
     pub removed_exits: std::collections::VecDeque<(String, i32)>,
+    /// Attaches to stopped containers, waiting for their next start.
+    pub late_attaches: HashMap<String, Vec<container::late_attach::LateAttach>>,
 }
 
 impl Table {

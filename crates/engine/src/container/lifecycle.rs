@@ -840,6 +840,7 @@ impl Engine {
         if let Some([h, w]) = c.host_config.console_size.filter(|s| c.tty() && s[0] > 0) {
             let _ = client.resize(w, h, None);
         }
+        self.serve_late_attaches(&c.id, &sock, c.config.open_stdin.unwrap_or(false));
         // Last check before the process runs: a stop or rm that came
         // during the launch wins, and the shim made for it goes again.
         let cancelled = {
@@ -1081,9 +1082,15 @@ impl Engine {
     ) -> Result<(UnixStream, bool)> {
         let c = self.inspect(key)?;
         if !c.shim {
-            return Err(EngineError::Conflict(
-                "You cannot attach to a stopped container, start it first".into(),
-            ));
+            // dockerd serves it from the next start (`docker start -a`).
+            if c.state.status == "removing" {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is being removed",
+                    c.id
+                )));
+            }
+            let s = self.attach_at_next_start(&c.id, stdin, stdout, stderr)?;
+            return Ok((s, c.tty()));
         }
         let stream = shim_stream(
             &self.paths.shim_socket(&c.id),
@@ -1172,6 +1179,7 @@ impl Engine {
                 t.note_removed(&c.id, gone.state.exit_code);
             }
         }
+        self.drop_late_attaches(&c.id);
         self.emit("container", "destroy", &c.id, attrs);
         if volumes {
             self.remove_anonymous_volumes(&c.mount_points);

@@ -6,6 +6,7 @@ mod blkio;
 pub mod changes;
 pub mod commit;
 pub mod exec;
+pub(crate) mod late_attach;
 pub mod lifecycle;
 pub mod logs;
 pub mod model;
