@@ -598,3 +598,31 @@ fn prune_and_system_df() {
     assert!(d.ok(&["images", "-q"]).trim().is_empty());
     d.finish();
 }
+
+/// `rm` and `run --rm` answer before the background teardown releases the
+/// container's rootfs; an `rmi` of its (last-tagged) image right after them
+/// must still succeed, as with dockerd (it failed "in use" about half the
+/// time). A live container's image stays in use.
+#[test]
+fn rmi_right_after_rm_of_its_container() {
+    let mut d = Daemon::start();
+    for round in 0..8 {
+        d.ok(&["pull", "-q", IMAGE]);
+        if round % 2 == 0 {
+            d.ok(&["run", "--rm", IMAGE, "true"]);
+        } else {
+            let name = unique(&format!("rmi{round}"));
+            d.ok(&["run", "--name", &name, IMAGE, "true"]);
+            d.ok(&["rm", &name]);
+        }
+        let out = d.ok(&["rmi", IMAGE]);
+        assert!(out.contains("Deleted: sha256:"), "round {round}: {out}");
+    }
+    d.ok(&["pull", "-q", IMAGE]);
+    let name = unique("rmi-live");
+    d.ok(&["run", "-d", "--name", &name, IMAGE, "sleep", "1000"]);
+    let o = d.docker(&["rmi", IMAGE]);
+    assert_ne!(o.code, 0, "the image of a live container was deleted");
+    d.ok(&["rm", "-f", &name]);
+    d.finish();
+}

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use berth_distribution::{ClientOptions, Progress, PullOptions, RegistryClient};
+use berth_image::lease::LeaseKind;
 use berth_image::store::familiar;
 use berth_image::{ImageRecord, Reference};
 use serde::Serialize;
@@ -248,7 +249,11 @@ impl Engine {
                 )));
             }
         }
-        let removed = self.images.remove(name, force).map_err(|e| match e {
+        let mut res = self.images.remove(name, force);
+        if matches!(res, Err(berth_image::Error::InUse(_))) && self.wait_for_teardowns(&rec.id) {
+            res = self.images.remove(name, force);
+        }
+        let removed = res.map_err(|e| match e {
             berth_image::Error::NotFound(_) => {
                 EngineError::NotFound(format!("No such image: {name}"))
             }
@@ -268,6 +273,51 @@ impl Engine {
                 }
             })
             .collect())
+    }
+}
+
+/// How long `rmi` waits for removed containers' background teardown.
+const TEARDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Engine {
+    /// Waits until no removed container holds `image` any more: `rm` and
+    /// `run --rm` answer before their background teardown releases the
+    /// rootfs lease, and an `rmi` right after them must not fail "in use"
+    /// (dockerd's does not). True when no removed container holds it (any
+    /// more): worth asking the store again; false when a live container or
+    /// a mount uses it, or the teardown outlasted the wait.
+    fn wait_for_teardowns(&self, image: &berth_image::Digest) -> bool {
+        let containers = self.paths.containers();
+        let containers = containers.canonicalize().unwrap_or(containers);
+        let removed_users = || -> Option<Vec<String>> {
+            let leases = self.images.leases.live().ok()?;
+            let t = self.lock();
+            let mut torn = Vec::new();
+            for l in leases.iter().filter(|l| l.image.as_ref() == Some(image)) {
+                let id = l
+                    .target
+                    .as_deref()
+                    .filter(|p| l.kind == LeaseKind::Container && p.parent() == Some(&containers))
+                    .and_then(|p| p.file_name()?.to_str());
+                match id {
+                    Some(id) if !t.containers.contains_key(id) => torn.push(l.id.clone()),
+                    // A live container's or a mount's: waiting is no use.
+                    _ => return None,
+                }
+            }
+            Some(torn)
+        };
+        // (The teardown may also have ended since the store said "in use".)
+        let end = std::time::Instant::now() + TEARDOWN_WAIT;
+        loop {
+            match removed_users() {
+                Some(v) if v.is_empty() => return true,
+                Some(_) if std::time::Instant::now() < end => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                _ => return false,
+            }
+        }
     }
 }
 
