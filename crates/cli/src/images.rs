@@ -40,10 +40,42 @@ fn registry_auth(image: &str) -> String {
         "docker.io".to_string()
     };
     let v = match berth_distribution::auth::credentials_for(&host) {
-        Some(c) => json!({"username": c.username, "password": c.password, "serveraddress": host}),
+        Some(c) => auth_config(&c, &host),
         None => json!({}),
     };
     base64::engine::general_purpose::URL_SAFE.encode(v.to_string())
+}
+
+/// Stored credentials as the Engine API's AuthConfig (an identity token
+/// goes as `identitytoken`, as docker's CLI sends it).
+fn auth_config(c: &berth_distribution::auth::Credentials, server: &str) -> Value {
+    if c.username == berth_distribution::auth::IDENTITY_TOKEN_USER {
+        json!({"identitytoken": c.password, "serveraddress": server})
+    } else {
+        json!({"username": c.username, "password": c.password, "serveraddress": server})
+    }
+}
+
+/// The `X-Registry-Config` header of a build: every stored credential,
+/// keyed by registry, as docker's CLI sends it (the daemon picks the one
+/// each `FROM` needs); a helper that fails costs its registry only.
+pub fn registry_config(creds: &berth_distribution::auth::AuthMap) -> String {
+    let m: serde_json::Map<String, Value> = creds
+        .iter()
+        .map(|(k, c)| (k.clone(), auth_config(c, k)))
+        .collect();
+    base64::engine::general_purpose::URL_SAFE.encode(Value::Object(m).to_string())
+}
+
+/// Everything config.json holds, warning (as docker does) about helpers
+/// that failed.
+pub fn stored_credentials() -> Result<berth_distribution::auth::AuthMap> {
+    let (map, failed) =
+        berth_distribution::auth::all_credentials().context("reading stored credentials")?;
+    for f in failed {
+        eprintln!("WARNING: {f}");
+    }
+    Ok(map)
 }
 
 /// Renders a JSON progress stream; a message with an error fails the command.

@@ -135,6 +135,17 @@ pub fn credentials_for(host: &str) -> Option<Credentials> {
 /// Like [`credentials_for`] but a broken config.json or a failing credential
 /// helper is an error that names the file or the helper.
 pub fn lookup_credentials(host: &str) -> std::io::Result<Option<Credentials>> {
+    let Some(cfg) = read_config()? else {
+        return Ok(None);
+    };
+    if let Some(helper) = cfg.helper_for(host) {
+        return helper_get(helper, &config_key(host));
+    }
+    Ok(from_auths(&cfg, host))
+}
+
+/// config.json, if there is one; errors name the file.
+fn read_config() -> std::io::Result<Option<DockerConfig>> {
     let Some(path) = docker_config_path() else {
         return Ok(None);
     };
@@ -148,12 +159,9 @@ pub fn lookup_credentials(host: &str) -> std::io::Result<Option<Credentials>> {
             ));
         }
     };
-    let cfg: DockerConfig = serde_json::from_slice(&text)
-        .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
-    if let Some(helper) = cfg.helper_for(host) {
-        return helper_get(helper, &config_key(host));
-    }
-    Ok(from_auths(&cfg, host))
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))
 }
 
 /// Credentials stored inline in a config.json (helpers not consulted).
@@ -179,18 +187,127 @@ fn from_auths(cfg: &DockerConfig, host: &str) -> Option<Credentials> {
     let entry = keys
         .iter()
         .find_map(|k| cfg.auths.get(k).or_else(|| cfg.auths.get(&format!("{k}/"))))?;
-    if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
-        return Some(Credentials {
-            username: u.clone(),
-            password: p.clone(),
-        });
+    entry.credentials()
+}
+
+impl AuthEntry {
+    fn credentials(&self) -> Option<Credentials> {
+        if let (Some(u), Some(p)) = (&self.username, &self.password) {
+            return Some(Credentials {
+                username: u.clone(),
+                password: p.clone(),
+            });
+        }
+        decode_auth(self.auth.as_ref()?)
     }
-    let decoded = B64.decode(entry.auth.as_ref()?.trim()).ok()?;
+}
+
+/// An `auth` value: base64 of `user:password`.
+pub fn decode_auth(auth: &str) -> Option<Credentials> {
+    let decoded = B64.decode(auth.trim()).ok()?;
     let (u, p) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
     Some(Credentials {
         username: u.into(),
         password: p.into(),
     })
+}
+
+/// Credentials by registry, as a build request carries them
+/// (`X-Registry-Config`), keyed as docker's config.json keys them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AuthMap(BTreeMap<String, Credentials>);
+
+impl std::fmt::Debug for AuthMap {
+    /// Registries only: the map travels in build options that get logged.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl AuthMap {
+    pub fn insert(&mut self, key: impl Into<String>, c: Credentials) {
+        self.0.insert(key.into(), c);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Credentials)> {
+        self.0.iter()
+    }
+
+    /// The entry for a reference's registry (`docker.io` or
+    /// `host[:port]`), chosen as dockerd's `ResolveAuthConfig` does: the
+    /// exact key first (Docker Hub's is `https://index.docker.io/v1/` and
+    /// it has no other), then any key whose host part is the registry.
+    pub fn for_registry(&self, domain: &str) -> Option<&Credentials> {
+        let key = config_key(domain);
+        if let Some(c) = self.0.get(&key) {
+            return Some(c);
+        }
+        if key == config_key("docker.io") {
+            return None;
+        }
+        self.0.iter().find_map(|(k, c)| {
+            let host = k
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap_or("");
+            (host == key).then_some(c)
+        })
+    }
+}
+
+/// Everything config.json holds (its inline `auths`, or every entry of
+/// the `credsStore` helper's `list`, then the `credHelpers` registries),
+/// as docker's CLI sends it with a build. A helper failing for one
+/// registry costs that entry only; the reasons come back beside the map.
+pub fn all_credentials() -> std::io::Result<(AuthMap, Vec<String>)> {
+    let Some(cfg) = read_config()? else {
+        return Ok((AuthMap::default(), Vec::new()));
+    };
+    let mut map = AuthMap::default();
+    let mut failed = Vec::new();
+    let from_helper =
+        |map: &mut AuthMap, failed: &mut Vec<String>, helper: &str, server: &str| match helper_get(
+            helper, server,
+        ) {
+            Ok(Some(c)) => map.insert(server, c),
+            Ok(None) => {}
+            Err(e) => failed.push(e.to_string()),
+        };
+    match cfg.creds_store.as_deref().filter(|s| !s.is_empty()) {
+        Some(store) => match run_helper(store, "list", b"")? {
+            Ok(out) => {
+                let servers: BTreeMap<String, String> =
+                    serde_json::from_slice(&out).map_err(|e| {
+                        std::io::Error::other(format!(
+                            "credential helper docker-credential-{store} list answered bad JSON: {e}"
+                        ))
+                    })?;
+                for server in servers.keys() {
+                    from_helper(&mut map, &mut failed, store, server);
+                }
+            }
+            Err(msg) => failed.push(format!(
+                "credential helper docker-credential-{store} list: {msg}"
+            )),
+        },
+        None => {
+            for (k, e) in &cfg.auths {
+                if let Some(c) = e.credentials() {
+                    map.insert(k.clone(), c);
+                }
+            }
+        }
+    }
+    for (server, helper) in &cfg.cred_helpers {
+        from_helper(&mut map, &mut failed, helper, server);
+    }
+    Ok((map, failed))
 }
 
 /// Runs `docker-credential-<helper> <verb>` with `input` on stdin: the
@@ -432,6 +549,30 @@ mod tests {
             Some(Challenge::Basic)
         );
         assert_eq!(parse_challenge("Negotiate"), None);
+    }
+
+    #[test]
+    fn auth_map_matches_registries_as_dockerd() {
+        let c = |u: &str| Credentials {
+            username: u.into(),
+            password: "p".into(),
+        };
+        let mut m = AuthMap::default();
+        m.insert("https://index.docker.io/v1/", c("hub"));
+        m.insert("https://reg.example:5000/v1/", c("legacy"));
+        m.insert("other.example", c("plain"));
+        assert_eq!(m.for_registry("docker.io").unwrap().username, "hub");
+        assert_eq!(
+            m.for_registry("reg.example:5000").unwrap().username,
+            "legacy"
+        );
+        assert_eq!(m.for_registry("other.example").unwrap().username, "plain");
+        assert!(m.for_registry("reg.example").is_none());
+        assert!(m.for_registry("other.example:5000").is_none());
+        // Docker Hub has exactly one key.
+        let mut hub = AuthMap::default();
+        hub.insert("docker.io", c("x"));
+        assert!(hub.for_registry("docker.io").is_none());
     }
 
     #[test]

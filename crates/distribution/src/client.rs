@@ -14,18 +14,21 @@ use reqwest::header::{
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
-use crate::auth::{
-    Challenge, Credentials, IDENTITY_TOKEN_USER, lookup_credentials, parse_challenge,
-};
+use crate::auth::{Challenge, Credentials, IDENTITY_TOKEN_USER, parse_challenge};
 use crate::error::{Error, Result};
+use crate::policy::RegistryPolicy;
+pub use crate::policy::is_local;
 
 const ATTEMPTS: u32 = 4;
 
 #[derive(Clone, Debug, Default)]
 pub struct ClientOptions {
-    /// Plain HTTP (also automatic for localhost / 127.0.0.1 / ::1).
-    pub insecure: bool,
-    /// Overrides credentials from the docker config.
+    /// Decides `http://` or `https://` (the default: HTTPS but for
+    /// loopback registries).
+    pub policy: RegistryPolicy,
+    /// The only credentials the client sends. Never taken from this
+    /// process's own config.json: a daemon acts for its API client, and
+    /// lends it nothing (the CLI reads its config with [`crate::auth`]).
     pub credentials: Option<Credentials>,
 }
 
@@ -42,16 +45,6 @@ pub struct RegistryClient {
     pub blob_gets: AtomicU64,
 }
 
-/// Is this a loopback registry, which needs no TLS?
-pub fn is_local(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.split(':').next().unwrap_or("")
-    };
-    name == "localhost" || name == "::1" || name.starts_with("127.")
-}
-
 pub enum Access {
     Pull,
     Push,
@@ -65,11 +58,7 @@ impl RegistryClient {
         } else {
             domain.to_string()
         };
-        let scheme = if opts.insecure || is_local(&host) {
-            "http"
-        } else {
-            "https"
-        };
+        let scheme = opts.policy.scheme(&host);
         let http = reqwest::Client::builder()
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
@@ -79,16 +68,11 @@ impl RegistryClient {
                 url: host.clone(),
                 source: e,
             })?;
-        let creds = match opts.credentials {
-            Some(c) => Some(c),
-            None => lookup_credentials(domain)
-                .map_err(|e| Error::Auth(domain.to_string(), e.to_string()))?,
-        };
         Ok(RegistryClient {
             http,
             base: format!("{scheme}://{host}"),
             host,
-            creds,
+            creds: opts.credentials,
             tokens: Mutex::new(HashMap::new()),
             use_basic: false.into(),
             blob_gets: AtomicU64::new(0),
@@ -169,6 +153,12 @@ impl RegistryClient {
                     Some(Challenge::Basic) if self.creds.is_some() => {
                         self.use_basic.store(true, Ordering::Relaxed);
                         continue;
+                    }
+                    Some(Challenge::Basic) => {
+                        return Err(Error::NoCredentials {
+                            method: go_method(&method),
+                            url: url.into(),
+                        });
                     }
                     Some(Challenge::Bearer { realm, service, .. }) => {
                         let token = self.fetch_token(&realm, service.as_deref(), scope).await?;
@@ -435,6 +425,14 @@ impl RegistryClient {
             .await?;
         check(resp, "PUT", &url).await.map(drop)
     }
+}
+
+/// `GET` as Go's `url.Error` spells it (`Get`), so messages read as dockerd's.
+fn go_method(m: &Method) -> String {
+    let s = m.as_str();
+    let mut out = s[..1].to_string();
+    out.push_str(&s[1..].to_ascii_lowercase());
+    out
 }
 
 async fn backoff(attempt: u32) {

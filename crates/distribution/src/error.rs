@@ -20,6 +20,10 @@ pub enum Error {
     },
     #[error("authentication with {0} failed: {1}")]
     Auth(String, String),
+    /// The registry wants basic auth and the caller sent no credentials
+    /// (dockerd's words, with Go's method spelling).
+    #[error("{method} \"{url}\": no basic auth credentials")]
+    NoCredentials { method: String, url: String },
     #[error("registry protocol: {0}")]
     Protocol(String),
     #[error("{0}")]
@@ -31,6 +35,14 @@ pub enum Error {
 impl Error {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Status { status: 404, .. })
+    }
+
+    /// The registry refused who we are (or that we are nobody).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(
+            self,
+            Error::Status { status: 401, .. } | Error::NoCredentials { .. } | Error::Auth(..)
+        )
     }
 }
 

@@ -121,6 +121,15 @@ erase)
   f="$store/$(echo "$input" | tr '/:' '__').json"
   [ -f "$f" ] || {{ echo "credentials not found in native keychain"; exit 1; }}
   rm "$f" ;;
+list)
+  printf '{{'; sep=''
+  for f in "$store"/*.json; do
+    [ -f "$f" ] || continue
+    s=$(sed 's/.*"ServerURL":"\([^"]*\)".*/\1/' "$f")
+    u=$(sed 's/.*"Username":"\([^"]*\)".*/\1/' "$f")
+    printf '%s"%s":"%s"' "$sep" "$s" "$u"; sep=','
+  done
+  echo '}}' ;;
 *) echo "unknown verb $1"; exit 1 ;;
 esac
 "#,
@@ -149,15 +158,28 @@ fn preload(dir: &Path, server: &str, user: &str, secret: &str) {
     .unwrap();
 }
 
-fn ping(addr: &str) -> Result<(), String> {
+/// `GET /v2/` with what `opts` carries.
+fn ping_with(addr: &str, opts: ClientOptions) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let c = RegistryClient::new(addr, ClientOptions::default()).map_err(|e| e.to_string())?;
+        let c = RegistryClient::new(addr, opts).map_err(|e| e.to_string())?;
         c.ping().await.map_err(|e| e.to_string())
     })
+}
+
+/// As the CLI does: credentials from config.json, looked up explicitly.
+fn ping(addr: &str) -> Result<(), String> {
+    let credentials = auth::lookup_credentials(addr).map_err(|e| e.to_string())?;
+    ping_with(
+        addr,
+        ClientOptions {
+            credentials,
+            ..Default::default()
+        },
+    )
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -254,11 +276,8 @@ fn a_failing_or_missing_helper_is_an_error_naming_it() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("docker-credential-nosuchhelper"), "{err}");
-    let err = RegistryClient::new("a.example", ClientOptions::default())
-        .err()
-        .expect("client creation must fail")
-        .to_string();
-    assert!(err.contains("docker-credential-nosuchhelper"), "{err}");
+    // The client itself never runs helpers: it uses what it is given.
+    assert!(RegistryClient::new("a.example", ClientOptions::default()).is_ok());
     // Not stored is not an error.
     assert_eq!(auth::lookup_credentials("b.example").unwrap(), None);
     // A broken config.json names the file.
@@ -267,4 +286,75 @@ fn a_failing_or_missing_helper_is_an_error_naming_it() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("config.json"), "{err}");
+}
+
+/// Issue #13 defect 2: a registry client (what berthd pulls and pushes with)
+/// sends only the credentials it is handed, never those of its own
+/// process's config.json or credential helpers.
+#[test]
+fn abuse_client_never_lends_the_processes_own_credentials() {
+    let t = tempfile::tempdir().unwrap();
+    let server = rt();
+    let addr = server.block_on(token_registry());
+    install_helper(t.path());
+    std::fs::write(
+        t.path().join("config.json"),
+        format!(r#"{{"credHelpers":{{"{addr}":"berthtest"}}}}"#),
+    )
+    .unwrap();
+    preload(t.path(), &addr, "user", "pass");
+    // The config works for whoever reads it...
+    ping(&addr).unwrap();
+    // ...but a client given no credentials stays anonymous.
+    let err = ping_with(&addr, ClientOptions::default()).unwrap_err();
+    assert!(err.contains("authentication"), "{err}");
+}
+
+/// What the CLI sends as a build's X-Registry-Config: everything the
+/// credsStore lists, then the credHelpers registries; one failing helper
+/// costs its entry only and is reported.
+#[test]
+fn all_credentials_from_the_store_and_per_registry_helpers() {
+    let t = tempfile::tempdir().unwrap();
+    install_helper(t.path());
+    preload(t.path(), "a.example:5000", "alice", "a-secret");
+    preload(
+        t.path(),
+        "https://index.docker.io/v1/",
+        "hubuser",
+        "hub-secret",
+    );
+    std::fs::write(
+        t.path().join("config.json"),
+        r#"{"credsStore":"berthtest","auths":{"inline.example":{"auth":"eDp5"}},
+            "credHelpers":{"broken.example":"nosuchhelper"}}"#,
+    )
+    .unwrap();
+    let (map, failed) = auth::all_credentials().unwrap();
+    assert_eq!(
+        map.for_registry("a.example:5000").unwrap().password,
+        "a-secret"
+    );
+    assert_eq!(map.for_registry("docker.io").unwrap().username, "hubuser");
+    // With a credsStore, inline entries are not docker's source either.
+    assert!(map.for_registry("inline.example").is_none(), "{map:?}");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].contains("docker-credential-nosuchhelper"),
+        "{failed:?}"
+    );
+    // Without a store: the inline entries.
+    std::fs::write(
+        t.path().join("config.json"),
+        r#"{"auths":{"inline.example":{"auth":"eDp5"}}}"#,
+    )
+    .unwrap();
+    let (map, failed) = auth::all_credentials().unwrap();
+    assert!(failed.is_empty());
+    let c = map.for_registry("inline.example").unwrap();
+    assert_eq!((c.username.as_str(), c.password.as_str()), ("x", "y"));
+    assert!(
+        !format!("{map:?}").contains('y'),
+        "Debug shows no secret: {map:?}"
+    );
 }

@@ -31,6 +31,9 @@ pub struct BuildRequest {
     pub platform: Option<String>,
     /// Names the client's context (hex): kept and synced between builds.
     pub context_key: Option<String>,
+    /// Credentials for base images, by registry (`X-Registry-Config`):
+    /// the only ones a build uses.
+    pub registry_auth: berth_distribution::auth::AuthMap,
 }
 
 impl BuildRequest {
@@ -173,6 +176,8 @@ impl Engine {
         o.pull = req.pull;
         o.host_network = host_network;
         o.platform = platform;
+        o.registry = self.registry_policy().clone();
+        o.registry_auth = req.registry_auth;
         Ok(build::build(&self.images, &o, out)?)
     }
 

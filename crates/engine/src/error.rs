@@ -59,7 +59,9 @@ impl From<berth_image::Error> for EngineError {
 impl From<berth_distribution::Error> for EngineError {
     fn from(e: berth_distribution::Error) -> Self {
         let msg = e.to_string();
-        if msg.contains("not found")
+        if e.is_unauthorized() {
+            EngineError::Unauthorized(msg)
+        } else if msg.contains("not found")
             || msg.contains("MANIFEST_UNKNOWN")
             || msg.contains("NAME_UNKNOWN")
         {

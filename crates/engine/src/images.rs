@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use berth_distribution::auth::{AuthMap, Credentials, IDENTITY_TOKEN_USER};
 use berth_distribution::{ClientOptions, Progress, PullOptions, RegistryClient};
 use berth_image::lease::LeaseKind;
 use berth_image::store::familiar;
@@ -185,13 +186,7 @@ impl Engine {
         progress: Arc<dyn Progress>,
     ) -> Result<(Reference, ImageRecord)> {
         let reference = pull_reference(from_image, tag)?;
-        let client = RegistryClient::new(
-            &reference.domain,
-            ClientOptions {
-                insecure: false,
-                credentials: auth.credentials(),
-            },
-        )?;
+        let client = RegistryClient::new(&reference.domain, self.client_options(auth))?;
         let mut opts = PullOptions::default();
         if !platform.is_empty() {
             opts.platform = platform
@@ -353,23 +348,74 @@ pub struct HistoryItem {
     pub comment: String,
 }
 
-/// A registry login, as `X-Registry-Auth` and `POST /auth` carry it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+/// A registry login, as `X-Registry-Auth`, `X-Registry-Config` (a map of
+/// them) and `POST /auth` carry it.
+#[derive(Clone, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct AuthConfig {
     pub username: String,
     pub password: String,
+    /// base64 of `username:password`, as config.json stores it.
+    pub auth: String,
     pub serveraddress: String,
     #[serde(rename = "identitytoken")]
     pub identity_token: String,
 }
 
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("username", &self.username)
+            .field("serveraddress", &self.serveraddress)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AuthConfig {
-    fn credentials(&self) -> Option<berth_distribution::auth::Credentials> {
-        (!self.username.is_empty()).then(|| berth_distribution::auth::Credentials {
-            username: self.username.clone(),
-            password: self.password.clone(),
-        })
+    /// What the client sent, if anything: an identity token (exchanged at
+    /// the token endpoint), a username and password, or `auth`.
+    pub fn credentials(&self) -> Option<Credentials> {
+        if !self.identity_token.is_empty() {
+            return Some(Credentials {
+                username: IDENTITY_TOKEN_USER.into(),
+                password: self.identity_token.clone(),
+            });
+        }
+        if !self.username.is_empty() {
+            return Some(Credentials {
+                username: self.username.clone(),
+                password: self.password.clone(),
+            });
+        }
+        (!self.auth.is_empty())
+            .then(|| berth_distribution::auth::decode_auth(&self.auth))
+            .flatten()
+    }
+
+    /// A build's `X-Registry-Config` as credentials by registry.
+    pub fn map(configs: BTreeMap<String, AuthConfig>) -> AuthMap {
+        let mut m = AuthMap::default();
+        for (registry, a) in configs {
+            if let Some(c) = a.credentials() {
+                m.insert(registry, c);
+            }
+        }
+        m
+    }
+}
+
+impl Engine {
+    /// How to reach a registry for a client: the daemon's policy and only
+    /// the credentials that client sent.
+    fn client_options(&self, auth: &AuthConfig) -> ClientOptions {
+        ClientOptions {
+            policy: self.options.registry.clone(),
+            credentials: auth.credentials(),
+        }
+    }
+
+    pub(crate) fn registry_policy(&self) -> &berth_distribution::RegistryPolicy {
+        &self.options.registry
     }
 }
 
@@ -397,13 +443,7 @@ impl Engine {
         progress: Arc<dyn Progress>,
     ) -> Result<(Reference, berth_image::Digest)> {
         let (reference, rec) = self.push_source(repo, tag)?;
-        let client = RegistryClient::new(
-            &reference.domain,
-            ClientOptions {
-                insecure: false,
-                credentials: auth.credentials(),
-            },
-        )?;
+        let client = RegistryClient::new(&reference.domain, self.client_options(auth))?;
         let digest = berth_distribution::push(
             self.images.clone(),
             Arc::new(client),
@@ -445,22 +485,15 @@ impl Engine {
             "" | "index.docker.io/v1" | "index.docker.io" => "registry-1.docker.io",
             s => s,
         };
-        let client = RegistryClient::new(
-            server,
-            ClientOptions {
-                insecure: false,
-                credentials: auth.credentials(),
-            },
-        )?;
+        let client = RegistryClient::new(server, self.client_options(auth))?;
         client.ping().await.map_err(|e| {
-            let msg = e.to_string();
-            if msg.contains("401") || msg.to_lowercase().contains("unauthorized") {
+            if e.is_unauthorized() {
                 EngineError::Unauthorized(format!(
                     "Get \"{}/v2/\": unauthorized: incorrect username or password",
                     client.base_url().trim_end_matches('/')
                 ))
             } else {
-                EngineError::Upstream(msg)
+                EngineError::Upstream(e.to_string())
             }
         })
     }

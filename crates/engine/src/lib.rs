@@ -43,6 +43,14 @@ pub struct Paths {
     pub runtime: Option<PathBuf>,
 }
 
+/// Daemon settings beside its paths: berthd's flags (and, later, what
+/// daemon.json says).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// http or https per registry, for pull, push, build and login alike.
+    pub registry: berth_distribution::RegistryPolicy,
+}
+
 impl Paths {
     pub fn containers(&self) -> PathBuf {
         self.root.join("containers")
@@ -98,6 +106,7 @@ impl Table {
 
 pub struct Engine {
     pub paths: Paths,
+    pub(crate) options: Options,
     pub(crate) images: Arc<ImageStore>,
     pub(crate) table: Mutex<Table>,
     /// Signalled on every container state change (exit, removal).
@@ -112,6 +121,11 @@ impl Engine {
     /// Opens the stores and takes over the containers a previous daemon left:
     /// live shims are watched again, exits that happened meanwhile recorded.
     pub fn open(paths: Paths) -> Result<Arc<Engine>> {
+        Engine::open_with(paths, Options::default())
+    }
+
+    /// [`Engine::open`] with daemon settings.
+    pub fn open_with(paths: Paths, options: Options) -> Result<Arc<Engine>> {
         for d in [paths.containers(), paths.exec_root.join("containers")] {
             std::fs::create_dir_all(&d).map_err(|e| error::io_err("create", &d, e))?;
         }
@@ -129,6 +143,7 @@ impl Engine {
         let packet = network::packet::PacketState::new(&paths);
         let engine = Arc::new(Engine {
             paths,
+            options,
             images,
             table: Mutex::new(Table::default()),
             changed: Condvar::new(),

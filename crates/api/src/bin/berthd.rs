@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use berth_engine::{Engine, Paths};
+use berth_engine::{Engine, Options, Paths};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -31,6 +31,10 @@ struct Args {
     /// berth-shim binary (default: beside berthd, else on PATH).
     #[arg(long)]
     shim: Option<PathBuf>,
+    /// A registry (host[:port]) or a CIDR of registries reached over plain
+    /// HTTP; repeatable. Loopback registries always are; nothing else is.
+    #[arg(long = "insecure-registry", value_name = "REGISTRY")]
+    insecure_registries: Vec<berth_distribution::InsecureRegistry>,
 }
 
 fn beside_me(name: &str) -> PathBuf {
@@ -160,7 +164,10 @@ fn main() -> anyhow::Result<()> {
     // Held for the life of the process (the kernel drops it when we die,
     // kill -9 included).
     let _root_lock = lock_root(&paths.root)?;
-    let engine = Engine::open(paths).context("open the engine")?;
+    let options = Options {
+        registry: berth_distribution::RegistryPolicy::with_insecure(a.insecure_registries),
+    };
+    let engine = Engine::open_with(paths, options).context("open the engine")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

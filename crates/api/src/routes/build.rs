@@ -72,6 +72,8 @@ pub(crate) fn request(q: &BTreeMap<String, Vec<String>>) -> Result<BuildRequest>
         context_key: last(q, "berthcontext")
             .filter(|k| !k.is_empty())
             .map(String::from),
+        // From the X-Registry-Config header (see `build`).
+        registry_auth: Default::default(),
     };
     r.check_tags()?;
     Ok(r)
@@ -111,7 +113,8 @@ impl Write for StreamWriter {
 
 pub async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
     let q = query_all(&req);
-    let breq = request(&q)?;
+    let mut breq = request(&q)?;
+    breq.registry_auth = super::images::registry_config(&req)?;
     let quiet = flag(&q, "q");
     let peer = req.extensions().get::<Arc<Peer>>().cloned();
     let context = req

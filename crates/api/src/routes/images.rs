@@ -130,23 +130,46 @@ impl Progress for JsonProgress {
     }
 }
 
-/// The `X-Registry-Auth` header: base64 (URL-safe or standard, padded or
-/// not) JSON credentials; absent or `{}` means anonymous.
-fn registry_auth(req: &Request<Incoming>) -> Result<AuthConfig> {
-    let Some(h) = req.headers().get("x-registry-auth") else {
-        return Ok(AuthConfig::default());
+/// A base64 (URL-safe or standard, padded or not) JSON header; absent,
+/// empty or `{}` is the default (anonymous).
+fn json_header<T: serde::de::DeserializeOwned + Default>(
+    req: &Request<Incoming>,
+    name: &str,
+) -> Result<T> {
+    let Some(h) = req.headers().get(name) else {
+        return Ok(T::default());
     };
-    let raw = h.as_bytes();
-    let trimmed: Vec<u8> = raw.iter().copied().filter(|b| *b != b'=').collect();
+    let bad =
+        |e: &dyn std::fmt::Display| ApiError::BadRequest(format!("invalid {name} header: {e}"));
+    let trimmed: Vec<u8> = h
+        .as_bytes()
+        .iter()
+        .copied()
+        .filter(|b| *b != b'=')
+        .collect();
     let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(&trimmed)
         .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&trimmed))
-        .map_err(|e| ApiError::BadRequest(format!("invalid X-Registry-Auth header: {e}")))?;
+        .map_err(|e| bad(&e))?;
     if decoded.iter().all(u8::is_ascii_whitespace) {
-        return Ok(AuthConfig::default());
+        return Ok(T::default());
     }
-    serde_json::from_slice(&decoded)
-        .map_err(|e| ApiError::BadRequest(format!("invalid X-Registry-Auth header: {e}")))
+    serde_json::from_slice(&decoded).map_err(|e| bad(&e))
+}
+
+/// `X-Registry-Auth`: the credentials of a pull or push. The daemon has
+/// no others: without them the registry sees an anonymous client.
+fn registry_auth(req: &Request<Incoming>) -> Result<AuthConfig> {
+    json_header(req, "X-Registry-Auth")
+}
+
+/// `X-Registry-Config`: a build's credentials, a map from registry (as
+/// config.json keys it) to credentials, as docker's CLI and docker-py send it.
+pub(crate) fn registry_config(
+    req: &Request<Incoming>,
+) -> Result<berth_distribution::auth::AuthMap> {
+    let m: std::collections::BTreeMap<String, AuthConfig> = json_header(req, "X-Registry-Config")?;
+    Ok(AuthConfig::map(m))
 }
 
 /// `POST /images/create`: a pull (`fromImage`) or an import (`fromSrc=-`,

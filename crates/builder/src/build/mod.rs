@@ -52,8 +52,12 @@ pub struct BuildOptions {
     pub host_network: bool,
     /// Clamp for layer mtimes and the config's dates (reproducible builds).
     pub source_date_epoch: Option<i64>,
-    /// Allow plain-HTTP registries when a base image is pulled.
-    pub insecure_registry: bool,
+    /// http or https per registry for base-image pulls: the same policy
+    /// as the daemon's (or the CLI's) pulls.
+    pub registry: berth_distribution::RegistryPolicy,
+    /// Credentials for base-image pulls, by registry: what the client sent
+    /// (`X-Registry-Config`), or the CLI's own config for a local build.
+    pub registry_auth: berth_distribution::auth::AuthMap,
     /// `--secret id=…,src=…`: files RUN --mount=type=secret can see; never
     /// stored in a layer, only their ids reach the cache key.
     pub secrets: BTreeMap<String, PathBuf>,
@@ -77,7 +81,8 @@ impl BuildOptions {
             source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
                 .ok()
                 .and_then(|s| s.parse().ok()),
-            insecure_registry: true,
+            registry: Default::default(),
+            registry_auth: Default::default(),
             secrets: BTreeMap::new(),
             platform: None,
         }

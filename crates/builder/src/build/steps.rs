@@ -260,8 +260,8 @@ impl<'a> Ctx<'a> {
                 let client = Arc::new(berth_distribution::RegistryClient::new(
                     &r.domain,
                     berth_distribution::ClientOptions {
-                        insecure: self.opts.insecure_registry,
-                        credentials: None,
+                        policy: self.opts.registry.clone(),
+                        credentials: self.opts.registry_auth.for_registry(&r.domain).cloned(),
                     },
                 )?);
                 let rt = tokio::runtime::Builder::new_multi_thread()

@@ -65,6 +65,18 @@ pub fn post(
     body: &[u8],
     dir: Option<BorrowedFd<'_>>,
 ) -> Result<Response> {
+    post_with(sock, path, query, &[("Content-Type", ctype)], body, dir)
+}
+
+/// [`post`] with any headers (values already valid header text).
+pub fn post_with(
+    sock: &Path,
+    path: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    dir: Option<BorrowedFd<'_>>,
+) -> Result<Response> {
     let mut s = UnixStream::connect(sock)
         .with_context(|| format!("cannot connect to berthd at {}", sock.display()))?;
     if let Some(fd) = dir {
@@ -75,9 +87,13 @@ pub fn post(
     } else {
         format!("?{query}")
     };
+    let mut head = format!("POST /v1.45{path}{q} HTTP/1.1\r\nHost: berth\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
     write!(
         s,
-        "POST /v1.45{path}{q} HTTP/1.1\r\nHost: berth\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{head}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
     s.write_all(body).context("sending the request to berthd")?;

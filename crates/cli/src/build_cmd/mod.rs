@@ -164,6 +164,9 @@ fn enc(s: &str) -> String {
 fn build_remote(sock: &Path, a: &BuildArgs, mode: progress::Mode) -> Result<String> {
     const EXTRA_DF: &str = ".berth-dockerfile";
     let q = query(a)?;
+    // The daemon has no credentials of its own: base images are pulled
+    // with the ones the client sends.
+    let auth = crate::images::registry_config(&crate::images::stored_credentials()?);
     if a.context == "-" {
         if a.file.as_deref() == Some("-") {
             bail!("-f - and context - cannot both read stdin");
@@ -173,7 +176,15 @@ fn build_remote(sock: &Path, a: &BuildArgs, mode: progress::Mode) -> Result<Stri
             .lock()
             .read_to_end(&mut data)
             .context("reading the context from stdin")?;
-        return send(sock, q, a.file.clone(), "application/x-tar", &data, mode);
+        return send(
+            sock,
+            q,
+            a.file.clone(),
+            "application/x-tar",
+            &data,
+            &auth,
+            mode,
+        );
     }
     let context = Path::new(&a.context);
     if !context.is_dir() {
@@ -197,7 +208,15 @@ fn build_remote(sock: &Path, a: &BuildArgs, mode: progress::Mode) -> Result<Stri
     let dir = open_dir(context)?;
     let mut pq = q.clone();
     pq.push(("berthcontextpath".into(), abs.display().to_string()));
-    let resp = post_build(sock, pq, dockerfile, "text/plain", &body, Some(dir.as_fd()))?;
+    let resp = post_build(
+        sock,
+        pq,
+        dockerfile,
+        "text/plain",
+        &body,
+        &auth,
+        Some(dir.as_fd()),
+    )?;
     if !matches!(resp.status, 400 | 403) {
         return stream_build(client::check(resp)?, mode);
     }
@@ -221,7 +240,7 @@ fn build_remote(sock: &Path, a: &BuildArgs, mode: progress::Mode) -> Result<Stri
     // rewrites what changed (the key names the directory, not its content).
     let key = berth_image::Digest::sha256_of(abs.as_os_str().as_encoded_bytes());
     q.push(("berthcontext".into(), key.hex().to_string()));
-    send(sock, q, dockerfile, "application/x-tar", &body, mode)
+    send(sock, q, dockerfile, "application/x-tar", &body, &auth, mode)
 }
 
 /// The context directory, open for passing to berthd.
@@ -281,13 +300,18 @@ fn post_build(
     dockerfile: Option<String>,
     ctype: &str,
     body: &[u8],
+    registry_config: &str,
     dir: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<client::Response> {
     if let Some(d) = dockerfile {
         q.push(("dockerfile".into(), d));
     }
     let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
-    client::post(sock, "/build", &query.join("&"), ctype, body, dir)
+    let headers = [
+        ("Content-Type", ctype),
+        ("X-Registry-Config", registry_config),
+    ];
+    client::post_with(sock, "/build", &query.join("&"), &headers, body, dir)
 }
 
 fn send(
@@ -296,10 +320,19 @@ fn send(
     dockerfile: Option<String>,
     ctype: &str,
     body: &[u8],
+    registry_config: &str,
     mode: progress::Mode,
 ) -> Result<String> {
     stream_build(
-        client::check(post_build(sock, q, dockerfile, ctype, body, None)?)?,
+        client::check(post_build(
+            sock,
+            q,
+            dockerfile,
+            ctype,
+            body,
+            registry_config,
+            None,
+        )?)?,
         mode,
     )
 }
@@ -372,6 +405,7 @@ fn build_local(store: &Arc<ImageStore>, a: &BuildArgs, mode: progress::Mode) -> 
     o.no_cache = a.no_cache;
     o.pull = a.pull;
     o.host_network = a.network == "host";
+    o.registry_auth = crate::images::stored_credentials()?;
     for s in &a.secrets {
         let mut id = None;
         let mut src = None;
