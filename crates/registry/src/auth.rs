@@ -19,7 +19,7 @@ use crate::upload::{now_secs, random_bytes, random_hex};
 /// What a request needs: an action on a repository, or the catalog.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Need {
-    /// Any authenticated caller (the `/v2/` ping).
+    /// Any authenticated caller, never anonymous (the `/v2/` ping).
     Login,
     Catalog,
     Repo(String, &'static str),
@@ -187,10 +187,11 @@ impl Auth {
         let account = self.basic(authz).await?;
         let id = Identity::Account(account.clone());
         let ok = needs.iter().all(|n| match n {
-            Need::Login => {
-                account.is_some() || self.rules().iter().any(|r| r.account == "anonymous")
-            }
-            Need::Catalog => account.is_some(),
+            // As distribution: `/v2/` challenges whoever sends no
+            // credentials, whatever anonymous may do to repositories.
+            // Clients ping it to learn how to authenticate; a 200 there
+            // makes docker skip sending (and checking) credentials at all.
+            Need::Login | Need::Catalog => account.is_some(),
             Need::Repo(r, act) => self.can(&id, r, act),
         });
         match (ok, &account) {
@@ -214,6 +215,12 @@ impl Auth {
         let raw = B64.decode(b64.trim()).map_err(|_| bad())?;
         let text = String::from_utf8(raw).map_err(|_| bad())?;
         let (user, pass) = text.split_once(':').ok_or_else(bad)?;
+        // What a client with no credentials sends when a Basic challenge
+        // leaves it no choice (containers/image, so skopeo and podman):
+        // no claim to be anyone, so anonymous, as with no header.
+        if user.is_empty() && pass.is_empty() {
+            return Ok(None);
+        }
         let hash = self.users.get(user).ok_or_else(bad)?.clone();
         let key: [u8; 32] = Sha256::digest(text.as_bytes()).into();
         if self.verified.lock().unwrap().contains(&key) {

@@ -21,7 +21,9 @@
 //!
 //! Without `auth` anyone may do anything. With it, every request needs an
 //! access rule that allows it (deny by default): `htpasswd` alone gives basic
-//! auth; `token` adds the token endpoint and bearer challenges.
+//! auth; `token` adds the token endpoint and bearer challenges. `/v2/` always
+//! challenges a caller without credentials, as distribution does (clients
+//! ping it to learn how to log in); `anonymous` rules cover repositories.
 
 use std::path::{Path, PathBuf};
 
