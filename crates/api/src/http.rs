@@ -65,9 +65,7 @@ pub fn json_lines() -> (mpsc::UnboundedSender<Bytes>, Resp) {
 }
 
 pub fn query(req: &Request<Incoming>) -> HashMap<String, String> {
-    form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
+    crate::request::query_pairs(req.uri().query().unwrap_or(""))
 }
 
 /// Docker's booleans in queries: `1`, `true`, `True`.
@@ -95,10 +93,7 @@ pub async fn body_json<T: serde::de::DeserializeOwned + Default>(
         .await
         .map_err(|e| ApiError::BadRequest(format!("reading body: {e}")))?
         .to_bytes();
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
+    crate::request::json_body(&bytes)
 }
 
 /// Runs blocking engine work off the async threads.

@@ -8,6 +8,7 @@
 pub mod error;
 mod hijack;
 mod http;
+pub mod request;
 mod routes;
 
 use std::convert::Infallible;

@@ -17,11 +17,7 @@ use crate::http::{Resp, blocking, body_json, empty, flag, frame, json, num, quer
 
 pub async fn list(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
     let q = query(&req);
-    let filters = match q.get("filters").filter(|f| !f.is_empty()) {
-        Some(f) => serde_json::from_str(f)
-            .map_err(|e| ApiError::BadRequest(format!("invalid filters: {e}")))?,
-        None => Value::Null,
-    };
+    let filters = crate::request::filters(&q)?;
     let opts = ListOptions {
         all: flag(&q, "all"),
         filters,

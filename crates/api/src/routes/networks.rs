@@ -13,11 +13,7 @@ use crate::error::{ApiError, Result};
 use crate::http::{Resp, blocking, body_json, empty, json, query};
 
 fn filters(req: &Request<Incoming>) -> Result<Value> {
-    match query(req).get("filters").filter(|f| !f.is_empty()) {
-        Some(f) => serde_json::from_str(f)
-            .map_err(|e| ApiError::BadRequest(format!("invalid filters: {e}"))),
-        None => Ok(Value::Null),
-    }
+    crate::request::filters(&query(req))
 }
 
 pub async fn list(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {

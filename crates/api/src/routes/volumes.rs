@@ -8,15 +8,11 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, Result};
+use crate::error::Result;
 use crate::http::{Resp, blocking, body_json, empty, flag, json, query};
 
 fn filters(req: &Request<Incoming>) -> Result<Value> {
-    match query(req).get("filters").filter(|f| !f.is_empty()) {
-        Some(f) => serde_json::from_str(f)
-            .map_err(|e| ApiError::BadRequest(format!("invalid filters: {e}"))),
-        None => Ok(Value::Null),
-    }
+    crate::request::filters(&query(req))
 }
 
 pub async fn create(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> {
