@@ -209,3 +209,71 @@ fn abuse_store_is_not_readable_by_local_users() {
     assert_eq!(out, "ok\n65534\n");
     d.finish();
 }
+
+/// A runtime whose `delete` fails twice before it works: the background
+/// teardown of a `--rm` container retries it (with back-off, logged) and
+/// leaves nothing; it used to give up at once, leaving the runtime's state
+/// and the container's cgroup.
+#[test]
+fn abuse_teardown_retries_a_failed_runtime_delete() {
+    let mut d = Daemon::start();
+    d.kill9();
+    let runtime = Path::new(BERTHD.as_str())
+        .parent()
+        .unwrap()
+        .join("berth-runtime");
+    let dir = tempfile::tempdir().unwrap();
+    let count = dir.path().join("deletes");
+    let wrapper = dir.path().join("flaky-runtime");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = delete ]; then\n    \
+             n=$(cat {c} 2>/dev/null || echo 0); echo $((n+1)) > {c}\n    \
+             if [ $n -lt 2 ]; then echo 'injected delete failure' >&2; exit 1; fi\n  fi\n\
+             done\nexec {rt} \"$@\"\n",
+            c = count.display(),
+            rt = runtime.display()
+        ),
+    )
+    .unwrap();
+    chmod(&wrapper, 0o755);
+    d.spawn_with(&["--runtime", wrapper.to_str().unwrap()]);
+    d.ok(&["pull", "-q", IMAGE]);
+    let o = d.docker(&["run", "--rm", IMAGE, "true"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let trash = d.root.path().join("trash");
+    let runtime_state = d.exec_root.path().join("runtime");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let left = |p: &Path| {
+        std::fs::read_dir(p)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name() != ".seccomp-cache")
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while left(&trash) + left(&runtime_state) > 0 {
+        assert!(
+            std::time::Instant::now() < end,
+            "teardown left {} in the trash and {} runtime states\n{}",
+            left(&trash),
+            left(&runtime_state),
+            d.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let deletes: u32 = std::fs::read_to_string(&count)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(deletes >= 3, "{deletes} deletes");
+    assert!(
+        d.log().contains("runtime delete failed (attempt 1 of 5)"),
+        "{}",
+        d.log()
+    );
+    d.finish();
+}

@@ -186,6 +186,15 @@ impl ShimClient {
         self.call(&Request::Delete).map(drop)
     }
 
+    /// Bounds every later call: a shim that stops answering gives an error
+    /// after `t` instead of blocking its caller for ever.
+    pub fn set_timeout(&self, t: Option<std::time::Duration>) -> Result<()> {
+        let s = self.reader.get_ref();
+        s.set_read_timeout(t)
+            .and_then(|()| s.set_write_timeout(t))
+            .ctx(|| "set timeout".into())
+    }
+
     pub fn shutdown(&mut self) -> Result<()> {
         self.call(&Request::Shutdown).map(drop)
     }

@@ -1218,19 +1218,129 @@ struct Teardown {
     shim: bool,
 }
 
-impl Teardown {
-    fn run(self) {
-        let sock = self.paths.shim_socket(&self.id);
-        if self.shim || sock.exists() {
-            match ShimClient::connect(&sock) {
-                Ok(mut s) => {
-                    let _ = s.kill(libc::SIGKILL, true);
-                    let _ = s.wait(None);
-                    let _ = s.delete();
-                    let _ = s.shutdown();
-                }
-                Err(_) => super::cleanup_lost_shim(&self.paths, &self.id),
+/// How long a teardown waits for one answer of a shim or one runtime
+/// command, and how often it asks for the runtime's delete.
+const TEARDOWN_STEP_TIMEOUT: Duration = Duration::from_secs(10);
+const TEARDOWN_DELETE_ATTEMPTS: u32 = 5;
+const TEARDOWN_FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Runs `attempt` until it succeeds, at most `attempts` times, doubling the
+/// pause between tries from `backoff`; logs every failure. `true` on success.
+fn retry_logged(
+    what: &str,
+    attempts: u32,
+    mut backoff: Duration,
+    mut attempt: impl FnMut() -> std::result::Result<(), String>,
+) -> bool {
+    for n in 1..=attempts {
+        match attempt() {
+            Ok(()) => return true,
+            Err(e) if n < attempts => {
+                eprintln!(
+                    "berthd: {what} failed (attempt {n} of {attempts}): {e}; retrying in {backoff:?}"
+                );
+                std::thread::sleep(backoff);
+                backoff *= 2;
             }
+            Err(e) => eprintln!("berthd: {what} failed (attempt {n} of {attempts}): {e}"),
+        }
+    }
+    false
+}
+
+/// Runs `cmd` to completion within `timeout` (killed past it).
+fn run_bounded(
+    cmd: &mut std::process::Command,
+    timeout: Duration,
+) -> std::result::Result<(), String> {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => return Ok(()),
+            Ok(Some(st)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Err(format!("{st}: {}", err.trim()));
+            }
+            Ok(None) if std::time::Instant::now() >= end => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer within {timeout:?}"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+impl Teardown {
+    /// Stops the container and has the runtime forget it, each step bounded
+    /// in time and the delete retried with back-off. `false` when the
+    /// runtime still knows the container after all that.
+    fn stop_and_delete(&self) -> bool {
+        let sock = self.paths.shim_socket(&self.id);
+        let what = format!("teardown of container {}: runtime delete", self.id);
+        if (self.shim || sock.exists())
+            && let Ok(mut s) = ShimClient::connect(&sock)
+        {
+            let _ = s.set_timeout(Some(TEARDOWN_STEP_TIMEOUT));
+            let _ = s.kill(libc::SIGKILL, true);
+            if let Err(e) = s.wait(None) {
+                eprintln!(
+                    "berthd: teardown of container {}: waiting for its exit: {e}",
+                    self.id
+                );
+            }
+            let deleted = retry_logged(
+                &what,
+                TEARDOWN_DELETE_ATTEMPTS,
+                TEARDOWN_FIRST_BACKOFF,
+                || s.delete().map_err(|e| e.to_string()),
+            );
+            if deleted {
+                let _ = s.shutdown();
+                return true;
+            }
+        }
+        // No shim (or one that could not delete): the runtime directly.
+        let state = self.paths.runtime_root().join(&self.id);
+        let deleted = !state.exists()
+            || retry_logged(
+                &what,
+                TEARDOWN_DELETE_ATTEMPTS,
+                TEARDOWN_FIRST_BACKOFF,
+                || {
+                    let mut cmd = super::ops::runtime_command(&self.paths);
+                    cmd.args(["delete", "--force", &self.id]);
+                    run_bounded(&mut cmd, TEARDOWN_STEP_TIMEOUT).or_else(|e| {
+                        // A runtime that forgot it meanwhile is done.
+                        if state.exists() { Err(e) } else { Ok(()) }
+                    })
+                },
+            );
+        if deleted {
+            let _ = std::fs::remove_dir_all(self.paths.state_dir(&self.id));
+        }
+        deleted
+    }
+
+    fn run(self) {
+        if !self.stop_and_delete() {
+            eprintln!(
+                "berthd: teardown of container {} gave up; {} stays for the next start to finish",
+                self.id,
+                self.dir.display()
+            );
+            return;
         }
         // Out of `containers/` before the mount goes, so whoever waits for
         // the mounts to go finds the state gone too.
@@ -1387,6 +1497,55 @@ mod tests {
         }
         assert_eq!(t.removed_exits.len(), 256);
         assert_eq!(t.removed_exit("c1"), None);
+    }
+
+    #[test]
+    fn teardown_steps_are_retried_with_backoff_and_bounded_in_time() {
+        let mut calls = 0;
+        let t0 = Instant::now();
+        let ok = retry_logged("test delete", 5, Duration::from_millis(10), || {
+            calls += 1;
+            if calls < 3 {
+                Err("injected".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert!(ok);
+        assert_eq!(calls, 3);
+        // 10 + 20 ms of back-off.
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+        let mut calls = 0;
+        assert!(!retry_logged(
+            "test delete",
+            2,
+            Duration::from_millis(1),
+            || {
+                calls += 1;
+                Err("always".into())
+            }
+        ));
+        assert_eq!(calls, 2);
+
+        let t0 = Instant::now();
+        let e = run_bounded(
+            std::process::Command::new("sleep").arg("30"),
+            Duration::from_millis(100),
+        )
+        .unwrap_err();
+        assert!(e.contains("no answer within"), "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        let e = run_bounded(
+            std::process::Command::new("sh").args(["-c", "echo boom >&2; exit 3"]),
+            Duration::from_secs(10),
+        )
+        .unwrap_err();
+        assert!(e.contains("boom"), "{e}");
+        run_bounded(
+            &mut std::process::Command::new("true"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
     }
 
     #[test]
