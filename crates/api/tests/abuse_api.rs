@@ -332,3 +332,36 @@ fn abuse_start_attach_reruns_an_exited_container() {
     assert_eq!(code.trim(), "3");
     d.finish();
 }
+
+#[test]
+fn abuse_unknown_socket_group_fails_before_anything_is_made() {
+    require_root();
+    let tmp = tempfile::Builder::new()
+        .prefix("berthd-badgroup-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let exec = tempfile::Builder::new()
+        .prefix("bdg")
+        .tempdir_in("/run")
+        .unwrap();
+    let root = tmp.path().join("root");
+    let sock = exec.path().join("berth.sock");
+    let out = std::process::Command::new(BERTHD.as_str())
+        .arg("--root")
+        .arg(&root)
+        .arg("--exec-root")
+        .arg(exec.path().join("state"))
+        .arg("-H")
+        .arg(format!("unix://{}", sock.display()))
+        .args(["-G", "nosuchgroup-berth"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "berthd started: {err}");
+    assert!(err.contains("no group nosuchgroup-berth"), "{err}");
+    // Nothing of a daemon was made: no store (so no bridge or nftables
+    // table, which are recorded under it), no state, no socket.
+    assert!(!root.exists(), "store made");
+    assert!(!exec.path().join("state").exists(), "exec root made");
+    assert!(!sock.exists(), "socket made");
+}

@@ -58,11 +58,12 @@ fn group_id(name: &str) -> anyhow::Result<u32> {
                 .then(|| f[2].parse().ok())
                 .flatten()
         })
-        .with_context(|| format!("no group {name}"))
+        .with_context(|| format!("no group {name} in /etc/group"))
 }
 
-/// Binds the socket, replacing a stale one (no daemon answering on it).
-fn bind(path: &Path, group: Option<&str>) -> anyhow::Result<tokio::net::UnixListener> {
+/// Binds the socket, replacing a stale one (no daemon answering on it);
+/// `gid` is the `-G` group's.
+fn bind(path: &Path, gid: Option<u32>) -> anyhow::Result<tokio::net::UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
@@ -76,9 +77,8 @@ fn bind(path: &Path, group: Option<&str>) -> anyhow::Result<tokio::net::UnixList
         berth_shim::sockpath::bind(path).with_context(|| format!("bind {}", path.display()))?;
     std_listener.set_nonblocking(true).context("socket")?;
     let l = tokio::net::UnixListener::from_std(std_listener).context("socket")?;
-    let mode = match group {
-        Some(g) => {
-            let gid = group_id(g)?;
+    let mode = match gid {
+        Some(gid) => {
             let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
             // SAFETY: chown on a NUL-terminated path we own.
             if unsafe { libc::chown(c.as_ptr(), 0, gid) } != 0 {
@@ -155,6 +155,13 @@ fn main() -> anyhow::Result<()> {
     let Some(sock) = a.host.strip_prefix("unix://") else {
         bail!("only unix:// hosts are supported: {}", a.host);
     };
+    // Flags are checked before anything exists: a bad -G must not leave a
+    // store, a bridge, an nftables table or a socket behind.
+    let gid = a
+        .group
+        .as_deref()
+        .map(|g| group_id(g).with_context(|| format!("-G {g}")))
+        .transpose()?;
     let paths = Paths {
         root: a.root,
         exec_root: a.exec_root,
@@ -172,7 +179,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let listener = bind(Path::new(sock), a.group.as_deref())?;
+        let listener = bind(Path::new(sock), gid)?;
         eprintln!(
             "berthd {} listening on unix://{sock}",
             berth_engine::VERSION

@@ -4,7 +4,6 @@
 //! at once; the start connects the new shim's stream before the process
 //! runs (nothing of its output is missed) and a pump joins the two.
 
-use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -92,16 +91,6 @@ fn pump(client: UnixStream, shim: UnixStream) {
 }
 
 fn copy_then_close(mut from: UnixStream, mut to: UnixStream) {
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        }
-    }
+    let _ = std::io::copy(&mut from, &mut to);
     let _ = to.shutdown(Shutdown::Write);
 }
