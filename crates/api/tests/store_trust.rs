@@ -277,3 +277,44 @@ fn abuse_teardown_retries_a_failed_runtime_delete() {
     );
     d.finish();
 }
+
+/// A `--rm` container's record torn by a power cut (its record is never
+/// fsynced; here: emptied while berthd was down): the next berthd logs it
+/// and tears the container down — shim, runtime state, mount, dir — where
+/// it used to skip it and keep its dir for ever.
+#[test]
+fn abuse_torn_rm_record_is_torn_down_at_restore() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    let id = d
+        .ok(&["run", "-d", "--rm", IMAGE, "sleep", "300"])
+        .trim()
+        .to_string();
+    d.kill9();
+    let cdir = d.root.path().join("containers").join(&id);
+    std::fs::write(cdir.join("config.v2.json"), "").unwrap();
+    let _ = std::fs::remove_file(cdir.join("config.v2.started.json"));
+    d.spawn();
+    let trash = d.root.path().join("trash").join(&id);
+    let runtime_state = d.exec_root.path().join("runtime").join(&id);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while cdir.exists() || trash.exists() || runtime_state.exists() {
+        assert!(
+            std::time::Instant::now() < end,
+            "torn container left: dir {} trash {} runtime state {}\n{}",
+            cdir.exists(),
+            trash.exists(),
+            runtime_state.exists(),
+            d.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = d.log();
+    assert!(
+        log.contains("is unreadable (EOF while parsing")
+            && log.contains(&format!("tearing container {id} down")),
+        "{log}"
+    );
+    assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
+    d.finish();
+}

@@ -724,6 +724,29 @@ impl Engine {
         std::thread::spawn(move || t.run());
     }
 
+    /// A container dir whose record cannot be read (torn by a power cut,
+    /// or a create cut short): moved to the trash and torn down in the
+    /// background like a removed container's, with a log line.
+    pub(crate) fn discard_unreadable(&self, dir: &Path, why: &str) {
+        let Some(id) = dir.file_name().and_then(|n| n.to_str()).map(String::from) else {
+            return;
+        };
+        eprintln!(
+            "berthd: container record {} is unreadable ({why}): tearing container {id} down",
+            dir.join(super::RECORD).display()
+        );
+        let lease = dir.canonicalize().ok().map(|p| path_lease_id(&p));
+        let t = Teardown {
+            dir: to_trash(dir, &self.paths.root.join(TRASH), &id),
+            paths: self.paths.clone(),
+            images: self.images.clone(),
+            id,
+            lease,
+            shim: false,
+        };
+        std::thread::spawn(move || t.run());
+    }
+
     /// Finishes the teardowns a previous daemon left in its trash dirs, in
     /// the background (startup does not wait for the disk).
     pub(crate) fn sweep_trash(&self) {

@@ -216,16 +216,33 @@ impl Engine {
             let started = std::fs::read(e.path().join(STARTED))
                 .ok()
                 .filter(|d| serde_json::from_slice::<Container>(d).is_ok());
-            let Some(data) = started.or_else(|| std::fs::read(e.path().join(RECORD)).ok()) else {
+            let name = e.file_name();
+            let is_id = name.len() == 64
+                && name
+                    .as_encoded_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
+            if !is_id || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                eprintln!("berthd: {} is no container, left alone", e.path().display());
                 continue;
+            }
+            let record = e.path().join(RECORD);
+            // A record torn by a power cut (a `--rm` container's is never
+            // fsynced) or a create cut short: nothing can bring the container
+            // back, so what it holds (shim, runtime state, mount, lease,
+            // files) is torn down like a removed container's.
+            let parsed = match started.or_else(|| std::fs::read(&record).ok()) {
+                Some(data) => serde_json::from_slice::<Container>(&data).map_err(|e| e.to_string()),
+                None => Err("missing".into()),
             };
-            let mut c = match serde_json::from_slice::<Container>(&data) {
-                Ok(c) => c,
+            let mut c = match parsed {
+                Ok(c) if e.file_name().to_str() == Some(c.id.as_str()) => c,
+                Ok(c) => {
+                    self.discard_unreadable(&e.path(), &format!("it names container {}", c.id));
+                    continue;
+                }
                 Err(err) => {
-                    eprintln!(
-                        "berthd: skipping container record {}: {err}",
-                        e.path().join(RECORD).display()
-                    );
+                    self.discard_unreadable(&e.path(), &err);
                     continue;
                 }
             };
