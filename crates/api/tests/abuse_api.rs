@@ -365,3 +365,62 @@ fn abuse_unknown_socket_group_fails_before_anything_is_made() {
     assert!(!exec.path().join("state").exists(), "exec root made");
     assert!(!sock.exists(), "socket made");
 }
+
+/// Runs a shell command (fixtures made with the host's GNU tar).
+#[track_caller]
+fn sh(script: &str) {
+    let out = std::process::Command::new("sh")
+        .args(["-ec", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The image's top layer dir must hold `p` as a FIFO.
+#[track_caller]
+fn has_fifo(d: &Daemon, image: &str) {
+    use std::os::unix::fs::FileTypeExt;
+    let lower = d.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.GraphDriver.Data.LowerDir}}",
+        image,
+    ]);
+    let top = lower.trim().split(':').next().unwrap().to_string();
+    let m = std::fs::symlink_metadata(std::path::Path::new(&top).join("p")).unwrap();
+    assert!(m.file_type().is_fifo(), "{top}/p: {m:?}");
+}
+
+#[test]
+fn abuse_gnu_tar_fifos_with_blank_device_fields_import_and_load() {
+    let mut d = Daemon::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().display().to_string();
+    // GNU tar writes a FIFO's device major/minor as NULs.
+    sh(&format!(
+        "cd {t} && mkdir fs && mkfifo fs/p && echo hi > fs/f && \
+         tar --format=gnu -C fs -cf layer.tar p f"
+    ));
+    let out = d.docker(&["import", &format!("{t}/layer.tar"), "abuse/fifo:imported"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    has_fifo(&d, "abuse/fifo:imported");
+
+    // The same layer in a `docker save` archive, itself written by GNU tar.
+    sh(&format!(
+        r#"cd {t} && mkdir save && diff=$(sha256sum layer.tar | cut -d' ' -f1) && \
+        mkdir save/$diff && cp layer.tar save/$diff/layer.tar && \
+        printf '{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["sha256:%s"]}}}}' $diff > cfg && \
+        cfg=$(sha256sum cfg | cut -d' ' -f1) && mv cfg save/$cfg.json && \
+        printf '[{{"Config":"%s.json","RepoTags":["abuse/fifo:loaded"],"Layers":["%s/layer.tar"]}}]' $cfg $diff > save/manifest.json && \
+        tar --format=gnu -C save -cf image.tar ."#
+    ));
+    let out = d.docker(&["load", "-i", &format!("{t}/image.tar")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    has_fifo(&d, "abuse/fifo:loaded");
+    d.finish();
+}

@@ -299,10 +299,7 @@ impl Unpacker<'_> {
                     .map_err(|e| self.err("link", &raw_path, e))?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let dev = match (hdr.device_major()?, hdr.device_minor()?) {
-                    (Some(ma), Some(mi)) => libc::makedev(ma, mi),
-                    _ => 0,
-                };
+                let dev = libc::makedev(device_number(&hdr, 329)?, device_number(&hdr, 337)?);
                 let sflag = match kind {
                     EntryType::Char => SFlag::S_IFCHR,
                     EntryType::Block => SFlag::S_IFBLK,
@@ -550,6 +547,22 @@ fn copy_data(src: &mut impl Read, dst: &mut File, buf: &mut [u8], sparse: bool) 
         dst.set_len(total)?;
     }
     Ok(total)
+}
+
+/// The device major (at 329) or minor (at 337) of a header: a blank field
+/// (all NULs or spaces, as GNU tar writes for FIFOs) is 0; anything else
+/// must be octal.
+fn device_number(hdr: &tar::Header, at: usize) -> std::io::Result<u32> {
+    let field = &hdr.as_bytes()[at..at + 8];
+    if field.iter().all(|&b| b == 0 || b == b' ') {
+        return Ok(0);
+    }
+    let parsed = if at == 329 {
+        hdr.device_major()
+    } else {
+        hdr.device_minor()
+    };
+    Ok(parsed?.unwrap_or(0))
 }
 
 #[cfg(test)]

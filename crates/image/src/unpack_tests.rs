@@ -251,3 +251,39 @@ fn copy_options_owner_plain_whiteout_names_and_dir_kinds() {
     }
     assert!(target.join("d").is_dir() && target.join("f").is_file());
 }
+
+/// GNU tar leaves a FIFO's device fields blank (NULs); a char device with
+/// blank fields is 0,0; garbage there is still an error.
+#[test]
+fn blank_device_numbers_are_zero() {
+    let entry = |name: &str, kind: EntryType, dev: &[u8; 8]| {
+        tarball(|b| {
+            let mut h = tar::Header::new_gnu();
+            h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_entry_type(kind);
+            h.set_size(0);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_600_000_000);
+            let g = h.as_gnu_mut().unwrap();
+            g.dev_major = *dev;
+            g.dev_minor = *dev;
+            h.set_cksum();
+            b.append(&h, &[][..]).unwrap();
+        })
+    };
+    let (_t, target) = sandbox();
+    unpack(&entry("p", EntryType::Fifo, &[0; 8])[..], &target).unwrap();
+    assert!(
+        fs::symlink_metadata(target.join("p"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    unpack(&entry("c", EntryType::Char, b"       \0")[..], &target).unwrap();
+    let m = fs::symlink_metadata(target.join("c")).unwrap();
+    assert!(m.file_type().is_char_device());
+    assert_eq!(m.rdev(), 0);
+    assert!(unpack(&entry("x", EntryType::Fifo, b"zz\0\0\0\0\0\0")[..], &target).is_err());
+}
