@@ -7,6 +7,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use support::common::registry::AuthRegistry;
 use support::*;
 
 /// The fixture with a tag, as `ps`/`images` show it.
@@ -1200,71 +1201,6 @@ fn prune_and_disk_usage() {
     d.finish();
 }
 
-/// A `berth registry serve` with htpasswd auth on a free loopback port.
-struct AuthRegistry {
-    child: std::process::Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl AuthRegistry {
-    fn start() -> AuthRegistry {
-        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-        let hp = dir.path().join("htpasswd");
-        std::fs::write(
-            &hp,
-            format!("alice:{}\n", bcrypt::hash("wonder", 4).unwrap()),
-        )
-        .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let cfg = dir.path().join("config.json");
-        std::fs::write(
-            &cfg,
-            serde_json::json!({
-                "addr": addr,
-                "root": dir.path().join("data"),
-                "auth": {"htpasswd": hp, "access": [
-                    {"account": "alice", "repository": "team/*", "actions": ["pull", "push"]}
-                ]}
-            })
-            .to_string(),
-        )
-        .unwrap();
-        let child = std::process::Command::new(BERTH)
-            .args(["registry", "serve", "--config"])
-            .arg(&cfg)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let end = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(
-                Instant::now() < end,
-                "berth registry did not come up on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        AuthRegistry {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for AuthRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn login_then_push_and_pull_with_the_stored_credentials() {
     let mut d = Daemon::start();
@@ -1306,6 +1242,54 @@ fn login_then_push_and_pull_with_the_stored_credentials() {
     berth_ok(&d, &["logout", &reg.addr]);
     let o = berth(&d, &["pull", &image]);
     assert_eq!(o.code, 1, "pull without credentials: {}", o.stdout);
+    d.finish();
+}
+
+/// Issue #13 defect 2: berthd has no credentials of its own, so `berth`
+/// reads config.json itself and sends them: X-Registry-Auth for pull (and
+/// run's implicit pull), X-Registry-Config for build.
+#[test]
+fn abuse_berth_pull_run_and_build_send_the_clients_own_credentials() {
+    let reg = AuthRegistry::start();
+    let image = reg.push_busybox("team/bb:1");
+    let mut d = Daemon::start();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nLABEL built=yes\n"),
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    let refused = format!(
+        "Get \"http://{}/v2/team/bb/manifests/1\": no basic auth credentials",
+        reg.addr
+    );
+    // Not logged in: refused, in dockerd's words.
+    for args in [
+        &["pull", image.as_str()][..],
+        &["run", "--rm", "--network", "none", image.as_str(), "true"],
+        &["build", "--progress", "plain", "-t", "tb:1", dir],
+    ] {
+        let o = berth(&d, args);
+        assert_ne!(o.code, 0, "{args:?} without credentials: {}", o.stdout);
+        assert!(o.stderr.contains(&refused), "{args:?}: {}", o.stderr);
+    }
+    let o = berth_stdin(
+        &d,
+        &["login", "-u", "alice", "--password-stdin", &reg.addr],
+        Some(b"wonder\n"),
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    berth_ok(&d, &["build", "--progress", "plain", "-t", "tb:1", dir]);
+    berth_ok(&d, &["rmi", "tb:1", &image]);
+    let out = berth_ok(
+        &d,
+        &["run", "--rm", "--network", "none", &image, "echo", "ran"],
+    );
+    assert_eq!(out, "ran\n");
+    berth_ok(&d, &["rmi", &image]);
+    assert_eq!(berth_ok(&d, &["pull", "-q", &image]), format!("{image}\n"));
+    berth_ok(&d, &["rmi", &image]);
     d.finish();
 }
 
