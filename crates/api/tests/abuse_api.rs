@@ -424,3 +424,36 @@ fn abuse_gnu_tar_fifos_with_blank_device_fields_import_and_load() {
     has_fifo(&d, "abuse/fifo:loaded");
     d.finish();
 }
+
+#[test]
+fn abuse_working_dir_through_an_image_symlink() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    let c = d
+        .ok(&[
+            "create",
+            IMAGE,
+            "sh",
+            "-c",
+            "ln -s /srv/work /work && mkdir -p /srv/w2 && ln -s srv/w2 /w2 && ln -s ../../../../../etc /up",
+        ])
+        .trim()
+        .to_string();
+    d.ok(&["start", "-a", &c]);
+    d.ok(&["commit", "-c", "WORKDIR /work", &c, "abuse/links:1"]);
+    d.ok(&["rm", &c]);
+    // The image's own WorkingDir is a link to a missing dir: made, as docker.
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend(["abuse/links:1", "pwd", "-P"]);
+        d.ok(&a).trim().to_string()
+    };
+    assert_eq!(run(&[]), "/srv/work");
+    assert_eq!(run(&["-w", "/w2"]), "/srv/w2");
+    assert_eq!(run(&["-w", "/work/sub/dir"]), "/srv/work/sub/dir");
+    // `..` in a link stops at the container's root.
+    assert_eq!(run(&["-w", "/up/made-by-w"]), "/etc/made-by-w");
+    assert!(!std::path::Path::new("/etc/made-by-w").exists());
+    d.finish();
+}

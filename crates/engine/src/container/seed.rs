@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use berth_image::fswalk;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat};
@@ -17,80 +17,75 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, linkat, symlinkat};
 
-/// `path` inside `rootfs`, with symlinks resolved against the rootfs (not
-/// the host), or None when it does not exist.
-pub(crate) fn resolve_in(rootfs: &Path, path: &str) -> Option<PathBuf> {
-    let mut cur = PathBuf::from("/");
-    let mut todo: Vec<String> = path
-        .split('/')
-        .filter(|c| !c.is_empty())
-        .rev()
-        .map(String::from)
-        .collect();
+/// Creates `path` (and its parents) inside `rootfs` as root-owned 0755
+/// dirs, as Docker makes a missing `WorkingDir`: symlinks on the way are
+/// resolved inside the rootfs (FollowSymlinkInScope: absolute targets and
+/// `..` stop at its root), so `/work -> /srv/work` makes `/srv/work` even
+/// when it is missing. Every step is an `O_NOFOLLOW` open or a `mkdirat`
+/// relative to the directory fd before it: the kernel never follows a link,
+/// so one swapped in meanwhile cannot lead outside.
+pub(crate) fn mkdir_in(rootfs: &Path, path: &str) -> io::Result<()> {
+    let dir = |at: BorrowedFd<'_>, name: &str| {
+        openat(
+            at,
+            name,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)
+    };
+    let not_dir = || io::Error::other(format!("{path} is not a directory"));
+    // The open dirs from the rootfs down: `..` pops, never past the root.
+    let mut stack: Vec<OwnedFd> = vec![dir(AT_FDCWD, &rootfs.to_string_lossy())?];
+    let mut todo: Vec<String> = path.split('/').rev().map(String::from).collect();
     let mut hops = 0;
     while let Some(c) = todo.pop() {
+        let cur = stack.last().expect("the root stays").as_fd();
         match c.as_str() {
-            "." => continue,
+            "" | "." => continue,
             ".." => {
-                cur.pop();
+                if stack.len() > 1 {
+                    stack.pop();
+                }
                 continue;
             }
             _ => {}
         }
-        let next = cur.join(&c);
-        let host = rootfs.join(next.strip_prefix("/").ok()?);
-        let md = std::fs::symlink_metadata(&host).ok()?;
-        if md.file_type().is_symlink() {
-            hops += 1;
-            if hops > 40 {
-                return None;
+        let next = match nix::sys::stat::fstatat(cur, c.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Err(nix::errno::Errno::ENOENT) => {
+                match mkdirat(cur, c.as_str(), Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                    Err(e) => return Err(errno(e)),
+                }
+                // mkdir applied the umask: chmod through an fd of the dir.
+                let fd = openat(
+                    cur,
+                    c.as_str(),
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(errno)?;
+                nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o755)).map_err(errno)?;
+                fd
             }
-            let target = std::fs::read_link(&host).ok()?;
-            if target.is_absolute() {
-                cur = PathBuf::from("/");
+            Err(e) => return Err(errno(e)),
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(errno(nix::errno::Errno::ELOOP));
+                }
+                let target = nix::fcntl::readlinkat(cur, c.as_str()).map_err(errno)?;
+                let target = target.to_string_lossy();
+                if target.starts_with('/') {
+                    stack.truncate(1);
+                }
+                todo.extend(target.split('/').rev().map(String::from));
+                continue;
             }
-            let t = target.to_string_lossy().into_owned();
-            todo.extend(
-                t.split('/')
-                    .filter(|c| !c.is_empty())
-                    .rev()
-                    .map(String::from),
-            );
-        } else {
-            cur = next;
-        }
-    }
-    Some(rootfs.join(cur.strip_prefix("/").ok()?))
-}
-
-/// Creates `path` (and its parents) inside `rootfs` as root-owned 0755
-/// dirs, following existing symlinks within the rootfs: Docker creates a
-/// missing `WorkingDir`.
-pub(crate) fn mkdir_in(rootfs: &Path, path: &str) -> io::Result<()> {
-    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    let mut base = rootfs.to_path_buf();
-    let mut start = 0;
-    // The longest prefix that exists, resolved in the rootfs.
-    for i in (0..=comps.len()).rev() {
-        let prefix = format!("/{}", comps[..i].join("/"));
-        if let Some(p) = resolve_in(rootfs, &prefix) {
-            base = p;
-            start = i;
-            break;
-        }
-    }
-    for c in &comps[start..] {
-        if *c == ".." || *c == "." {
-            return Err(io::Error::other(format!(
-                "working dir {path:?} is not clean"
-            )));
-        }
-        base.push(c);
-        std::fs::create_dir(&base)?;
-        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755))?;
-    }
-    if !base.is_dir() {
-        return Err(io::Error::other(format!("{path} is not a directory")));
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => dir(cur, &c)?,
+            Ok(_) => return Err(not_dir()),
+        };
+        stack.push(next);
     }
     Ok(())
 }
@@ -278,25 +273,11 @@ fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn cstr(p: &Path) -> io::Result<CString> {
         use std::os::unix::ffi::OsStrExt;
         CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other)
-    }
-
-    #[test]
-    fn resolve_stays_in_rootfs() {
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path();
-        std::fs::create_dir_all(r.join("real/dir")).unwrap();
-        std::os::unix::fs::symlink("/real", r.join("abs")).unwrap();
-        std::os::unix::fs::symlink("../../real", r.join("real/up")).unwrap();
-        assert_eq!(resolve_in(r, "/abs/dir"), Some(r.join("real/dir")));
-        // `..` past the root stays at the root, as in the container.
-        assert_eq!(resolve_in(r, "/real/up/dir"), Some(r.join("real/dir")));
-        assert_eq!(resolve_in(r, "/missing"), None);
-        std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
-        assert_eq!(resolve_in(r, "/loop"), None);
     }
 
     #[test]
@@ -310,6 +291,36 @@ mod tests {
         mkdir_in(r, "/real/a").unwrap();
         std::fs::write(r.join("file"), "").unwrap();
         assert!(mkdir_in(r, "/file").is_err());
+        assert!(mkdir_in(r, "/file/x").is_err());
+        // A dangling link: its target is made (docker's -w /work with
+        // /work -> /srv/work and no /srv/work).
+        std::os::unix::fs::symlink("/srv/work", r.join("work")).unwrap();
+        mkdir_in(r, "/work").unwrap();
+        assert!(r.join("srv/work").is_dir());
+        let mode = std::fs::metadata(r.join("srv")).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o755);
+        // Absolute targets and `..` stop at the rootfs' root.
+        let outside = tempfile::tempdir().unwrap();
+        let escape = format!("../../../../..{}/x", outside.path().display());
+        std::os::unix::fs::symlink(&escape, r.join("real/esc")).unwrap();
+        mkdir_in(r, "/real/esc").unwrap();
+        assert!(
+            r.join(outside.path().strip_prefix("/").unwrap())
+                .join("x")
+                .is_dir()
+        );
+        assert!(
+            !outside.path().join("x").exists(),
+            "made outside the rootfs"
+        );
+        std::os::unix::fs::symlink(outside.path(), r.join("abs")).unwrap();
+        mkdir_in(r, "/abs/y").unwrap();
+        assert!(
+            !outside.path().join("y").exists(),
+            "made outside the rootfs"
+        );
+        std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
+        assert!(mkdir_in(r, "/loop").is_err());
     }
 
     /// A container sharing the volume plants `foo -> /outside/x` between
