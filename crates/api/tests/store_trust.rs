@@ -318,3 +318,48 @@ fn abuse_torn_rm_record_is_torn_down_at_restore() {
     assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
     d.finish();
 }
+
+/// What a failed pull leaves — a committed blob no image names, and a
+/// partial download nobody resumes — goes with `image prune`; a partial
+/// download younger than the grace period (a pull may be about to resume
+/// it) and the images' own data stay.
+#[test]
+fn abuse_image_prune_removes_what_failed_pulls_left() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    let content = d.root.path().join("content");
+    let blob = b"config of a pull that failed\n";
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(blob)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let hex = String::from_utf8(out.stdout).unwrap()[..64].to_string();
+    let orphan = content.join("blobs/sha256").join(&hex);
+    std::fs::write(&orphan, blob).unwrap();
+    let partial = |c: char, age: std::time::Duration| {
+        let dir = content
+            .join("ingest")
+            .join(format!("sha256-{}", c.to_string().repeat(64)));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("lock"), "").unwrap();
+        let f = std::fs::File::create(dir.join("data")).unwrap();
+        std::io::Write::write_all(&mut &f, &[0u8; 4096]).unwrap();
+        f.set_modified(std::time::SystemTime::now() - age).unwrap();
+        dir
+    };
+    let abandoned = partial('a', std::time::Duration::from_secs(2 * 3600));
+    let recent = partial('b', std::time::Duration::from_secs(60));
+    let (code, body) = d.http_json("POST", "/images/prune", "");
+    assert_eq!(code, 200, "{body}");
+    assert!(!orphan.exists(), "orphan blob kept");
+    assert!(!abandoned.exists(), "abandoned partial download kept");
+    assert!(recent.exists(), "a recent partial download went");
+    assert_eq!(d.ok(&["run", "--rm", IMAGE, "echo", "intact"]), "intact\n");
+    d.finish();
+}

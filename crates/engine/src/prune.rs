@@ -13,6 +13,10 @@ use crate::util::{bool_filter, filter_entries, filters_json, label_matches, pars
 use crate::volume::Volume;
 use crate::{Engine, Summary};
 
+/// How long a partial download waits for a pull to resume it before
+/// `image prune` removes it.
+pub const PARTIAL_DOWNLOAD_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Docker's prune filters: `until` (a time or a Go duration before now)
 /// and `label` / `label!` (`key` or `key=value`).
 #[derive(Clone, Debug, Default)]
@@ -186,12 +190,45 @@ impl Engine {
                 removed.extend(r);
             }
         }
+        self.collect_orphans()?;
         let after = self.images.disk_usage()?;
         let reclaimed = (before.layers_disk + before.content_disk)
             .saturating_sub(after.layers_disk + after.content_disk);
         let attrs = [("reclaimed".to_string(), reclaimed.to_string())].into();
         self.emit("image", "prune", "", attrs);
         Ok((removed, reclaimed))
+    }
+
+    /// What failed or interrupted pulls leave: blobs and layer dirs that no
+    /// image, live lease (a running pull, a container) or build cache entry
+    /// names, and partial downloads nobody resumed within
+    /// [`PARTIAL_DOWNLOAD_GRACE`].
+    fn collect_orphans(&self) -> Result<()> {
+        let cache = berth_builder::build::Cache::open(self.images.root())?.entries()?;
+        let cached: BTreeSet<&berth_image::Digest> = cache
+            .iter()
+            .filter_map(|(_, e)| e.layer.as_ref())
+            .flat_map(|l| [&l.blob, &l.chain_id])
+            .collect();
+        let blobs: Vec<_> = self
+            .images
+            .content
+            .list()?
+            .into_iter()
+            .filter(|d| !cached.contains(d))
+            .collect();
+        let layers: Vec<_> = self
+            .images
+            .layers
+            .list()?
+            .into_iter()
+            .filter(|d| !cached.contains(d))
+            .collect();
+        self.images.collect(Some((&blobs, &layers)))?;
+        self.images
+            .content
+            .clean_stale_ingest(PARTIAL_DOWNLOAD_GRACE)?;
+        Ok(())
     }
 
     /// `GET /system/df`: images (with how many containers use each),

@@ -204,6 +204,45 @@ impl ContentStore {
         Ok(n)
     }
 
+    /// Removes partial downloads no writer holds and whose data was last
+    /// written `grace` or longer ago (a failed pull's, which the next pull
+    /// would resume; past the grace nobody is retrying it), with the
+    /// leftovers [`ContentStore::clean_committed_ingest`] removes. Each dir
+    /// goes while its lock is held, so a writer that comes meanwhile starts
+    /// afresh (see [`ContentStore::writer`]). Returns (dirs, partial bytes).
+    pub fn clean_stale_ingest(&self, grace: std::time::Duration) -> Result<(usize, u64)> {
+        let now = std::time::SystemTime::now();
+        let (mut n, mut bytes) = (0, 0);
+        for e in self.ingest_entries()? {
+            let committed = e.digest.as_ref().is_none_or(|d| self.exists(d));
+            let age = fs::metadata(e.dir.join("data"))
+                .or_else(|_| fs::metadata(&e.dir))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .unwrap_or_default();
+            if e.busy || (!committed && age < grace) {
+                continue;
+            }
+            let lock = File::open(e.dir.join("lock")).ok();
+            // SAFETY: non-blocking flock on an fd we own.
+            if let Some(f) = &lock
+                && unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0
+            {
+                continue;
+            }
+            match fs::remove_dir_all(&e.dir) {
+                Ok(()) => {
+                    n += 1;
+                    bytes += e.partial;
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err).ctx("remove", &e.dir),
+            }
+        }
+        Ok((n, bytes))
+    }
+
     /// Copies a blob from `src` (verified against `digest` and `size`),
     /// resuming nothing: used by load, where the source is local.
     pub fn ingest_reader(&self, digest: &Digest, size: u64, mut src: impl Read) -> Result<()> {
@@ -381,6 +420,33 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_partial_downloads_go_unless_a_writer_holds_them() {
+        let t = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(t.path()).unwrap();
+        let partial = |data: &[u8]| {
+            let d = Digest::sha256_of(data);
+            let mut w = cs.writer(&d).unwrap();
+            w.write_all(&data[..3]).unwrap();
+            w
+        };
+        let held = partial(b"held by a live writer");
+        drop(partial(b"abandoned"));
+        assert_eq!(cs.ingest_entries().unwrap().len(), 2);
+        // Within the grace: both stay.
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(cs.clean_stale_ingest(hour).unwrap(), (0, 0));
+        // Past it: the abandoned one goes, the held one stays.
+        assert_eq!(
+            cs.clean_stale_ingest(std::time::Duration::ZERO).unwrap(),
+            (1, 3)
+        );
+        let left = cs.ingest_entries().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].digest.as_ref(), Some(held.expected()));
+        held.discard();
+    }
 
     #[test]
     fn write_read_verify() {
