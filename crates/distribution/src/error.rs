@@ -24,6 +24,12 @@ pub enum Error {
     /// (dockerd's words, with Go's method spelling).
     #[error("{method} \"{url}\": no basic auth credentials")]
     NoCredentials { method: String, url: String },
+    /// The registry refused the manifest to who we are (dockerd's words:
+    /// a private repository and one that does not exist look alike).
+    #[error(
+        "pull access denied for {0}, repository does not exist or may require 'docker login': denied: requested access to the resource is denied"
+    )]
+    PullDenied(String),
     #[error("registry protocol: {0}")]
     Protocol(String),
     #[error("{0}")]
@@ -41,7 +47,10 @@ impl Error {
     pub fn is_unauthorized(&self) -> bool {
         matches!(
             self,
-            Error::Status { status: 401, .. } | Error::NoCredentials { .. } | Error::Auth(..)
+            Error::Status { status: 401, .. }
+                | Error::NoCredentials { .. }
+                | Error::PullDenied(_)
+                | Error::Auth(..)
         )
     }
 }

@@ -53,7 +53,13 @@ pub async fn pull(
     let repo = reference.path.clone();
     let (bytes, ct, digest) = client
         .get_manifest(&repo, &reference.registry_reference())
-        .await?;
+        .await
+        .map_err(|e| match e {
+            Error::Status {
+                status: 401 | 403, ..
+            } => Error::PullDenied(reference.familiar_repository()),
+            e => e,
+        })?;
     let resolved = digest.clone();
     // The lease keeps what this pull has stored (or found stored) from a
     // concurrent prune/rmi until the image record exists; it grows as the

@@ -355,6 +355,43 @@ async fn abuse_berth_login_checks_the_password() {
     }
 }
 
+/// Berth's puller without credentials gets what dockerd says: "no basic
+/// auth credentials" for htpasswd, "pull access denied" for tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn abuse_berth_pull_without_credentials_is_refused_in_dockerds_words() {
+    use berth_distribution::{ClientOptions, NoProgress, PullOptions, RegistryClient};
+    for token in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let r = start_with(auth_config(dir.path(), token)).await;
+        let store =
+            std::sync::Arc::new(berth_image::ImageStore::open(dir.path().join("store")).unwrap());
+        let client = RegistryClient::new(&r.addr, ClientOptions::default()).unwrap();
+        let reference: berth_image::Reference = format!("{}/team/app:1", r.addr).parse().unwrap();
+        let err = berth_distribution::pull(
+            store,
+            std::sync::Arc::new(client),
+            &reference,
+            &PullOptions::default(),
+            std::sync::Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.is_unauthorized(), "{err}");
+        let want = if token {
+            format!(
+                "pull access denied for {}/team/app, repository does not exist or may require 'docker login': denied: requested access to the resource is denied",
+                r.addr
+            )
+        } else {
+            format!(
+                "Get \"http://{}/v2/team/app/manifests/1\": no basic auth credentials",
+                r.addr
+            )
+        };
+        assert_eq!(err.to_string(), want);
+    }
+}
+
 fn skopeo(args: &[&str]) -> Output {
     Command::new("skopeo")
         .args(args)
