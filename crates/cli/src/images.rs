@@ -39,9 +39,15 @@ fn registry_auth(image: &str) -> String {
     } else {
         "docker.io".to_string()
     };
-    let v = match berth_distribution::auth::credentials_for(&host) {
-        Some(c) => auth_config(&c, &host),
-        None => json!({}),
+    // As docker's CLI: a broken config.json or a failing helper is a
+    // warning, and the request goes out anonymous.
+    let v = match berth_distribution::auth::lookup_credentials(&host) {
+        Ok(Some(c)) => auth_config(&c, &host),
+        Ok(None) => json!({}),
+        Err(e) => {
+            eprintln!("WARNING: {e}");
+            json!({})
+        }
     };
     base64::engine::general_purpose::URL_SAFE.encode(v.to_string())
 }

@@ -1274,6 +1274,17 @@ fn abuse_berth_pull_run_and_build_send_the_clients_own_credentials() {
         assert_ne!(o.code, 0, "{args:?} without credentials: {}", o.stdout);
         assert!(o.stderr.contains(&refused), "{args:?}: {}", o.stderr);
     }
+    // A broken config.json is said, not silently skipped (docker warns too).
+    let cfg = d.docker_config.path().join("config.json");
+    std::fs::write(&cfg, "{not json").unwrap();
+    let o = berth(&d, &["pull", &image]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("WARNING: ") && o.stderr.contains("config.json"),
+        "{}",
+        o.stderr
+    );
+    std::fs::remove_file(&cfg).unwrap();
     let o = berth_stdin(
         &d,
         &["login", "-u", "alice", "--password-stdin", &reg.addr],
