@@ -457,3 +457,48 @@ fn abuse_working_dir_through_an_image_symlink() {
     assert!(!std::path::Path::new("/etc/made-by-w").exists());
     d.finish();
 }
+
+#[test]
+fn abuse_etc_files_that_are_links_still_get_the_containers_files() {
+    let mut d = Daemon::start();
+    d.ok(&["pull", "-q", IMAGE]);
+    // The image's /etc files are links (made outside any container, where
+    // they are mount points): exported, changed and imported again.
+    let c = d.ok(&["create", IMAGE, "true"]).trim().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().display().to_string();
+    d.ok(&["export", "-o", &format!("{t}/fs.tar"), &c]);
+    d.ok(&["rm", &c]);
+    sh(&format!(
+        "cd {t} && mkdir fs && tar -C fs -xf fs.tar && \
+         ln -sf /data/hosts fs/etc/hosts && ln -sf ../data/resolv.conf fs/etc/resolv.conf && \
+         ln -sf ../../../../../../hostname-outside fs/etc/hostname && tar -C fs -cf links.tar ."
+    ));
+    d.ok(&["import", &format!("{t}/links.tar"), "abuse/etclinks:1"]);
+    for extra in [&[][..], &["--read-only"][..]] {
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--hostname",
+            "linked",
+            "--add-host",
+            "extra.example:10.1.2.3",
+            "--dns",
+            "10.9.8.7",
+        ];
+        args.extend_from_slice(extra);
+        args.extend([
+            "abuse/etclinks:1",
+            "sh",
+            "-c",
+            "cat /etc/hosts /etc/resolv.conf /etc/hostname",
+        ]);
+        let out = d.ok(&args);
+        assert!(out.contains("10.1.2.3\textra.example"), "{extra:?}: {out}");
+        assert!(out.contains("nameserver 10.9.8.7"), "{extra:?}: {out}");
+        assert!(out.lines().any(|l| l == "linked"), "{extra:?}: {out}");
+    }
+    // A link pointing up and out lands inside the rootfs, never on the host.
+    assert!(!std::path::Path::new("/hostname-outside").exists());
+    d.finish();
+}
