@@ -20,12 +20,17 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build
 mkdir -p logs
+failed=()
 for t in "${targets[@]}"; do
     mkdir -p "runs/$t"
     echo "== $t: ${secs}s from $(ls "corpus/$t" | wc -l) seeds" >&2
     # -timeout: an input that takes 10 s is a finding (a hang), not slowness.
     cargo fuzz run "$t" "runs/$t" "corpus/$t" -- \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        >"logs/$t.log" 2>&1 || { echo "$t: FAILED, see fuzz/logs/$t.log" >&2; tail -30 "logs/$t.log" >&2; exit 1; }
+        >"logs/$t.log" 2>&1 || { failed+=("$t"); tail -30 "logs/$t.log" >&2; }
     grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb)" "logs/$t.log" >&2 || true
 done
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "crashed: ${failed[*]} (inputs in fuzz/artifacts/, logs in fuzz/logs/)" >&2
+    exit 1
+fi
