@@ -451,7 +451,7 @@ impl Engine {
 
         let mut config = req.config;
         let mut host_config = req.host_config;
-        let warnings = super::blkio::verify(&mut host_config, super::blkio::Support::detect())?;
+        let warnings = super::sysinfo::verify(&mut host_config, super::sysinfo::Support::detect())?;
         // `--entrypoint ""` resets the image's entrypoint (and its Cmd).
         if config
             .entrypoint

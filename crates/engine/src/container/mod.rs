@@ -2,7 +2,6 @@
 //! daemon's containers. Lifecycle operations are in [`lifecycle`].
 
 pub mod archive;
-mod blkio;
 pub mod changes;
 pub mod commit;
 pub mod exec;
@@ -18,6 +17,7 @@ mod restart;
 mod seed;
 pub mod spec;
 pub mod stats;
+mod sysinfo;
 mod validate;
 
 use std::path::Path;

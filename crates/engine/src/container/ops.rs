@@ -245,6 +245,7 @@ impl Engine {
             super::restart::validate(&hc)?;
         }
         let mut args: Vec<String> = vec!["update".into()];
+        let mut warnings = Vec::new();
         if let Some(m) = u.memory.filter(|m| *m != 0) {
             // Unset swap: unlimited stays unlimited, else twice the memory
             // (as at create), so the v1 memsw limit always covers it.
@@ -252,6 +253,16 @@ impl Engine {
                 Some(s) => s,
                 None if hc.memory_swap == Some(-1) => -1,
                 None => super::spec::default_swap(m)?,
+            };
+            // Without swap accounting the memory limit goes alone, as at
+            // create (with dockerd's warning when a swap limit was asked for).
+            let swap = if super::sysinfo::Support::detect().swap_limit {
+                swap
+            } else {
+                if u.memory_swap.is_some_and(|s| s > 0) {
+                    warnings.push(super::sysinfo::NO_SWAP_LIMIT.to_string());
+                }
+                -1
             };
             if swap != -1 && swap < m {
                 return Err(EngineError::InvalidArgument(
@@ -320,7 +331,7 @@ impl Engine {
             self.persist(rec)?;
         }
         self.emit_container(&c.id, "update", &[]);
-        Ok(Vec::new())
+        Ok(warnings)
     }
 }
 

@@ -208,7 +208,7 @@ pub(crate) fn limits(hc: &HostConfig, resources: &mut Value) -> Result<()> {
     if let Some(p) = hc.pids_limit.filter(|p| *p != 0) {
         resources["pids"] = json!({"limit": p});
     }
-    super::blkio::resources(hc, resources)
+    super::sysinfo::resources(hc, resources)
 }
 
 /// Docker's swap limit when only memory is given: twice the memory.

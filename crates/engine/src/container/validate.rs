@@ -3,7 +3,7 @@
 //! verifyPlatformContainerResources, verifyPlatformContainerSettings), so a
 //! bad value is refused where it enters instead of failing later as a
 //! runtime error, or being applied as something else. Block I/O weights
-//! are checked with their host support in `blkio`.
+//! are checked with their host support in `sysinfo`.
 
 use std::ops::RangeInclusive;
 

@@ -1,9 +1,10 @@
-//! Block I/O weights from the HostConfig, checked as dockerd checks them
-//! (daemon/daemon_unix.go, verifyPlatformContainerResources): a weight the
+//! What the host's cgroups offer (dockerd's pkg/sysinfo) and the HostConfig
+//! limits checked against it as dockerd checks them (daemon/daemon_unix.go,
+//! verifyPlatformContainerResources): a block I/O weight or a swap limit the
 //! host cannot apply is dropped with dockerd's warning, which the create
 //! response carries in `Warnings`; a weight out of range is refused. What
-//! is left goes into the OCI `linux.resources.blockIO`, which berth-runtime
-//! refuses rather than drops should the host still lack it.
+//! is left goes into the OCI `linux.resources`, which berth-runtime refuses
+//! rather than drops should the host still lack it.
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
@@ -17,12 +18,16 @@ use crate::error::{EngineError, Result};
 pub(crate) const NO_WEIGHT: &str =
     "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
 pub(crate) const NO_WEIGHT_DEVICE: &str = "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.";
+pub(crate) const NO_SWAP_LIMIT: &str = "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.";
 
-/// Which block I/O weights the host's cgroups offer (docker's sysinfo).
+/// What the host's cgroups offer (docker's sysinfo).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Support {
     pub weight: bool,
     pub weight_device: bool,
+    /// Swap accounting (cgroup v1 `memory.memsw.*`, off unless the kernel
+    /// was booted with it).
+    pub swap_limit: bool,
 }
 
 impl Support {
@@ -39,31 +44,39 @@ impl Support {
         if v2 {
             let controllers =
                 std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
-            let io = controllers.split_whitespace().any(|c| c == "io");
+            let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
             return Support {
-                weight: io,
-                weight_device: io,
+                weight: has("io"),
+                weight_device: has("io"),
+                swap_limit: has("memory"),
             };
         }
-        let blkio = berth_cgroups::path::parse_mountinfo(mountinfo, root)
-            .into_iter()
-            .find(|m| m.controllers.iter().any(|c| c == "blkio"));
-        let has = |files: [&str; 2]| {
-            blkio
-                .as_ref()
+        let mounts = berth_cgroups::path::parse_mountinfo(mountinfo, root);
+        let has = |controller: &str, files: &[&str]| {
+            mounts
+                .iter()
+                .find(|m| m.controllers.iter().any(|c| c == controller))
                 .is_some_and(|m| files.iter().any(|f| m.mount_point.join(f).exists()))
         };
         Support {
-            weight: has(["blkio.weight", "blkio.bfq.weight"]),
-            weight_device: has(["blkio.weight_device", "blkio.bfq.weight_device"]),
+            weight: has("blkio", &["blkio.weight", "blkio.bfq.weight"]),
+            weight_device: has("blkio", &["blkio.weight_device", "blkio.bfq.weight_device"]),
+            swap_limit: has("memory", &["memory.memsw.limit_in_bytes"]),
         }
     }
 }
 
 /// Drops what the host cannot apply, with dockerd's warnings, and refuses a
-/// weight out of range.
+/// weight out of range. Without swap accounting a memory limit goes alone
+/// (swap -1): with a swap limit asked for, with dockerd's warning.
 pub(crate) fn verify(hc: &mut HostConfig, host: Support) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
+    if hc.memory.is_some_and(|m| m > 0) && !host.swap_limit {
+        if hc.memory_swap.is_some_and(|s| s > 0) {
+            warnings.push(NO_SWAP_LIMIT.to_string());
+        }
+        hc.memory_swap = Some(-1);
+    }
     if hc.blkio_weight.is_some_and(|w| w > 0) && !host.weight {
         warnings.push(NO_WEIGHT.to_string());
         hc.blkio_weight = Some(0);
@@ -131,6 +144,7 @@ mod tests {
         let none = Support {
             weight: false,
             weight_device: false,
+            swap_limit: false,
         };
         let mut hc = HostConfig {
             blkio_weight: Some(300),
@@ -154,10 +168,45 @@ mod tests {
     }
 
     #[test]
+    fn without_swap_accounting_memory_goes_alone() {
+        let host = Support {
+            weight: true,
+            weight_device: true,
+            swap_limit: false,
+        };
+        let mut hc = HostConfig {
+            memory: Some(64 << 20),
+            memory_swap: Some(128 << 20),
+            ..HostConfig::default()
+        };
+        assert_eq!(verify(&mut hc, host).unwrap(), [NO_SWAP_LIMIT]);
+        assert_eq!(hc.memory_swap, Some(-1));
+        let mut r = json!({});
+        crate::container::spec::limits(&hc, &mut r).unwrap();
+        assert_eq!(r["memory"], json!({"limit": 64 << 20, "swap": -1}));
+        // Unset swap (docker: twice the memory) needs no warning.
+        hc.memory_swap = None;
+        assert!(verify(&mut hc, host).unwrap().is_empty());
+        assert_eq!(hc.memory_swap, Some(-1));
+        // With swap accounting nothing changes.
+        let mut hc = HostConfig {
+            memory: Some(64 << 20),
+            ..HostConfig::default()
+        };
+        let all = Support {
+            swap_limit: true,
+            ..host
+        };
+        assert!(verify(&mut hc, all).unwrap().is_empty());
+        assert_eq!(hc.memory_swap, None);
+    }
+
+    #[test]
     fn supported_weights_are_range_checked_and_passed_on() {
         let all = Support {
             weight: true,
             weight_device: true,
+            swap_limit: true,
         };
         let mut hc = HostConfig {
             blkio_weight: Some(5),
@@ -190,6 +239,7 @@ mod tests {
         let none = Support {
             weight: false,
             weight_device: false,
+            swap_limit: false,
         };
         assert_eq!(Support::detect_at(tmp.path(), &mountinfo, false), none);
         std::fs::write(blkio.join("blkio.bfq.weight"), "").unwrap();
