@@ -237,19 +237,24 @@ fn only_rm_containers_get_a_volatile_overlay() {
     d.finish();
 }
 
-/// A create the runtime refuses (a cpuset of CPUs the host lacks, which its
-/// cgroup write rejects while the container's child waits to join) reports
-/// the runtime's own message to the client, and its teardown leaves nothing.
+/// A create the runtime refuses (a tmpfs option the kernel rejects, which
+/// the engine passes on unchecked: its mount fails while the container's
+/// child sets up the rootfs) reports the runtime's own message to the
+/// client, and its teardown leaves nothing. (A cpuset the host lacks no
+/// longer gets this far: create refuses it, as dockerd.)
+/// A tmpfs whose option only the kernel's mount refuses.
+const BAD_TMPFS: &str = "/refused:nr_inodes=nonsense";
+
 #[test]
 fn refused_create_reports_the_runtime_error_and_leaves_nothing() {
     let mut d = Daemon::start();
     d.ok(&["pull", "-q", IMAGE]);
-    let o = d.docker(&["run", "--rm", "--cpuset-cpus", "4095", IMAGE, "true"]);
+    let o = d.docker(&["run", "--rm", "--tmpfs", BAD_TMPFS, IMAGE, "true"]);
     assert_eq!(o.code, 125, "{}", o.stderr);
     assert!(
         o.stderr.contains("failed to create container")
             && o.stderr.contains("berth-runtime")
-            && o.stderr.contains("cpuset.cpus"),
+            && o.stderr.contains("/refused"),
         "{}",
         o.stderr
     );
@@ -280,7 +285,7 @@ fn runc_as_the_runtime_runs_removes_and_leaves_nothing() {
         .to_string();
     assert_eq!(d.ok(&["exec", &id, "echo", "in"]), "in\n");
     d.ok(&["rm", "-f", &id]);
-    let o = d.docker(&["run", "--rm", "--cpuset-cpus", "4095", IMAGE, "true"]);
+    let o = d.docker(&["run", "--rm", "--tmpfs", BAD_TMPFS, IMAGE, "true"]);
     // 125, or 127: the docker CLI says 127 for any error that mentions "no
     // such file or directory", which runc's warnings about the cgroup can.
     assert!(matches!(o.code, 125 | 127), "{} {}", o.code, o.stderr);
