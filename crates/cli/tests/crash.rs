@@ -7,7 +7,7 @@
 mod support;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -15,17 +15,6 @@ const IMAGES: [&str; 2] = [
     "localhost:5000/debian:bookworm",
     "localhost:5000/multilayer:latest",
 ];
-
-/// xorshift seeded from the clock; the seed is printed to replay a failure.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// `system check` is local: it reads the store with no daemon involved.
 fn check_sound(d: &Daemon) -> String {
@@ -62,18 +51,8 @@ fn sigkill_mid_pull_leaves_a_sound_store() {
             .collect()
     };
     let mut d = Daemon::start();
-    let seed = std::env::var("BERTH_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    eprintln!("full pulls {full:?}; BERTH_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_env("BERTH_CRASH_SEED");
+    eprintln!("full pulls {full:?}; BERTH_CRASH_SEED={}", rng.seed);
     for round in 0..8 {
         let img = IMAGES[round % 2];
         // Kill anywhere from start-up to the end of this image's pull.

@@ -84,3 +84,49 @@ pub fn header_cols(table: &str) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// xorshift64 for kill instants; seeded from `var` (to replay a run) or
+/// the clock. Print [`Rng::seed`] so a failure can be replayed.
+pub struct Rng {
+    state: u64,
+    pub seed: u64,
+}
+
+impl Rng {
+    pub fn from_env(var: &str) -> Rng {
+        let seed = std::env::var(var)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        Rng { state: seed, seed }
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    /// Uniform enough in [0, n).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A loopback address with a port free a moment ago (for a server the
+/// test starts).
+pub fn free_loopback_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}

@@ -731,6 +731,10 @@ impl Engine {
         let Some(id) = dir.file_name().and_then(|n| n.to_str()).map(String::from) else {
             return;
         };
+        // A create cut short: its shim and the runtime under it may wait
+        // forever for the dead daemon, and a shim that never answers keeps
+        // the teardown waiting; their process group goes first.
+        kill_shim_group(&self.paths.state_dir(&id));
         eprintln!(
             "berthd: container record {} is unreadable ({why}): tearing container {id} down",
             dir.join(super::RECORD).display()
@@ -1384,6 +1388,41 @@ impl Teardown {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_dir_all(state);
+    }
+}
+
+/// SIGKILLs the process group of the shim whose `--state-dir` is `state`
+/// (found in /proc): the shim, the runtime it runs, their children. The
+/// shim forks after its setsid, so the group is its own and no one else's.
+fn kill_shim_group(state: &Path) {
+    let want = [
+        b"--state-dir".as_slice(),
+        state.as_os_str().as_encoded_bytes(),
+    ];
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in procs.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if !args.windows(2).any(|w| w == want) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // pid (comm) state ppid pgrp …
+        let pgrp = stat
+            .rsplit_once(')')
+            .and_then(|(_, t)| t.split_whitespace().nth(2)?.parse::<libc::pid_t>().ok());
+        // SAFETY: plain kills; a group of 1 or 0 would mean init or ours.
+        unsafe {
+            match pgrp {
+                Some(g) if g > 1 && g != libc::getpgrp() => libc::kill(-g, libc::SIGKILL),
+                _ => libc::kill(pid, libc::SIGKILL),
+            };
+        }
     }
 }
 

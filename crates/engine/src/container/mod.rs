@@ -246,6 +246,9 @@ impl Engine {
                     continue;
                 }
             };
+            // A removal the previous daemon died in is finished now, or the
+            // container stayed "being removed" for good.
+            let removing = c.state.status == "removing";
             if c.shim {
                 match ShimClient::connect(&self.paths.shim_socket(&c.id))
                     .and_then(|mut s| s.state())
@@ -276,7 +279,8 @@ impl Engine {
                         }
                     }
                 }
-            } else if c.state.status == "removing" {
+            }
+            if removing && !remove.contains(&c.id) {
                 remove.push(c.id.clone());
             }
             let _ = self.persist(&c);
