@@ -227,6 +227,7 @@ pub fn tar_unpack(data: &[u8]) {
         owner: (mode & 2 != 0).then_some((1000, 1000)),
         whiteouts: mode & 4 == 0,
         no_overwrite_dir_non_dir: mode & 8 != 0,
+        ..Default::default()
     };
     let _ = berth_image::unpack::unpack_with(tar.as_slice(), &root, opts);
     let mut names: Vec<_> = std::fs::read_dir(parent.path())

@@ -11,6 +11,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("page not found")]
     NoRoute,
+    /// A request body over its endpoint's limit (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// A feature Berth does not have (501).
     #[error("{0}")]
     NotImplemented(String),
@@ -33,6 +36,7 @@ impl ApiError {
             },
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -55,5 +59,6 @@ mod tests {
         assert_eq!(e(EngineError::Internal("x".into())), 500);
         assert_eq!(e(EngineError::Forbidden("x".into())), 403);
         assert_eq!(ApiError::NoRoute.status().as_u16(), 404);
+        assert_eq!(ApiError::TooLarge("x".into()).status().as_u16(), 413);
     }
 }

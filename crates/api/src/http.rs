@@ -50,14 +50,23 @@ pub fn streaming(content_type: &'static str, rx: mpsc::Receiver<Bytes>) -> Resp 
 }
 
 /// A streamed `application/json` response fed from synchronous code (a
-/// puller's or builder's callbacks cannot await a bounded channel).
+/// puller's or builder's callbacks cannot await a bounded channel). When
+/// the client goes away (hyper drops the body) the sender closes at once,
+/// even while nothing is being sent: `tx.closed()` / `tx.is_closed()` is
+/// how the work learns nobody waits for it any more.
 pub fn json_lines() -> (mpsc::UnboundedSender<Bytes>, Resp) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
-        while let Some(b) = rx.recv().await {
-            if out_tx.send(b).await.is_err() {
-                break;
+        loop {
+            tokio::select! {
+                b = rx.recv() => {
+                    let Some(b) = b else { break };
+                    if out_tx.send(b).await.is_err() {
+                        break;
+                    }
+                }
+                () = out_tx.closed() => break,
             }
         }
     });
@@ -84,16 +93,97 @@ pub fn num(q: &HashMap<String, String>, k: &str) -> Result<Option<i64>> {
     }
 }
 
+/// The most a JSON request body may hold (container create/update, exec,
+/// network, volume, commit, auth). dockerd reads JSON bodies whole with no
+/// cap; a real `docker run` config with hundreds of env vars and labels is
+/// a few KiB, so 4 MiB refuses only abuse (a 600 MB body took berthd to
+/// 1.45 GB of RSS).
+pub const MAX_JSON_BODY: u64 = 4 << 20;
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::TooLarge(format!(
+        "request body too large: the limit for this endpoint is {} MiB",
+        limit >> 20
+    ))
+}
+
+/// Reads a body of at most `limit` bytes: a larger declared
+/// `Content-Length` is refused before anything is read, and a body that
+/// grows past the limit is refused as soon as it does (the rest is never
+/// read; hyper then closes the connection).
+pub async fn read_limited(
+    headers: &hyper::HeaderMap,
+    mut body: Incoming,
+    limit: u64,
+) -> Result<Bytes> {
+    let declared = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::BadRequest(format!("reading body: {e}")))?;
+        if let Some(d) = frame.data_ref() {
+            if (buf.len() + d.len()) as u64 > limit {
+                return Err(too_large(limit));
+            }
+            buf.extend_from_slice(d);
+        }
+    }
+    Ok(buf.freeze())
+}
+
 pub async fn body_json<T: serde::de::DeserializeOwned + Default>(
     req: Request<Incoming>,
 ) -> Result<T> {
-    let bytes = req
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("reading body: {e}")))?
-        .to_bytes();
+    let (parts, body) = req.into_parts();
+    let bytes = read_limited(&parts.headers, body, MAX_JSON_BODY).await?;
     crate::request::json_body(&bytes)
+}
+
+/// The request body streamed into a scratch file in the store, never
+/// whole in memory (archives are read by seeking, build contexts as a
+/// stream); removed when the guard drops.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+pub async fn spool(
+    engine: &berth_engine::Engine,
+    req: Request<Incoming>,
+    what: &str,
+) -> Result<Scratch> {
+    use tokio::io::AsyncWriteExt;
+    let path = engine.scratch_path(what);
+    if let Some(d) = path.parent() {
+        tokio::fs::create_dir_all(d)
+            .await
+            .map_err(|e| ApiError::Internal(format!("create {}: {e}", d.display())))?;
+    }
+    let scratch = Scratch(path.clone());
+    let mut f = tokio::fs::File::create(&path)
+        .await
+        .map_err(|e| ApiError::Internal(format!("create {}: {e}", path.display())))?;
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::BadRequest(format!("reading body: {e}")))?;
+        if let Some(d) = frame.data_ref() {
+            f.write_all(d)
+                .await
+                .map_err(|e| ApiError::Internal(format!("write {}: {e}", path.display())))?;
+        }
+    }
+    f.flush()
+        .await
+        .map_err(|e| ApiError::Internal(format!("write {}: {e}", path.display())))?;
+    Ok(scratch)
 }
 
 /// Runs blocking engine work off the async threads.

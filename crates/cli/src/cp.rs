@@ -121,6 +121,7 @@ fn extract(tar: impl io::Read, dest: &Path, contents: bool) -> Result<()> {
         owner: Some(owner),
         whiteouts: false,
         no_overwrite_dir_non_dir: false,
+        ..Default::default()
     };
     if dest.is_dir() {
         berth_image::unpack::unpack_with(tar, dest, opts)

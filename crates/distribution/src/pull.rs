@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use berth_image::formats::{self, Descriptor, ManifestKind, Platform, media};
 use berth_image::lease::Lease;
-use berth_image::{Digest, ImageRecord, ImageStore, LayerRecord, Reference, chain_ids};
+use berth_image::{Cancel, Digest, ImageRecord, ImageStore, LayerRecord, Reference, chain_ids};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
@@ -25,6 +25,9 @@ use crate::progress::Progress;
 pub struct PullOptions {
     pub platform: Platform,
     pub max_concurrent: usize,
+    /// Set when nobody waits for the pull any more: layer unpacks stop and
+    /// the pull fails with `Cancelled`.
+    pub cancel: Cancel,
 }
 
 impl Default for PullOptions {
@@ -32,6 +35,7 @@ impl Default for PullOptions {
         PullOptions {
             platform: Platform::host(),
             max_concurrent: 4,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -150,6 +154,7 @@ pub async fn pull(
             chain_id: chains[i].clone(),
             parent: i.checked_sub(1).map(|p| chains[p].clone()),
             id,
+            cancel: opts.cancel.clone(),
         };
         let sem = sem.clone();
         tasks.spawn(async move {
@@ -215,6 +220,7 @@ struct LayerJob {
     chain_id: Digest,
     parent: Option<Digest>,
     id: String,
+    cancel: Cancel,
 }
 
 impl LayerJob {
@@ -233,12 +239,13 @@ impl LayerJob {
         let offset = writer.offset();
         self.progress.start(&self.id, self.desc.size);
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(64);
-        let (s, desc, diff, chain, parent) = (
+        let (s, desc, diff, chain, parent, cancel) = (
             self.store.clone(),
             self.desc.clone(),
             self.diff_id.clone(),
             self.chain_id.clone(),
             self.parent.clone(),
+            self.cancel.clone(),
         );
         let unpack = tokio::task::spawn_blocking(move || {
             s.layers.ingest(
@@ -248,6 +255,7 @@ impl LayerJob {
                 parent.as_ref(),
                 writer,
                 ChannelReader::new(rx),
+                Some(&cancel),
             )
         });
         let feed = self.feed(offset, tx);

@@ -34,6 +34,9 @@ pub struct BuildRequest {
     /// Credentials for base images, by registry (`X-Registry-Config`):
     /// the only ones a build uses.
     pub registry_auth: berth_distribution::auth::AuthMap,
+    /// Set when the client goes away: the build stops (see
+    /// `berth_builder::build::BuildOptions::cancel`).
+    pub cancel: berth_image::Cancel,
 }
 
 impl BuildRequest {
@@ -59,9 +62,10 @@ impl BuildRequest {
 const ANONYMOUS_CONTEXT: &str = "0";
 
 /// Where a build's context comes from.
-pub enum BuildContext<'a> {
-    /// The request body: a tar (plain or gzip), or a bare Dockerfile.
-    Body(&'a [u8]),
+pub enum BuildContext {
+    /// The request body, spooled to a file: a tar (plain or gzip), or a
+    /// bare Dockerfile. Read as a stream, never whole.
+    Body(std::fs::File),
     /// The client's own directory, read in place; `dockerfile` is the
     /// Dockerfile's text when it lies outside that directory.
     Dir {
@@ -93,7 +97,7 @@ impl Engine {
     /// client dir is read where it is.
     pub fn build(
         &self,
-        context: BuildContext<'_>,
+        context: BuildContext,
         req: BuildRequest,
         out: Sink,
     ) -> Result<BuildResult> {
@@ -122,22 +126,31 @@ impl Engine {
                 client = dir;
                 (client.path(), dockerfile)
             }
-            BuildContext::Body(body) => {
+            BuildContext::Body(mut body) => {
                 // Clients that name no context (docker build) share one
                 // kept slot: each sync leaves it exactly the tar (contents
                 // compared where size and mtime agree), so rebuilding the
                 // same tree rewrites and rehashes nothing. A build while
                 // another holds the slot, or a bare Dockerfile, gets a
                 // scratch dir.
+                use std::io::Seek;
+                use std::os::unix::fs::FileExt;
                 let key = req.context_key.as_deref().unwrap_or(ANONYMOUS_CONTEXT);
-                kept = if build::context::is_tar(body) || req.context_key.is_some() {
-                    build::context::kept(self.images.root(), key, body)?
+                let mut head = [0u8; 512];
+                let n = body
+                    .read_at(&mut head, 0)
+                    .map_err(|e| EngineError::Internal(format!("read the build context: {e}")))?;
+                kept = if build::context::is_tar(&head[..n]) || req.context_key.is_some() {
+                    build::context::kept(self.images.root(), key, &mut body)?
                 } else {
                     None
                 };
                 match &kept {
                     Some(k) => (k.dir.clone(), k.dockerfile.clone()),
                     None => {
+                        body.rewind().map_err(|e| {
+                            EngineError::Internal(format!("read the build context: {e}"))
+                        })?;
                         scratch = build::context::from_reader(self.images.root(), body)?;
                         (scratch.dir.clone(), scratch.dockerfile.clone())
                     }
@@ -178,6 +191,7 @@ impl Engine {
         o.platform = platform;
         o.registry = self.registry_policy().clone();
         o.registry_auth = req.registry_auth;
+        o.cancel = req.cancel;
         Ok(build::build(&self.images, &o, out)?)
     }
 

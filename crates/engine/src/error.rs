@@ -80,7 +80,8 @@ fn classify_image_error(msg: &str, e: berth_image::Error) -> EngineError {
         E::InvalidReference(..)
         | E::InvalidPlatform(_)
         | E::InvalidDigest(_)
-        | E::InvalidArchive(_) => EngineError::InvalidArgument(msg.to_string()),
+        | E::InvalidArchive(_)
+        | E::TooLarge { .. } => EngineError::InvalidArgument(msg.to_string()),
         _ => EngineError::Internal(msg.to_string()),
     }
 }

@@ -184,10 +184,14 @@ impl Engine {
         platform: &str,
         auth: &AuthConfig,
         progress: Arc<dyn Progress>,
+        cancel: &berth_image::Cancel,
     ) -> Result<(Reference, ImageRecord)> {
         let reference = pull_reference(from_image, tag)?;
         let client = RegistryClient::new(&reference.domain, self.client_options(auth))?;
-        let mut opts = PullOptions::default();
+        let mut opts = PullOptions {
+            cancel: cancel.clone(),
+            ..Default::default()
+        };
         if !platform.is_empty() {
             opts.platform = platform
                 .parse()

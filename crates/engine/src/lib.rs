@@ -23,6 +23,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use berth_image::ImageStore;
 
+/// Set by the API when a client goes away; long work (pulls, builds) stops.
+pub use berth_image::Cancel;
 pub use build::{BuildPrune, BuildPruneOptions, BuildRequest, BuildResult, Sink};
 pub use container::exec::Exec;
 pub use container::model::*;

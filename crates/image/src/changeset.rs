@@ -196,7 +196,7 @@ pub fn store_layer(
         }
         store
             .layers
-            .ingest(&desc, &diff_id, &chain_id, parent, w, open()?)?;
+            .ingest(&desc, &diff_id, &chain_id, parent, w, open()?, None)?;
     } else if !store.content.exists(&blob) {
         store.content.ingest_reader(&blob, size, open()?)?;
     }

@@ -362,7 +362,7 @@ mod tests {
         let diff = Digest::sha256_of(&blob);
         store
             .layers
-            .ingest(&desc, &diff, &chain, Some(&parent), w, &blob[..])
+            .ingest(&desc, &diff, &chain, Some(&parent), w, &blob[..], None)
             .unwrap();
         let report = store.check().unwrap();
         assert_eq!(report.problems(), 0, "{:?}", report.findings);
@@ -385,7 +385,7 @@ mod tests {
         let w = store.content.writer(&desc.digest).unwrap();
         store
             .layers
-            .ingest(&desc, &diff, &chain, None, w, &blob[..])
+            .ingest(&desc, &diff, &chain, None, w, &blob[..], None)
             .unwrap();
         let other = store.layers.dir(&parent);
         fs::rename(store.layers.dir(&chain), &other).unwrap();

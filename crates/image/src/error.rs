@@ -36,6 +36,19 @@ pub enum Error {
     Conflict(String, usize),
     #[error("conflict: image {0} is in use (mounted or by a container); use force")]
     InUse(String),
+    /// An entry would make the extracted tree larger than allowed (its
+    /// apparent size: a sparse file counts with its holes).
+    #[error(
+        "layer entry {path:?} would expand the layer to {total} bytes, over the limit of {limit} bytes"
+    )]
+    TooLarge {
+        path: String,
+        total: u64,
+        limit: u64,
+    },
+    /// The work's client went away (see [`crate::Cancel`]).
+    #[error("cancelled: the client went away")]
+    Cancelled,
     #[error("invalid archive: {0}")]
     InvalidArchive(String),
     #[error("json in {what}: {source}")]

@@ -9,10 +9,13 @@
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cancel::Cancel;
 use crate::content::Writer;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, IoContext, Result};
@@ -31,6 +34,9 @@ pub struct LayerMeta {
 #[derive(Clone, Debug)]
 pub struct LayerStore {
     root: PathBuf,
+    /// What one layer may expand to (see [`unpack::DEFAULT_MAX_SIZE`]);
+    /// shared by clones, set once by the daemon's configuration.
+    max_size: Arc<AtomicU64>,
 }
 
 /// What the streaming source reported, to tell network failures (worth a
@@ -101,7 +107,20 @@ impl LayerStore {
         let tmp = root.join("tmp");
         fs::create_dir_all(&tmp).ctx("create", &tmp)?;
         spread_subdirs(&tmp);
-        Ok(LayerStore { root })
+        Ok(LayerStore {
+            root,
+            max_size: Arc::new(AtomicU64::new(unpack::DEFAULT_MAX_SIZE)),
+        })
+    }
+
+    /// Caps what a layer may expand to (the sum of its files' apparent
+    /// sizes); a layer past it is refused, naming the entry.
+    pub fn set_max_size(&self, bytes: u64) {
+        self.max_size.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn max_size(&self) -> u64 {
+        self.max_size.load(Ordering::Relaxed)
     }
 
     pub fn root(&self) -> &Path {
@@ -210,7 +229,10 @@ impl LayerStore {
 
     /// Streams one layer blob into the store (see the module doc). `writer` is
     /// the content-store writer for `desc.digest`; if it resumed partial data,
-    /// `source` must yield the bytes from `writer.offset()` on.
+    /// `source` must yield the bytes from `writer.offset()` on. Once `cancel`
+    /// is set the unpack stops, leaving no layer dir and (as after a
+    /// network failure) the partial blob for a later resume.
+    #[allow(clippy::too_many_arguments)]
     pub fn ingest(
         &self,
         desc: &Descriptor,
@@ -219,6 +241,7 @@ impl LayerStore {
         parent: Option<&Digest>,
         mut writer: Writer,
         source: impl Read + Send,
+        cancel: Option<&Cancel>,
     ) -> Result<LayerMeta> {
         let compression = Compression::of_layer(&desc.media_type)?;
         let tmp = self.tmp_path(chain_id);
@@ -239,8 +262,14 @@ impl LayerStore {
             writer: &mut writer,
             source_failed: false,
         };
-        let mut result = unpack_stream(&mut tee, compression, &diff);
-        if result.is_err() && !tee.source_failed {
+        let opts = unpack::UnpackOptions {
+            max_size: self.max_size(),
+            cancel: cancel.cloned(),
+            ..Default::default()
+        };
+        let mut result = unpack_stream(&mut tee, compression, &diff, opts);
+        let cancelled = cancel.is_some_and(Cancel::is_cancelled);
+        if result.is_err() && !tee.source_failed && !cancelled {
             // Bad content: if the blob is also not the one we asked for, that
             // is the real story (a corrupt or malicious registry), so say so.
             let drained = io::copy(&mut tee, &mut io::sink());
@@ -251,7 +280,7 @@ impl LayerStore {
                 });
             }
         }
-        let source_failed = tee.source_failed;
+        let source_failed = tee.source_failed || cancelled;
         let cleanup = |tmp: &Path| {
             let _ = fs::remove_dir_all(tmp);
         };
@@ -263,7 +292,9 @@ impl LayerStore {
                 if !source_failed {
                     writer.discard();
                 }
-                return Err(e);
+                // Whatever the stopped unpack then saw (a cut stream), the
+                // cause is the cancel.
+                return Err(if cancelled { Error::Cancelled } else { e });
             }
         };
         let blob = writer.digest_so_far();
@@ -376,6 +407,7 @@ fn unpack_stream<R: Read + Send>(
     raw: &mut R,
     compression: Compression,
     target: &Path,
+    opts: unpack::UnpackOptions,
 ) -> Result<(unpack::UnpackStats, Digest)> {
     // Two stages on two threads: this one creates the files (kernel time
     // dominates), the other one downloads, hashes the blob, decompresses and
@@ -395,7 +427,7 @@ fn unpack_stream<R: Read + Send>(
                 source: e,
             })?;
         let mut reader = BufReader::with_capacity(256 * 1024, ChunkReader::new(rx, free_tx));
-        let unpacked = unpack::unpack(&mut reader, target).and_then(|stats| {
+        let unpacked = unpack::unpack_with(&mut reader, target, opts).and_then(|stats| {
             // Trailing zero blocks after the end-of-archive marker belong to the diff.
             io::copy(&mut reader, &mut io::sink())?;
             Ok(stats)
@@ -574,7 +606,9 @@ mod tests {
             let d = desc(&blob, mt);
             let chain = Digest::sha256_of(mt.as_bytes()); // distinct per case
             let w = cs.writer(&d.digest).unwrap();
-            let meta = ls.ingest(&d, &diff, &chain, None, w, &blob[..]).unwrap();
+            let meta = ls
+                .ingest(&d, &diff, &chain, None, w, &blob[..], None)
+                .unwrap();
             assert_eq!(meta.size, 5);
             assert!(ls.exists(&chain));
             assert_eq!(
@@ -595,7 +629,7 @@ mod tests {
         let wrong = Digest::sha256_of(b"not the diff");
         let w = cs.writer(&d.digest).unwrap();
         let err = ls
-            .ingest(&d, &wrong, &wrong, None, w, &tar[..])
+            .ingest(&d, &wrong, &wrong, None, w, &tar[..], None)
             .unwrap_err();
         assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
         assert!(!ls.exists(&wrong));

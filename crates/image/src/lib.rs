@@ -1,6 +1,7 @@
 //! Berth's image store: content-addressed blobs, OCI/Docker image formats,
 //! layers unpacked once per chain ID, and the local image records.
 
+pub mod cancel;
 pub mod content;
 pub mod digest;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod gzip;
 pub mod gzwrite;
 pub mod unpack;
 
+pub use cancel::Cancel;
 pub use content::ContentStore;
 pub use digest::{Digest, chain_ids};
 pub use error::{Error, Result};

@@ -181,7 +181,7 @@ impl ImageStore {
             }
             return Ok(self
                 .layers
-                .ingest(desc, diff_id, chain, parent, w, open()?)?
+                .ingest(desc, diff_id, chain, parent, w, open()?, None)?
                 .size);
         }
         if !self.content.exists(&desc.digest) {

@@ -237,8 +237,9 @@ fn copy_options_owner_plain_whiteout_names_and_dir_kinds() {
         owner: Some((1234, 5678)),
         whiteouts: false,
         no_overwrite_dir_non_dir: true,
+        ..Default::default()
     };
-    unpack_with(&tar[..], &target, opts).unwrap();
+    unpack_with(&tar[..], &target, opts.clone()).unwrap();
     let m = fs::metadata(target.join("new")).unwrap();
     assert_eq!((m.uid(), m.gid()), (1234, 5678));
     // A plain file named like a whiteout, and the existing file replaced.
@@ -246,7 +247,7 @@ fn copy_options_owner_plain_whiteout_names_and_dir_kinds() {
     assert_eq!(fs::read_to_string(target.join("f")).unwrap(), "new");
     for (name, kind) in [("d", EntryType::Regular), ("f", EntryType::Directory)] {
         let tar = tarball(|b| raw_entry(b, name, kind, "", b""));
-        let e = unpack_with(&tar[..], &target, opts).unwrap_err();
+        let e = unpack_with(&tar[..], &target, opts.clone()).unwrap_err();
         assert!(e.to_string().contains("cannot overwrite"), "{e}");
     }
     assert!(target.join("d").is_dir() && target.join("f").is_file());
@@ -286,4 +287,116 @@ fn blank_device_numbers_are_zero() {
     assert!(m.file_type().is_char_device());
     assert_eq!(m.rdev(), 0);
     assert!(unpack(&entry("x", EntryType::Fifo, b"zz\0\0\0\0\0\0")[..], &target).is_err());
+}
+
+/// A GNU sparse entry of apparent size `real` whose only data is `tail`
+/// (512 bytes) at its very end: a few blocks of tar, any size on disk.
+fn sparse_entry(b: &mut tar::Builder<Vec<u8>>, name: &str, real: u64, tail: &[u8; 512]) {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(name).unwrap();
+    h.set_entry_type(EntryType::GNUSparse);
+    h.set_mode(0o644);
+    h.set_mtime(1_600_000_000);
+    h.set_size(512);
+    let gnu = h.as_gnu_mut().unwrap();
+    gnu.set_real_size(real);
+    gnu.sparse[0].set_offset(real - 512);
+    gnu.sparse[0].set_length(512);
+    h.set_cksum();
+    b.append(&h, &tail[..]).unwrap();
+}
+
+#[test]
+fn abuse_sparse_bomb_is_refused_by_name_before_any_work() {
+    let (_t, target) = sandbox();
+    let tar = tarball(|b| {
+        raw_entry(b, "ok", EntryType::Regular, "", b"fine");
+        sparse_entry(b, "var/log/bomb", 1 << 40, &[7; 512]);
+    });
+    assert!(tar.len() < 10_000, "the bomb is {} bytes of tar", tar.len());
+    let t0 = std::time::Instant::now();
+    let e = unpack(&tar[..], &target).unwrap_err();
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t0.elapsed()
+    );
+    match &e {
+        Error::TooLarge { path, total, limit } => {
+            assert_eq!(path, "var/log/bomb");
+            assert_eq!((*total, *limit), (4 + (1 << 40), DEFAULT_MAX_SIZE));
+        }
+        e => panic!("not TooLarge: {e}"),
+    }
+    assert!(e.to_string().contains("var/log/bomb"), "{e}");
+    assert!(!target.join("var/log/bomb").exists());
+}
+
+#[test]
+fn abuse_sparse_file_within_the_limit_is_written_as_holes() {
+    let (_t, target) = sandbox();
+    let real: u64 = 64 << 20;
+    let tar = tarball(|b| sparse_entry(b, "lastlog", real, &[9; 512]));
+    let t0 = std::time::Instant::now();
+    let stats = unpack(&tar[..], &target).unwrap();
+    let took = t0.elapsed();
+    let m = fs::metadata(target.join("lastlog")).unwrap();
+    assert_eq!((m.len(), stats.bytes), (real, real));
+    // Holes, not zeros on disk: at most a few blocks allocated.
+    assert!(
+        m.blocks() * 512 < (1 << 20),
+        "{} blocks allocated",
+        m.blocks()
+    );
+    let mut f = fs::File::open(target.join("lastlog")).unwrap();
+    let mut tail = [0u8; 512];
+    f.seek(SeekFrom::Start(real - 512)).unwrap();
+    f.read_exact(&mut tail).unwrap();
+    assert_eq!(tail, [9; 512]);
+    eprintln!("64 MiB sparse file unpacked in {took:?}");
+}
+
+#[test]
+fn abuse_layer_limit_counts_the_sum_of_entries() {
+    let (_t, target) = sandbox();
+    let tar = tarball(|b| {
+        raw_entry(b, "a", EntryType::Regular, "", &[1; 600]);
+        raw_entry(b, "b", EntryType::Regular, "", &[2; 600]);
+    });
+    let opts = UnpackOptions {
+        max_size: 1000,
+        ..Default::default()
+    };
+    let e = unpack_with(&tar[..], &target, opts).unwrap_err();
+    assert!(
+        matches!(&e, Error::TooLarge { path, total: 1200, limit: 1000 } if path == "b"),
+        "{e}"
+    );
+    assert!(target.join("a").is_file() && !target.join("b").exists());
+}
+
+#[test]
+fn abuse_cancel_stops_an_unpack_mid_file() {
+    let (_t, target) = sandbox();
+    // 200 GiB of holes would take the better part of a minute to expand.
+    let tar = tarball(|b| sparse_entry(b, "big", 200 << 30, &[1; 512]));
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    let t0 = std::time::Instant::now();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        c.cancel();
+    });
+    let opts = UnpackOptions {
+        cancel: Some(cancel),
+        ..Default::default()
+    };
+    let e = unpack_with(&tar[..], &target, opts).unwrap_err();
+    stopper.join().unwrap();
+    assert!(matches!(e, Error::Cancelled), "{e}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        t0.elapsed()
+    );
 }

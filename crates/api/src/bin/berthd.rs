@@ -35,6 +35,11 @@ struct Args {
     /// HTTP; repeatable. Loopback registries always are; nothing else is.
     #[arg(long = "insecure-registry", value_name = "REGISTRY")]
     insecure_registries: Vec<berth_distribution::InsecureRegistry>,
+    /// Bytes one image layer may expand to when pulled, loaded or
+    /// imported: the sum of its files' apparent sizes, holes of sparse
+    /// files included (default 256 GiB).
+    #[arg(long, value_name = "BYTES")]
+    max_layer_size: Option<u64>,
 }
 
 fn beside_me(name: &str) -> PathBuf {
@@ -175,6 +180,9 @@ fn main() -> anyhow::Result<()> {
         registry: berth_distribution::RegistryPolicy::with_insecure(a.insecure_registries),
     };
     let engine = Engine::open_with(paths, options).context("open the engine")?;
+    if let Some(n) = a.max_layer_size {
+        engine.image_store().layers.set_max_size(n);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -9,14 +9,13 @@ use berth_engine::build::{BuildContext, ClientDir, Peer};
 use berth_engine::prune::PruneFilter;
 use berth_engine::{BuildPruneOptions, BuildRequest, Engine};
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, Result};
-use crate::http::{self, Resp, blocking, json, json_lines, num, query};
+use crate::http::{self, Resp, blocking, json, json_lines, num, query, spool};
 
 /// Every value of every query key (`t` repeats).
 fn query_all(req: &Request<Incoming>) -> BTreeMap<String, Vec<String>> {
@@ -74,6 +73,7 @@ pub(crate) fn request(q: &BTreeMap<String, Vec<String>>) -> Result<BuildRequest>
             .map(String::from),
         // From the X-Registry-Config header (see `build`).
         registry_auth: Default::default(),
+        cancel: Default::default(),
     };
     r.check_tags()?;
     Ok(r)
@@ -117,12 +117,11 @@ pub async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> 
     breq.registry_auth = super::images::registry_config(&req)?;
     let quiet = flag(&q, "q");
     let peer = req.extensions().get::<Arc<Peer>>().cloned();
-    let context = req
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("reading the build context: {e}")))?
-        .to_bytes();
+    // The context (a tar of any size) goes to a file in the store, read
+    // from there as a stream.
+    let spooled = spool(&engine, req, "build").await?;
+    let body = std::fs::File::open(&spooled.0)
+        .map_err(|e| ApiError::Internal(format!("open {}: {e}", spooled.0.display())))?;
     // Berth's own `berthcontextpath`: the context is the directory whose
     // fd the client passed with the connection, read in place (see
     // berth_engine::build::ClientDir); the value only names it in logs.
@@ -130,10 +129,25 @@ pub async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> 
     // (403 for non-root, 400 without an fd) before anything streams, so
     // `berth build` falls back to sending a tar.
     let dir = match last(&q, "berthcontextpath").filter(|p| !p.is_empty()) {
-        Some(_) => Some(blocking(move || ClientDir::open(peer.as_deref())).await?),
+        Some(_) => {
+            let dir = blocking(move || ClientDir::open(peer.as_deref())).await?;
+            Some((dir, dockerfile_text(&body)?))
+        }
         None => None,
     };
     let (tx, resp) = json_lines();
+    // A client that hangs up cancels the build: RUN's container is
+    // killed, no further step starts. The watcher ends with the build
+    // (its sender would otherwise hold the response open).
+    let cancel = breq.cancel.clone();
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let watch = tx.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = watch.closed() => cancel.cancel(),
+            _ = finished => {}
+        }
+    });
     let sink = Arc::new(Mutex::new(StreamWriter {
         tx: tx.clone(),
         buf: Vec::new(),
@@ -143,16 +157,14 @@ pub async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> 
     // A plain thread, not the blocking pool: the builder may start its own
     // tokio runtime (pulling a base image) and forks for each RUN.
     std::thread::spawn(move || {
+        let _done = done;
+        let _spooled = spooled;
         let send = |v: Value| {
             let _ = tx.send(message(&v));
         };
         let context = match dir {
-            Some(dir) => BuildContext::Dir {
-                dir,
-                dockerfile: (!context.is_empty())
-                    .then(|| String::from_utf8_lossy(&context).into_owned()),
-            },
-            None => BuildContext::Body(&context),
+            Some((dir, dockerfile)) => BuildContext::Dir { dir, dockerfile },
+            None => BuildContext::Body(body),
         };
         match engine.build(context, breq, sink) {
             Ok(r) => {
@@ -176,6 +188,24 @@ pub async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp> 
         }
     });
     Ok(resp)
+}
+
+/// With `berthcontextpath` the body is only the Dockerfile, when it lies
+/// outside the context directory (empty otherwise).
+fn dockerfile_text(body: &std::fs::File) -> Result<Option<String>> {
+    use std::io::Read;
+    const MAX: u64 = 16 << 20;
+    let mut text = Vec::new();
+    body.take(MAX + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| ApiError::Internal(format!("read the Dockerfile: {e}")))?;
+    if text.len() as u64 > MAX {
+        return Err(ApiError::TooLarge(format!(
+            "the Dockerfile is larger than {} MiB",
+            MAX >> 20
+        )));
+    }
+    Ok((!text.is_empty()).then(|| String::from_utf8_lossy(&text).into_owned()))
 }
 
 /// `POST /build/prune`: `all`, `filters` (`until`; the cache records

@@ -226,10 +226,7 @@ pub async fn exec_start(engine: Arc<Engine>, id: String, req: Request<Incoming>)
     // The body must be read before the upgrade takes the connection; keep
     // the headers (and the upgrade handle) in a rebuilt request.
     let (parts, body) = req.into_parts();
-    let bytes = http_body_util::BodyExt::collect(body)
-        .await
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?
-        .to_bytes();
+    let bytes = crate::http::read_limited(&parts.headers, body, crate::http::MAX_JSON_BODY).await?;
     let start: ExecStart = if bytes.is_empty() {
         ExecStart::default()
     } else {

@@ -9,7 +9,6 @@ use berth_distribution::Progress;
 use berth_engine::images::AuthConfig;
 use berth_engine::{Engine, Removed};
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
@@ -17,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, Result};
 use crate::http::{
-    Resp, blocking, body_json, empty, flag, full, json, json_lines, query, streaming,
+    Resp, blocking, body_json, empty, flag, full, json, json_lines, query, spool, streaming,
 };
 
 /// `GET /images/json`: `filters` as dockerd's. `all` and `digests` change
@@ -201,11 +200,19 @@ pub async fn create(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Resp>
     let e = engine.clone();
     let before = blocking(move || Ok(e.image_inspect(&name).ok().map(|i| i.id))).await?;
     tokio::spawn(async move {
+        // A client that hangs up cancels the pull (as dockerd's request
+        // context does): the unpacks stop and the downloads are dropped.
+        let cancel = berth_engine::Cancel::new();
+        let pull = engine.pull(&from, &tag, &platform, &auth, progress.clone(), &cancel);
+        let result = tokio::select! {
+            r = pull => r,
+            () = progress.tx.closed() => {
+                cancel.cancel();
+                return;
+            }
+        };
         // The puller itself reports "Pulling from" and "Digest".
-        match engine
-            .pull(&from, &tag, &platform, &auth, progress.clone())
-            .await
-        {
+        match result {
             Ok((reference, rec)) => {
                 if before.as_deref() == Some(rec.id.to_string().as_str()) {
                     progress.message(&format!("Status: Image is up to date for {reference}"));
@@ -299,43 +306,6 @@ pub fn names_query(req: &Request<Incoming>) -> Vec<String> {
         .filter(|(k, _)| k == "names")
         .map(|(_, v)| v.into_owned())
         .collect()
-}
-
-/// The request body into a scratch file in the store (archives are read by
-/// seeking); removed when the guard drops.
-struct Scratch(std::path::PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-async fn spool(engine: &Engine, req: Request<Incoming>, what: &str) -> Result<Scratch> {
-    use tokio::io::AsyncWriteExt;
-    let path = engine.scratch_path(what);
-    if let Some(d) = path.parent() {
-        tokio::fs::create_dir_all(d)
-            .await
-            .map_err(|e| ApiError::Internal(format!("create {}: {e}", d.display())))?;
-    }
-    let scratch = Scratch(path.clone());
-    let mut f = tokio::fs::File::create(&path)
-        .await
-        .map_err(|e| ApiError::Internal(format!("create {}: {e}", path.display())))?;
-    let mut body = req.into_body();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::BadRequest(format!("reading body: {e}")))?;
-        if let Some(d) = frame.data_ref() {
-            f.write_all(d)
-                .await
-                .map_err(|e| ApiError::Internal(format!("write {}: {e}", path.display())))?;
-        }
-    }
-    f.flush()
-        .await
-        .map_err(|e| ApiError::Internal(format!("write {}: {e}", path.display())))?;
-    Ok(scratch)
 }
 
 /// A JSON-lines body from messages known up front.

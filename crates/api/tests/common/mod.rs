@@ -470,58 +470,79 @@ pub fn unique(name: &str) -> String {
 /// `volumes` as `VOLUME`s, under a repo only this test uses; returns its
 /// reference. (Layers are cross-mounted, so only the config is new.)
 pub fn busybox_with_volumes(repo: &str, volumes: &[&str]) -> String {
-    let reg = "http://127.0.0.1:5000/v2";
-    let curl = |args: &[&str]| -> String {
-        let out = Command::new("curl")
-            .arg("-sSf")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "curl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let reg = REGISTRY_API;
     let accept = "Accept: application/vnd.oci.image.manifest.v1+json";
-    let mut manifest: serde_json::Value = serde_json::from_str(&curl(&[
+    let mut manifest: serde_json::Value = serde_json::from_str(&registry_curl(&[
         "-H",
         accept,
         &format!("{reg}/busybox/manifests/latest"),
     ]))
     .unwrap();
     let cfg_digest = manifest["config"]["digest"].as_str().unwrap().to_string();
-    let mut cfg: serde_json::Value =
-        serde_json::from_str(&curl(&[&format!("{reg}/busybox/blobs/{cfg_digest}")])).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&registry_curl(&[&format!(
+        "{reg}/busybox/blobs/{cfg_digest}"
+    )]))
+    .unwrap();
     let vols: serde_json::Map<String, serde_json::Value> = volumes
         .iter()
         .map(|v| (v.to_string(), serde_json::json!({})))
         .collect();
     cfg["config"]["Volumes"] = serde_json::Value::Object(vols);
     let cfg_bytes = serde_json::to_vec(&cfg).unwrap();
-    let cfg_file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(cfg_file.path(), &cfg_bytes).unwrap();
-    let sum = Command::new("sha256sum")
-        .arg(cfg_file.path())
-        .output()
-        .unwrap();
-    let digest = format!(
-        "sha256:{}",
-        String::from_utf8_lossy(&sum.stdout)
-            .split(' ')
-            .next()
-            .unwrap()
-    );
     for l in manifest["layers"].as_array().unwrap() {
         let d = l["digest"].as_str().unwrap();
-        curl(&[
+        registry_curl(&[
             "-X",
             "POST",
             &format!("{reg}/{repo}/blobs/uploads/?mount={d}&from=busybox"),
         ]);
     }
-    let headers = curl(&[
+    let digest = push_blob(repo, &cfg_bytes);
+    manifest["config"]["digest"] = serde_json::json!(digest);
+    manifest["config"]["size"] = serde_json::json!(cfg_bytes.len());
+    put_manifest(repo, &manifest)
+}
+
+/// The fixture registry's API.
+pub const REGISTRY_API: &str = "http://127.0.0.1:5000/v2";
+
+/// curl that must succeed; returns stdout.
+pub fn registry_curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .arg("-sSf")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `sha256:<hex>` of `data`.
+pub fn sha256_digest(data: &[u8]) -> String {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), data).unwrap();
+    let sum = Command::new("sha256sum").arg(f.path()).output().unwrap();
+    format!(
+        "sha256:{}",
+        String::from_utf8_lossy(&sum.stdout)
+            .split(' ')
+            .next()
+            .unwrap()
+    )
+}
+
+/// Uploads `data` as a blob of `repo` in the fixture registry (one
+/// monolithic upload); returns its digest.
+pub fn push_blob(repo: &str, data: &[u8]) -> String {
+    let reg = REGISTRY_API;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), data).unwrap();
+    let digest = sha256_digest(data);
+    let headers = registry_curl(&[
         "-D",
         "-",
         "-o",
@@ -545,25 +566,28 @@ pub fn busybox_with_volumes(repo: &str, volumes: &[&str]) -> String {
         format!("http://127.0.0.1:5000{loc}")
     };
     let sep = if loc.contains('?') { '&' } else { '?' };
-    curl(&[
+    registry_curl(&[
         "-X",
         "PUT",
         "-H",
         "Content-Type: application/octet-stream",
         "--data-binary",
-        &format!("@{}", cfg_file.path().display()),
+        &format!("@{}", file.path().display()),
         &format!("{loc}{sep}digest={digest}"),
     ]);
-    manifest["config"]["digest"] = serde_json::json!(digest);
-    manifest["config"]["size"] = serde_json::json!(cfg_bytes.len());
-    curl(&[
+    digest
+}
+
+/// Puts an OCI manifest as `repo:latest`; returns the reference to pull.
+pub fn put_manifest(repo: &str, manifest: &serde_json::Value) -> String {
+    registry_curl(&[
         "-X",
         "PUT",
         "-H",
         "Content-Type: application/vnd.oci.image.manifest.v1+json",
         "--data-binary",
         &manifest.to_string(),
-        &format!("{reg}/{repo}/manifests/latest"),
+        &format!("{REGISTRY_API}/{repo}/manifests/latest"),
     ]);
     format!("localhost:5000/{repo}:latest")
 }

@@ -20,9 +20,50 @@ impl Drop for ScratchContext {
     }
 }
 
+/// Most a bare Dockerfile sent instead of a context tar may hold.
+const DOCKERFILE_MAX: u64 = 16 << 20;
+
+/// What stdin-like input holds: a tar (streamed from `head` on, never
+/// whole in memory), gzip'd or not, or a bare Dockerfile.
+enum Input<R> {
+    Tar {
+        gz: bool,
+        data: std::io::Chain<std::io::Cursor<Vec<u8>>, R>,
+    },
+    Dockerfile(String),
+}
+
+/// Reads enough of `input` to tell a tar from a Dockerfile.
+fn sniff<R: Read>(mut input: R) -> Result<Input<R>> {
+    let mut head = vec![0u8; 512];
+    let n = read_full(&mut input, &mut head).ctx("read", "build context")?;
+    head.truncate(n);
+    if is_tar(&head) {
+        let gz = head.starts_with(&[0x1f, 0x8b]);
+        return Ok(Input::Tar {
+            gz,
+            data: std::io::Cursor::new(head).chain(input),
+        });
+    }
+    let mut text = head;
+    input
+        .take(DOCKERFILE_MAX + 1)
+        .read_to_end(&mut text)
+        .ctx("read", "build context")?;
+    if text.len() as u64 > DOCKERFILE_MAX {
+        return Err(crate::Error::Invalid(format!(
+            "the build context is neither a tar nor a Dockerfile of at most {} MiB",
+            DOCKERFILE_MAX >> 20
+        )));
+    }
+    Ok(Input::Dockerfile(
+        String::from_utf8_lossy(&text).into_owned(),
+    ))
+}
+
 /// Reads stdin-like input: a tar/tar.gz becomes the context, anything else
 /// is taken as the Dockerfile with an empty context.
-pub fn from_reader(store_root: &Path, mut input: impl Read) -> Result<ScratchContext> {
+pub fn from_reader(store_root: &Path, input: impl Read) -> Result<ScratchContext> {
     let dir = store_root
         .join("builder")
         .join("tmp")
@@ -32,17 +73,13 @@ pub fn from_reader(store_root: &Path, mut input: impl Read) -> Result<ScratchCon
         dir,
         dockerfile: None,
     };
-    let mut data = Vec::new();
-    input.read_to_end(&mut data).ctx("read", "stdin")?;
-    let gz = data.starts_with(&[0x1f, 0x8b]);
-    if !is_tar(&data) {
-        ctx.dockerfile = Some(String::from_utf8_lossy(&data).into_owned());
-        return Ok(ctx);
-    }
-    let r: Box<dyn Read> = if gz {
-        Box::new(flate2::read::MultiGzDecoder::new(&data[..]))
-    } else {
-        Box::new(&data[..])
+    let r: Box<dyn Read> = match sniff(input)? {
+        Input::Dockerfile(text) => {
+            ctx.dockerfile = Some(text);
+            return Ok(ctx);
+        }
+        Input::Tar { gz: true, data } => Box::new(flate2::read::MultiGzDecoder::new(data)),
+        Input::Tar { gz: false, data } => Box::new(data),
     };
     let mut a = tar::Archive::new(r);
     a.set_preserve_permissions(true);
@@ -144,8 +181,9 @@ pub struct KeptContext {
 }
 
 /// The kept context for `key` synced to `input`; None when another build
-/// holds it (the caller then uses a scratch context).
-pub fn kept(store_root: &Path, key: &str, input: &[u8]) -> Result<Option<KeptContext>> {
+/// holds it (the caller then uses a scratch context), before any of
+/// `input` is read.
+pub fn kept(store_root: &Path, key: &str, input: impl Read) -> Result<Option<KeptContext>> {
     if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(crate::Error::Invalid(format!(
             "context key {key:?}: expected up to 64 hex digits"
@@ -172,19 +210,16 @@ pub fn kept(store_root: &Path, key: &str, input: &[u8]) -> Result<Option<KeptCon
         dockerfile: None,
         _lock: lock,
     };
-    let gz = input.starts_with(&[0x1f, 0x8b]);
-    if !is_tar(input) {
-        ctx.dockerfile = Some(String::from_utf8_lossy(input).into_owned());
-        sync(&ctx.dir, tar::Archive::new(&[][..]))?;
-        return Ok(Some(ctx));
-    }
-    if gz {
-        sync(
+    match sniff(input)? {
+        Input::Dockerfile(text) => {
+            ctx.dockerfile = Some(text);
+            sync(&ctx.dir, tar::Archive::new(&[][..]))?;
+        }
+        Input::Tar { gz: true, data } => sync(
             &ctx.dir,
-            tar::Archive::new(flate2::read::MultiGzDecoder::new(input)),
-        )?;
-    } else {
-        sync(&ctx.dir, tar::Archive::new(input))?;
+            tar::Archive::new(flate2::read::MultiGzDecoder::new(data)),
+        )?,
+        Input::Tar { gz: false, data } => sync(&ctx.dir, tar::Archive::new(data))?,
     }
     Ok(Some(ctx))
 }
@@ -470,10 +505,10 @@ mod tests {
         assert_eq!(fs::read_to_string(c.dir.join("build/keep")).unwrap(), "k");
         // A kept context: same result, then only what changed is rewritten
         // and what went away is removed.
-        let k = kept(root.path(), "ab12", &data).unwrap().unwrap();
+        let k = kept(root.path(), "ab12", &data[..]).unwrap().unwrap();
         assert_eq!(fs::read_to_string(k.dir.join("src/m.c")).unwrap(), "m");
         assert!(
-            kept(root.path(), "ab12", &data).unwrap().is_none(),
+            kept(root.path(), "ab12", &data[..]).unwrap().is_none(),
             "locked"
         );
         let dir2 = k.dir.clone();
@@ -483,7 +518,7 @@ mod tests {
         fs::write(d.path().join("src/m.c"), "changed").unwrap();
         fs::remove_file(d.path().join("a.txt")).unwrap();
         let data2 = tar_dir(d.path(), &["Dockerfile"], &[]).unwrap();
-        let k = kept(root.path(), "ab12", &data2).unwrap().unwrap();
+        let k = kept(root.path(), "ab12", &data2[..]).unwrap().unwrap();
         assert_eq!(
             fs::read_to_string(k.dir.join("src/m.c")).unwrap(),
             "changed"
@@ -494,7 +529,7 @@ mod tests {
         let k = kept(
             root.path(),
             "ab12",
-            &tar_dir(d.path(), &["Dockerfile"], &[]).unwrap(),
+            &tar_dir(d.path(), &["Dockerfile"], &[]).unwrap()[..],
         )
         .unwrap()
         .unwrap();
@@ -502,13 +537,13 @@ mod tests {
         // A second name pins the inode: a rewrite cannot get its number back.
         let pin = root.path().join("pin");
         fs::hard_link(dir2.join("build/keep"), &pin).unwrap();
-        let again = kept(root.path(), "ab12", &[]);
+        let again = kept(root.path(), "ab12", &[][..]);
         assert!(again.unwrap().is_none());
         drop(k);
         let k = kept(
             root.path(),
             "ab12",
-            &tar_dir(d.path(), &["Dockerfile"], &[]).unwrap(),
+            &tar_dir(d.path(), &["Dockerfile"], &[]).unwrap()[..],
         )
         .unwrap()
         .unwrap();
@@ -518,7 +553,7 @@ mod tests {
             "an unchanged file is not rewritten"
         );
         assert_eq!(k.dir, dir2);
-        assert!(kept(root.path(), "../x", &data).is_err());
+        assert!(kept(root.path(), "../x", &data[..]).is_err());
         drop(k);
         // Same size, same mtime: the contents still decide.
         let src = d.path().join("build/keep");
@@ -533,7 +568,7 @@ mod tests {
         let k = kept(
             root.path(),
             "ab12",
-            &tar_dir(d.path(), &["Dockerfile"], &[]).unwrap(),
+            &tar_dir(d.path(), &["Dockerfile"], &[]).unwrap()[..],
         )
         .unwrap()
         .unwrap();
@@ -569,7 +604,7 @@ mod tests {
             b.append_data(&mut h, name, &big[..]).unwrap();
         }
         let t = b.into_inner().unwrap();
-        drop(kept(root.path(), "ef", &t).unwrap().unwrap());
+        drop(kept(root.path(), "ef", &t[..]).unwrap().unwrap());
         let dir = root.path().join("builder/contexts/ef");
         let mut other = big.clone();
         other[200_000] ^= 0xff;
@@ -582,7 +617,7 @@ mod tests {
                 .set_modified(UNIX_EPOCH + Duration::from_secs(mtime))
                 .unwrap();
         }
-        drop(kept(root.path(), "ef", &t).unwrap().unwrap());
+        drop(kept(root.path(), "ef", &t[..]).unwrap().unwrap());
         assert!(fs::read(dir.join("new")).unwrap() == big, "compared");
         assert!(fs::read(dir.join("old")).unwrap() == other, "not read");
         let names: Vec<_> = fs::read_dir(&dir)
@@ -624,8 +659,12 @@ mod tests {
             }
             b.into_inner().unwrap()
         };
-        drop(kept(root.path(), "cd", &tar_of(false)).unwrap().unwrap());
-        assert!(kept(root.path(), "cd", &tar_of(true)).is_err());
+        drop(
+            kept(root.path(), "cd", &tar_of(false)[..])
+                .unwrap()
+                .unwrap(),
+        );
+        assert!(kept(root.path(), "cd", &tar_of(true)[..]).is_err());
         assert_eq!(fs::read_to_string(victim.join("f")).unwrap(), "secret");
     }
 }

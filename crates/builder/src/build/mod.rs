@@ -64,6 +64,10 @@ pub struct BuildOptions {
     /// `--platform`: the target platform (default: this machine's). Base
     /// images are pulled for it; RUN works only in host-platform stages.
     pub platform: Option<String>,
+    /// Set when nobody waits for the build any more (its client went
+    /// away): no further step starts, a running RUN is killed, and the
+    /// build fails with `Cancelled`, its mounts and containers gone.
+    pub cancel: berth_image::Cancel,
 }
 
 impl BuildOptions {
@@ -85,6 +89,7 @@ impl BuildOptions {
             registry_auth: Default::default(),
             secrets: BTreeMap::new(),
             platform: None,
+            cancel: berth_image::Cancel::default(),
         }
     }
 }

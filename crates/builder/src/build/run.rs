@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use berth_image::ImageStore;
 use berth_image::formats::{ContainerConfig, ImageConfig};
+use berth_image::{Cancel, ImageStore};
 use berth_runtime::{CreateOptions, Runtime};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
@@ -123,6 +123,8 @@ pub struct RunSpec<'a> {
     pub runtime_root: &'a Path,
     /// Extra OCI mounts (RUN --mount).
     pub mounts: Vec<serde_json::Value>,
+    /// Once set, the step's container is killed and the step fails.
+    pub cancel: &'a Cancel,
 }
 
 pub type Sink = Arc<Mutex<dyn Write + Send>>;
@@ -240,10 +242,12 @@ pub fn run(step: &StepRoot, spec: &RunSpec, out: &Sink, prefix: &str) -> Result<
                     line.clear();
                 }
             });
-            let mut status = String::new();
-            let _ = std::io::Read::read_to_string(&mut fs::File::from(sr), &mut status);
+            let status = wait_status(sr, &rt, &opts.id, spec.cancel);
             let _ = nix::sys::wait::waitpid(child, None);
             let _ = reader.join();
+            // The helper deleted the killed container (its runtime `run`
+            // ends with a delete); the caller's StepRoot unmounts.
+            spec.cancel.check()?;
             match status.strip_prefix('E') {
                 Some(e) => Err(Error::Invalid(format!("running the step's container: {e}"))),
                 None => status.trim().parse::<i32>().map_err(|_| {
@@ -252,4 +256,34 @@ pub fn run(step: &StepRoot, spec: &RunSpec, out: &Sink, prefix: &str) -> Result<
             }
         }
     }
+}
+
+/// Reads the helper's status, polling so that a cancel is seen while the
+/// step runs: then the container's processes are killed (again each poll,
+/// as the container may not exist yet when the cancel comes), the helper's
+/// `run` sees its init die, deletes the container and reports.
+fn wait_status(status: std::os::fd::OwnedFd, rt: &Runtime, id: &str, cancel: &Cancel) -> String {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::io::Read;
+    let mut f = fs::File::from(status);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        let ready = {
+            let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&f), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::from(100u16))
+        };
+        match ready {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => {}
+            Ok(_) => match f.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            },
+            Err(_) => break,
+        }
+        if cancel.is_cancelled() {
+            let _ = rt.kill(id, nix::sys::signal::Signal::SIGKILL, true);
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -201,6 +201,7 @@ impl<'a> Ctx<'a> {
         }
         let mut n = 1;
         for ins in trig_ins.iter().chain(&stage.instructions) {
+            self.opts.cancel.check()?;
             if matches!(ins.kind, Kind::Run(_) | Kind::Copy(_)) {
                 n += 1;
             }
@@ -275,6 +276,7 @@ impl<'a> Ctx<'a> {
                     &r,
                     &berth_distribution::PullOptions {
                         platform: platform.clone(),
+                        cancel: self.opts.cancel.clone(),
                         ..Default::default()
                     },
                     Arc::new(berth_distribution::NoProgress),
@@ -759,6 +761,7 @@ impl<'a> Ctx<'a> {
                     host_network,
                     runtime_root: &me.runtime_root,
                     mounts: prepared.oci.clone(),
+                    cancel: &me.opts.cancel,
                 };
                 prepared.make_stubs(&step.rootfs)?;
                 let code = run::run(&step, &spec, &me.out, &prefix)?;

@@ -265,6 +265,7 @@ impl Engine {
             owner: (!copy_uid_gid).then_some((0, 0)),
             whiteouts: false,
             no_overwrite_dir_non_dir,
+            ..Default::default()
         };
         berth_image::unpack::unpack_with(tar, &o.proc_path(), opts).map_err(|e| match e {
             berth_image::Error::Hostile { .. } | berth_image::Error::InvalidArchive(_) => {
