@@ -44,6 +44,15 @@ for cand in "${BERTH_SHARED:-}" ../shared ../../shared /work/shared; do
 done
 [ -f "$SHARED/fixtures/make-images.sh" ] || { log "shared fixtures not found (set BERTH_SHARED)"; exit 1; }
 log "fixtures from $SHARED/fixtures"
+# make-images.sh finds its Debian mirror by grepping /etc/apt/sources.list
+# under pipefail, which fails on machines that only have deb822
+# sources.list.d/*.sources files: hand it the mirror ourselves.
+if [ -z "${MIRROR:-}" ]; then
+  MIRROR=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ {print $2}' | grep -v -- '-security' | head -n1 || true)
+  [ -n "$MIRROR" ] || MIRROR=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '/^deb / {print $2}' | grep -v -- '-security' | head -n1 || true)
+  [ -n "$MIRROR" ] || { log "no Debian mirror in apt's sources (set MIRROR)"; exit 1; }
+  export MIRROR
+fi
 # registry.sh pushes all three images and stops if one is missing.
 ONLY="${BERTH_FIXTURE_IMAGES:-busybox debian multilayer}" bash "$SHARED/fixtures/make-images.sh" >/dev/null
 bash "$SHARED/fixtures/registry.sh" start >/dev/null
