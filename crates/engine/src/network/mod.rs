@@ -387,6 +387,22 @@ impl Engine {
             t.networks.insert(n.id.clone(), n);
         }
         let mut nl = Netlink::open()?;
+        // Our bridges no record names: a `network create` killed between
+        // the bridge and its record. Nothing else would ever remove them.
+        let alias = bridge_alias(&self.paths.root);
+        let named: Vec<&str> = t.networks.values().map(|n| n.bridge.as_str()).collect();
+        for l in nl.links()? {
+            if l.kind.as_deref() == Some("bridge")
+                && l.alias.as_deref() == Some(alias.as_str())
+                && !named.contains(&l.name.as_str())
+            {
+                eprintln!(
+                    "berthd: bridge {} has no network record: removing it",
+                    l.name
+                );
+                bridge::remove(&mut nl, &l.name, &alias)?;
+            }
+        }
         let nets: Vec<Network> = t.networks.values().cloned().collect();
         let mut usable = Vec::new();
         for n in nets.iter().filter(|n| n.is_bridge()) {
