@@ -24,10 +24,14 @@ impl Reference {
     }
 
     /// The short name docker prints (`busybox`, `localhost:5000/busybox`).
+    /// `library/` goes only before a one-part name, as in docker's
+    /// familiarizeName: `docker.io/library/a/b` shown as `a/b` would name
+    /// `docker.io/a/b`.
     pub fn familiar_repository(&self) -> String {
         if self.domain == DEFAULT_DOMAIN {
             self.path
                 .strip_prefix("library/")
+                .filter(|rest| !rest.contains('/'))
                 .unwrap_or(&self.path)
                 .to_string()
         } else {
@@ -220,6 +224,18 @@ impl fmt::Display for Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn familiar_names_parse_back_to_the_same_repository() {
+        // Found by fuzz/ (target reference): shown as "a/b", it named
+        // docker.io/a/b.
+        let r: Reference = "docker.io/library/a/b:1".parse().unwrap();
+        assert_eq!(r.familiar_repository(), "library/a/b");
+        let back: Reference = r.to_string().parse().unwrap();
+        assert_eq!(back.repository(), "docker.io/library/a/b");
+        let r: Reference = "docker.io/library/a".parse().unwrap();
+        assert_eq!(r.to_string(), "a:latest");
+    }
 
     #[test]
     fn normalisation() {
