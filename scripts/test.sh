@@ -16,8 +16,8 @@ log "fuzz targets over their committed corpus (fuzz/; long runs: scripts/fuzz.sh
 # build is reused; cargo fuzz's instrumented build would not fit CI's budget.
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 CARGO_TARGET_DIR="$PWD/target" cargo clippy --manifest-path fuzz/Cargo.toml \
-    --no-default-features --all-targets -- -D warnings
+    --no-default-features --features builder,api --all-targets -- -D warnings
 CARGO_TARGET_DIR="$PWD/target" cargo nextest run --manifest-path fuzz/Cargo.toml \
-    --no-default-features
+    --no-default-features --features builder,api
 log "interop: docker, podman and containerd with berth-runtime"
 BERTH_RUNTIME="$PWD/target/debug/berth-runtime" bash tests/interop/run-all.sh

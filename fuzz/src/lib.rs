@@ -7,6 +7,7 @@
 
 use std::net::Ipv4Addr;
 
+#[cfg(feature = "builder")]
 /// `dockerfile`: the Dockerfile parser, word expansion, `.dockerignore` and
 /// its globs. Input: a Dockerfile; after a NUL, an ignore file and a path.
 pub fn dockerfile(data: &[u8]) {
@@ -122,6 +123,7 @@ pub fn image_json(data: &[u8]) {
     }
 }
 
+#[cfg(feature = "api")]
 /// `api_request`: the Docker API's query strings and JSON bodies. Input: a
 /// query string, then after the first newline a body. The `filters`
 /// parameter goes through every endpoint's filter parser; the body through
@@ -364,6 +366,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "builder")]
     #[test]
     fn dockerfile_corpus() {
         run("dockerfile", dockerfile);
@@ -384,6 +387,7 @@ mod tests {
         run("tar_unpack", tar_unpack);
     }
 
+    #[cfg(feature = "api")]
     #[test]
     fn api_request_corpus() {
         run("api_request", api_request);
