@@ -27,8 +27,13 @@ impl Reference {
     /// `library/` goes only before a one-part name, as in docker's
     /// familiarizeName: `docker.io/library/a/b` shown as `a/b` would name
     /// `docker.io/a/b`.
+    /// A docker.io path whose first part looks like a host (`a.b/c`) keeps
+    /// its domain: shown bare, it would name the registry `a.b`.
     pub fn familiar_repository(&self) -> String {
-        if self.domain == DEFAULT_DOMAIN {
+        let first = self.path.split('/').next().unwrap_or("");
+        let looks_like_host = self.path.contains('/')
+            && (first.contains('.') || first.contains(':') || first == "localhost");
+        if self.domain == DEFAULT_DOMAIN && !looks_like_host {
             self.path
                 .strip_prefix("library/")
                 .filter(|rest| !rest.contains('/'))
@@ -235,6 +240,15 @@ mod tests {
         assert_eq!(back.repository(), "docker.io/library/a/b");
         let r: Reference = "docker.io/library/a".parse().unwrap();
         assert_eq!(r.to_string(), "a:latest");
+        // Also found by fuzz/: a first part like a host keeps docker.io.
+        for name in ["docker.io/a.b/c", "docker.io/localhost/c"] {
+            let r: Reference = name.parse().unwrap();
+            assert_eq!(r.familiar_repository(), name);
+            let back: Reference = r.to_string().parse().unwrap();
+            assert_eq!(back.repository(), name);
+        }
+        let r: Reference = "docker.io/ab/c".parse().unwrap();
+        assert_eq!(r.familiar_repository(), "ab/c");
     }
 
     #[test]
