@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::UnixListener;
 
 pub use error::ApiError;
@@ -32,14 +32,32 @@ pub const MIN_API_VERSION: &str = "1.24";
 const API_MINOR: u32 = 45;
 const MIN_API_MINOR: u32 = 24;
 
+/// How long a connection may take to send a request's headers (and, when it
+/// is idle, to start the next one) before it is closed: dockerd's
+/// `ReadHeaderTimeout`. Bounds what slow or silent clients hold.
+/// `BERTH_HEADER_READ_TIMEOUT_SECS` overrides it (tests).
+fn header_read_timeout() -> std::time::Duration {
+    const DOCKERD_READ_HEADER_TIMEOUT_SECS: u64 = 300;
+    let secs = std::env::var("BERTH_HEADER_READ_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&s: &u64| s > 0)
+        .unwrap_or(DOCKERD_READ_HEADER_TIMEOUT_SECS);
+    std::time::Duration::from_secs(secs)
+}
+
 /// Serves connections from `listener` until the process ends.
 pub async fn serve(engine: Arc<Engine>, listener: UnixListener) -> std::io::Result<()> {
+    let header_timeout = header_read_timeout();
     loop {
         let (stream, _) = listener.accept().await?;
         let engine = engine.clone();
         tokio::spawn(async move {
-            // Before any HTTP: the directory fd `berth build` may pass.
-            let Ok(context) = passed_dir(&stream).await else {
+            // Before any HTTP: the directory fd `berth build` may pass. A
+            // client that sends nothing at all is dropped after the header
+            // timeout, as one that sends its headers too slowly is by hyper.
+            let Ok(Ok(context)) = tokio::time::timeout(header_timeout, passed_dir(&stream)).await
+            else {
                 return;
             };
             let peer = stream.peer_cred().ok().map(|c| {
@@ -56,6 +74,8 @@ pub async fn serve(engine: Arc<Engine>, listener: UnixListener) -> std::io::Resu
                 async move { Ok::<_, Infallible>(handle(engine, req).await) }
             });
             let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), svc)
                 .with_upgrades()
                 .await;

@@ -278,3 +278,55 @@ fn abuse_symlinks_planted_in_a_volume_never_reach_the_host() {
     );
     d.finish();
 }
+
+/// Slowloris bound: a client that dribbles its headers, or connects and says
+/// nothing, is cut off after the header read timeout (dockerd's
+/// `ReadHeaderTimeout`; shortened here), and its fd is released.
+#[test]
+fn abuse_slow_and_silent_clients_are_cut_off_after_the_header_timeout() {
+    let mut d = Daemon::start_with_env(&[("BERTH_HEADER_READ_TIMEOUT_SECS", "2")]);
+    d.http("GET", "/_ping");
+    let fds_before = open_fds(&d);
+    let silent = UnixStream::connect(d.socket()).unwrap();
+    let mut dribbler = UnixStream::connect(d.socket()).unwrap();
+    dribbler
+        .write_all(b"GET /_ping HTTP/1.1\r\nHost: b\r\nX-Pad: ")
+        .unwrap();
+    let started = Instant::now();
+    let closed = |mut s: &UnixStream| {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 512];
+        // EOF, or whatever hyper answers before closing, then EOF.
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    };
+    // Keep dribbling on another thread while we wait for the cut-off.
+    let mut writer = dribbler.try_clone().unwrap();
+    let feeder = std::thread::spawn(move || {
+        for _ in 0..20 {
+            if writer.write_all(b"a").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    assert!(closed(&dribbler), "the dribbling client was never cut off");
+    assert!(closed(&silent), "the silent client was never cut off");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(15),
+        "cut off after {took:?} (timeout 2 s)"
+    );
+    feeder.join().unwrap();
+    wait_until(10, "the cut-off clients' fds to be closed", || {
+        open_fds(&d) <= fds_before
+    });
+    ping_within(&d, Duration::from_secs(5));
+    d.finish();
+}
