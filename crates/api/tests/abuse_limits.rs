@@ -5,30 +5,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, IMAGE, push_blob, put_manifest, sha256_digest, unique};
-
-/// (VmHWM, VmRSS) of a process in KiB.
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |k: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(k))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
-fn berthd_pid(d: &Daemon) -> u32 {
-    d.child.as_ref().unwrap().id()
-}
+use common::{
+    Daemon, IMAGE, memory_kib, push_blob, put_manifest, read_response, sha256_digest, unique,
+    wait_until,
+};
 
 /// CPU time (user + system, clock ticks) berthd has used so far.
 fn cpu_ticks(pid: u32) -> u64 {
@@ -41,28 +26,6 @@ fn cpu_ticks(pid: u32) -> u64 {
         .collect();
     // Fields 14 and 15 (utime, stime); f[0] is field 3.
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-}
-
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while !ok() {
-        assert!(t0.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    t0.elapsed()
-}
-
-/// The status line and body of a response, read until the server closes.
-fn read_response(s: &mut UnixStream) -> (u16, String) {
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let resp = String::from_utf8_lossy(&resp).into_owned();
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, resp)
 }
 
 /// Sends `total` bytes of garbage as the body of `POST path` (declared
@@ -117,8 +80,8 @@ fn post_garbage(d: &Daemon, path: &str, total: usize, chunked: bool) -> (u16, St
 #[test]
 fn abuse_oversized_json_bodies_are_413_and_never_buffered() {
     let mut d = Daemon::start();
-    let pid = berthd_pid(&d);
-    let (hwm0, rss0) = memory(pid);
+    let pid = d.pid();
+    let (hwm0, rss0) = memory_kib(pid);
     const BODY: usize = 600 << 20;
     // Declared: refused before a byte of the body is read.
     let (status, resp, took) = post_garbage(&d, "/v1.45/containers/create", BODY, false);
@@ -135,7 +98,7 @@ fn abuse_oversized_json_bodies_are_413_and_never_buffered() {
         assert_eq!(status, 413, "{path}: {resp}");
         assert!(took < Duration::from_secs(20), "{path}: {took:?}");
     }
-    let (hwm1, rss1) = memory(pid);
+    let (hwm1, rss1) = memory_kib(pid);
     eprintln!(
         "berthd memory: VmHWM {hwm0} -> {hwm1} KiB, VmRSS {rss0} -> {rss1} KiB after 4 x 600 MiB bodies"
     );
@@ -168,14 +131,14 @@ fn big_context(size: u64, dockerfile: &str) -> tempfile::TempDir {
 #[test]
 fn abuse_a_300mb_build_context_streams_to_disk() {
     let mut d = Daemon::start();
-    let pid = berthd_pid(&d);
-    let (hwm0, rss0) = memory(pid);
+    let pid = d.pid();
+    let (hwm0, rss0) = memory_kib(pid);
     let ctx = big_context(300 << 20, "FROM scratch\nCOPY Dockerfile /Dockerfile\n");
     let tag = unique("abuse-bigctx");
     let t0 = Instant::now();
     d.ok(&["build", "-q", "-t", &tag, ctx.path().to_str().unwrap()]);
     let took = t0.elapsed();
-    let (hwm1, rss1) = memory(pid);
+    let (hwm1, rss1) = memory_kib(pid);
     eprintln!(
         "300 MiB context built in {took:?}; berthd VmHWM {hwm0} -> {hwm1} KiB, VmRSS {rss0} -> {rss1} KiB"
     );
@@ -377,7 +340,7 @@ fn abuse_a_sparse_bomb_layer_is_refused_at_once_by_name() {
 #[test]
 fn abuse_a_pull_stops_when_its_client_disconnects() {
     let mut d = Daemon::start();
-    let pid = berthd_pid(&d);
+    let pid = d.pid();
     // 200 GiB of holes, under the default limit: without a cancel, a debug
     // berthd would expand it for an hour after the client left.
     let layer = sparse_layer("big", 200 << 30);

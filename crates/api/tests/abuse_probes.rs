@@ -14,22 +14,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn pid(d: &Daemon) -> u32 {
-    d.child.as_ref().expect("berthd runs").id()
-}
-
 /// VmRSS of berthd, in KiB.
 fn rss_kib(d: &Daemon) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid(d))).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
+    memory_kib(d.pid()).1
 }
 
 fn open_fds(d: &Daemon) -> usize {
-    std::fs::read_dir(format!("/proc/{}/fd", pid(d)))
+    std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
         .unwrap()
         .count()
 }
@@ -57,15 +48,7 @@ fn send_raw(d: &Daemon, req: &[u8]) -> (u16, String) {
     let mut s = UnixStream::connect(d.socket()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let _ = s.write_all(req);
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let resp = String::from_utf8_lossy(&resp).into_owned();
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, resp)
+    read_response(&mut s)
 }
 
 fn ping_within(d: &Daemon, limit: Duration) {
@@ -73,15 +56,6 @@ fn ping_within(d: &Daemon, limit: Duration) {
     let (status, body) = d.http("GET", "/_ping");
     assert_eq!((status, body.as_str()), (200, "OK"));
     assert!(t.elapsed() < limit, "ping took {:?}", t.elapsed());
-}
-
-/// Polls `f` until it holds or `secs` pass.
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The abusive requests, once; each must get its error status and leave
@@ -203,9 +177,11 @@ fn abuse_http_probes_slow_clients_and_bounded_memory() {
         t.join().unwrap();
     }
     // Their connections are released once they go.
-    wait_until(10, "the slow clients' fds to be closed", || {
-        open_fds(&d) <= fds_before
-    });
+    wait_until(
+        "the slow clients' fds to be closed",
+        Duration::from_secs(10),
+        || open_fds(&d) <= fds_before,
+    );
 
     // The probes again, 10 times: memory stays bounded (no buffer kept per
     // refused request or per slow client). Measured here: 23.3 MiB before,
@@ -348,9 +324,11 @@ fn abuse_slow_and_silent_clients_are_cut_off_after_the_header_timeout() {
         "cut off after {took:?} (timeout 2 s)"
     );
     feeder.join().unwrap();
-    wait_until(10, "the cut-off clients' fds to be closed", || {
-        open_fds(&d) <= fds_before
-    });
+    wait_until(
+        "the cut-off clients' fds to be closed",
+        Duration::from_secs(10),
+        || open_fds(&d) <= fds_before,
+    );
     ping_within(&d, Duration::from_secs(5));
     d.finish();
 }

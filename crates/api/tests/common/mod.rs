@@ -220,6 +220,11 @@ impl Daemon {
         o.stdout
     }
 
+    /// The running berthd's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("berthd runs").id()
+    }
+
     /// A raw HTTP/1.0 request on the socket: (status, body).
     pub fn http(&self, method: &str, path: &str) -> (u16, String) {
         self.http_json(method, path, "")
@@ -590,4 +595,43 @@ pub fn put_manifest(repo: &str, manifest: &serde_json::Value) -> String {
         &format!("{REGISTRY_API}/{repo}/manifests/latest"),
     ]);
     format!("localhost:5000/{repo}:latest")
+}
+
+/// (VmHWM, VmRSS) of a process, in KiB.
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// Polls `ok` every 50 ms until it holds, failing the test after `limit`;
+/// returns how long it took.
+pub fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !ok() {
+        assert!(t0.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t0.elapsed()
+}
+
+/// The status line's code and the whole response, read until the server
+/// closes (0 when there is no status line).
+pub fn read_response(s: &mut UnixStream) -> (u16, String) {
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, resp)
 }
